@@ -1,0 +1,133 @@
+"""Crop training patch pairs from the pictures in images_raw/.
+
+    python gen_samples.py 400 -64      # 400 pairs of 64 px into samples_gen_64/
+    python gen_samples.py 1000         # 1000 pairs of 32 px into samples_gen_32/
+
+Each pair is NNNNN.large.png (the sharp patch) and NNNNN.small.png (the same patch
+after bicubic downscaling by --scale and bicubic upscaling back), plus
+manifest.json with the settings.  The same seed gives the same files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from sr import cli
+from sr.errors import UserError
+from sr.imaging import load_image, modcrop
+from sr.patches import crop_pairs, patches_per_image
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Crop sharp/degraded training patch pairs from pictures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("count", type=int, help="number of patch pairs to write")
+    p.add_argument("-64", dest="large", action="store_true",
+                   help="64 px patches instead of 32 px (same as --size 64)")
+    p.add_argument("--size", type=int, default=None,
+                   help="patch side in pixels (default 32, or 64 with -64)")
+    p.add_argument("--scale", type=int, default=2, help="degradation scale factor")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--input", "-i", default="images_raw", help="folder of pictures")
+    p.add_argument("--output", "-o", default=None,
+                   help="output folder (default samples_gen_<size>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output folder that already holds samples")
+    args = p.parse_args(argv)
+    args.size = args.size or (64 if args.large else 32)
+    args.output = Path(args.output or f"samples_gen_{args.size}")
+    if args.count < 1:
+        p.error("count must be at least 1")
+    if args.scale < 2:
+        p.error("--scale must be at least 2")
+    if args.size < 2 * args.scale:
+        p.error("--size must be at least twice the scale")
+    return args
+
+
+def read_sizes(paths):
+    """(path, (width, height)) for every readable picture; others reported and skipped."""
+    sizes = []
+    for path in paths:
+        try:
+            sizes.append((path, load_image(path).size))
+        except UserError as e:
+            cli.warn(f"skipping {e}")
+    return sizes
+
+
+def write_samples(args, sources, counts, folder: Path, rng) -> dict:
+    """Crop and save the pairs into folder; returns {pair id: source file name}."""
+    origin = {}
+    index = 0
+    with tqdm(total=args.count, unit="pair", desc="cropping") as bar:
+        for (path, _), n in zip(sources, counts):
+            if n == 0:
+                continue
+            img = modcrop(load_image(path), args.scale)
+            for hr, lr in crop_pairs(img, n, args.size, args.scale, rng):
+                name = f"{index:05d}"
+                hr.save(folder / f"{name}.large.png")
+                lr.save(folder / f"{name}.small.png")
+                origin[name] = path.name
+                index += 1
+                bar.update(1)
+    return origin
+
+
+def publish(tmp: Path, output: Path, overwrite: bool) -> None:
+    """Move the finished folder into place; an old one is replaced only with --overwrite."""
+    if output.exists():
+        if not overwrite:
+            raise UserError(f"{output}: already exists; use --overwrite to replace it "
+                            f"or --output for another folder")
+        trash = Path(tempfile.mkdtemp(prefix=f".{output.name}.old.", dir=output.parent))
+        os.replace(output, trash / output.name)
+        os.replace(tmp, output)
+        shutil.rmtree(trash)
+    else:
+        os.replace(tmp, output)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    paths = cli.image_files(args.input)
+    if not paths:
+        raise UserError(f"{args.input}: no pictures found (put JPEG/PNG/... files there)")
+    if args.output.exists() and not args.overwrite:
+        raise UserError(f"{args.output}: already exists; use --overwrite to replace it "
+                        f"or --output for another folder")
+    sizes = read_sizes(paths)
+    for path, (w, h) in sizes:
+        if min(w - w % args.scale, h - h % args.scale) < args.size:
+            print(f"note: {path.name} ({w}x{h}) is smaller than a {args.size} px patch, skipped")
+    rng = np.random.default_rng(args.seed)
+    counts = patches_per_image([s for _, s in sizes], args.count, args.size, rng)
+    if sum(counts) == 0:
+        raise UserError(f"{args.input}: no picture is at least {args.size}x{args.size} px")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{args.output.name}.tmp.", dir=args.output.parent))
+    try:
+        origin = write_samples(args, sizes, counts, tmp, rng)
+        manifest = {"scale": args.scale, "size": args.size, "seed": args.seed,
+                    "count": len(origin), "degradation": "pillow-bicubic",
+                    "sources": origin}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        publish(tmp, args.output, args.overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    print(f"wrote {len(origin)} pairs of {args.size} px (x{args.scale}) to {args.output}/")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,1 @@
+"""Building blocks shared by main.py, gen_samples.py, the tests and the benchmarks."""

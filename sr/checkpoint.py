@@ -1,0 +1,121 @@
+"""Saving, loading and finding model checkpoints.
+
+A checkpoint is a plain dict of tensors and plain values, so it loads with
+torch.load(..., weights_only=True) and no code from the file is ever run:
+
+    {"format": "srcnn-checkpoint", "version": 1,
+     "model": {"kernels": [9, 5, 5], "filters": [64, 32], "residual": True},
+     "scale": 2, "created": "2026-11-27T05:00:00", "state_dict": {...},
+     "train": {...settings and results...}}
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from sr.errors import UserError
+from srcnn import SRCNN
+
+FORMAT = "srcnn-checkpoint"
+VERSION = 1
+TIMESTAMP = "%Y-%m-%d--%H-%M-%S"
+
+
+def timestamp() -> str:
+    """Local time as used in file names: 2026-11-27--05-00-00."""
+    return datetime.now().strftime(TIMESTAMP)
+
+
+def save_checkpoint(path, model: SRCNN, scale: int, train: dict | None = None,
+                    overwrite: bool = False) -> Path:
+    """Write a self-describing checkpoint atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, "model": model.config,
+               "scale": int(scale), "created": datetime.now().isoformat(timespec="seconds"),
+               "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+               "train": dict(train or {})}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise UserError(f"{path}: already exists, not overwritten") from None
+            os.unlink(tmp)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """Load and validate a checkpoint dict; never unpickles arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickles of modules, truncated or foreign files
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: not an SRCNN checkpoint ({reason[:160]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path}: not an SRCNN checkpoint (missing format tag)")
+    if ckpt.get("version") != VERSION:
+        raise UserError(f"{path}: checkpoint version {ckpt.get('version')} is not supported")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, path="checkpoint") -> SRCNN:
+    """Build the network described by a checkpoint and load its weights."""
+    try:
+        model = SRCNN(**ckpt["model"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise UserError(f"{path}: checkpoint does not match its architecture ({e})") from None
+    return model.eval()
+
+
+def load_model(path, scale: int | None = None):
+    """(model, checkpoint dict) from a file; UserError if it is for another scale."""
+    ckpt = read_checkpoint(path)
+    if scale is not None and ckpt["scale"] != scale:
+        raise UserError(f"{path}: model is for x{ckpt['scale']}, not x{scale}")
+    return model_from_checkpoint(ckpt, path), ckpt
+
+
+def list_models(models_dir, scale: int | None = None, warn=None):
+    """Valid checkpoints in models_dir, newest first, as (path, checkpoint dict).
+
+    Files that are not valid checkpoints are skipped (reported through warn).
+    """
+    found = []
+    for path in sorted(Path(models_dir).glob("*.pt")):
+        try:
+            ckpt = read_checkpoint(path)
+        except UserError as e:
+            if warn:
+                warn(f"skipping {e}")
+            continue
+        if scale is None or ckpt["scale"] == scale:
+            found.append((ckpt.get("created", ""), path.name, path, ckpt))
+    found.sort(reverse=True)
+    return [(path, ckpt) for _, _, path, ckpt in found]
+
+
+def latest_model(models_dir, scale: int, warn=None):
+    """(model, checkpoint, path) of the newest valid x`scale` model in models_dir."""
+    candidates = list_models(models_dir, scale, warn)
+    if not candidates:
+        raise UserError(f"no x{scale} model in {models_dir}/: train one with "
+                        f"'python main.py train --scale {scale}' or pass --model")
+    path, ckpt = candidates[0]
+    return model_from_checkpoint(ckpt, path), ckpt, path

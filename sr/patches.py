@@ -1,0 +1,37 @@
+"""Cropping training patch pairs (sharp HR patch, degraded twin) from pictures."""
+from __future__ import annotations
+
+import numpy as np
+
+from sr.imaging import degrade, modcrop, to_rgb
+
+
+def patches_per_image(sizes, count: int, patch: int, rng: np.random.Generator):
+    """Split count patches over images in proportion to their area.
+
+    sizes: list of (width, height); images smaller than patch get none.
+    Returns a list of ints, one per image.
+    """
+    areas = np.array([w * h if min(w, h) >= patch else 0 for w, h in sizes], dtype=float)
+    if areas.sum() == 0:
+        return [0] * len(sizes)
+    return rng.multinomial(count, areas / areas.sum()).tolist()
+
+
+def crop_pairs(img, n: int, patch: int, scale: int, rng: np.random.Generator):
+    """n random (hr, lr) patch pairs of patch x patch pixels from one picture.
+
+    The whole picture is degraded first (bicubic down by scale and back up, as in
+    evaluation), then both versions are cropped at the same place, so the patch
+    edges carry no artefacts that real inputs would not have.
+    """
+    hr = modcrop(to_rgb(img), scale)
+    lr = degrade(hr, scale)
+    w, h = hr.size
+    pairs = []
+    for _ in range(n):
+        left = int(rng.integers(0, w - patch + 1))
+        top = int(rng.integers(0, h - patch + 1))
+        box = (left, top, left + patch, top + patch)
+        pairs.append((hr.crop(box), lr.crop(box)))
+    return pairs

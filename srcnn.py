@@ -1,0 +1,98 @@
+"""SRCNN: the three-layer super-resolution network of Dong et al. (2014/2016).
+
+This file is the network and nothing else: no files, devices or image maths.
+
+The network refines an image that was already interpolated to the target size:
+    patch extraction (k1 x k1, f1 filters) -> ReLU
+    non-linear mapping (k2 x k2, f2 filters) -> ReLU
+    reconstruction (k3 x k3, 1 filter)
+"9-1-5" and "9-5-5" name the kernel sizes (k1, k2, k3) of the paper's variants.
+
+All convolutions are "valid" (no padding).  `forward` pads the input once by the
+receptive radius (edge replicate), so the output has the input's size and any tile
+cut with a halo of `radius` pixels gives exactly the pixels of the whole image.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ARCHITECTURES = {"9-1-5": (9, 1, 5), "9-5-5": (9, 5, 5)}
+
+
+class SRCNN(nn.Module):
+    """Three valid convolutions over one channel (luma).
+
+    Args:
+        kernels: kernel sizes of the three layers, each odd, e.g. (9, 5, 5).
+        filters: output channels of the first two layers, e.g. (64, 32).
+        residual: if True the network predicts a correction that is added to
+            its input (output = input + net(input)); if False it predicts the
+            image directly, as in the paper.
+    """
+
+    def __init__(self, kernels=(9, 5, 5), filters=(64, 32), residual=True):
+        super().__init__()
+        k1, k2, k3 = (int(k) for k in kernels)
+        f1, f2 = (int(f) for f in filters)
+        if any(k < 1 or k % 2 == 0 for k in (k1, k2, k3)):
+            raise ValueError(f"kernel sizes must be odd and positive, got {kernels}")
+        self.kernels = (k1, k2, k3)
+        self.filters = (f1, f2)
+        self.residual = bool(residual)
+        self.conv1 = nn.Conv2d(1, f1, k1)
+        self.conv2 = nn.Conv2d(f1, f2, k2)
+        self.conv3 = nn.Conv2d(f2, 1, k3)
+        self.reset_parameters()
+
+    @property
+    def radius(self) -> int:
+        """Pixels of context each output pixel needs on every side."""
+        return sum((k - 1) // 2 for k in self.kernels)
+
+    @property
+    def config(self) -> dict:
+        """Plain values that rebuild this architecture: SRCNN(**model.config)."""
+        return {"kernels": list(self.kernels), "filters": list(self.filters),
+                "residual": self.residual}
+
+    def reset_parameters(self) -> None:
+        # He initialisation suits the ReLU layers.  The last layer starts at zero
+        # when residual, so an untrained network returns its input (bicubic)
+        # instead of noise; otherwise it starts small, as in the paper.
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        if self.residual:
+            nn.init.zeros_(self.conv3.weight)
+        else:
+            nn.init.normal_(self.conv3.weight, std=1e-3)
+        nn.init.zeros_(self.conv3.bias)
+
+    def forward_valid(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H + 2r, W + 2r) -> (N, 1, H, W): no padding, r = self.radius."""
+        y = F.relu(self.conv1(x))
+        y = F.relu(self.conv2(y))
+        y = self.conv3(y)
+        if self.residual:
+            r = self.radius
+            y = y + x[:, :, r:x.shape[2] - r, r:x.shape[3] - r]
+        return y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) -> (N, 1, H, W), edges replicated for the border pixels."""
+        r = self.radius
+        return self.forward_valid(F.pad(x, (r, r, r, r), mode="replicate"))
+
+
+def build(architecture: str = "9-5-5", filters=(64, 32), residual=True) -> SRCNN:
+    """SRCNN from a name in ARCHITECTURES ("9-1-5" or "9-5-5")."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; "
+                         f"choose from {', '.join(ARCHITECTURES)}")
+    return SRCNN(ARCHITECTURES[architecture], filters, residual)
+
+
+def architecture_name(model: SRCNN) -> str:
+    return "-".join(str(k) for k in model.kernels)
