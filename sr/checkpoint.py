@@ -31,14 +31,17 @@ def timestamp() -> str:
 
 
 def save_checkpoint(path, model: SRCNN, scale: int, train: dict | None = None,
-                    overwrite: bool = False) -> Path:
-    """Write a self-describing checkpoint atomically (temporary file, then rename)."""
+                    overwrite: bool = False, extra: dict | None = None) -> Path:
+    """Write a self-describing checkpoint atomically (temporary file, then rename).
+
+    extra: more top-level entries (a resumable training state: optimizer,
+    progress, RNG states...), plain values and tensors only."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "model": model.config,
                "scale": int(scale), "created": datetime.now().isoformat(timespec="seconds"),
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-               "train": dict(train or {})}
+               "train": dict(train or {}), **(extra or {})}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -1,33 +1,64 @@
-"""`main.py train`: fit SRCNN on patch pairs from gen_samples.py."""
+"""`main.py train`: fit SRCNN on patch pairs, resumably.
+
+Data: the pairs of gen_samples.py (-i samples_gen_64), or fresh random crops
+from pictures every epoch (--from-images images_raw).  A run keeps last.pt,
+best.pt and metrics.jsonl in runs/x<scale>-<time>/; when it finishes, the best
+weights are published as models/srcnn_x<scale>.<time>.pt, which `upscale` uses.
+"""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from sr import cli
 from sr.errors import UserError
 
-DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=0.1)
+DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=0.1,
+                patch=48, patches=4000, rescale=1.0, runs="runs")
 
-HELP = ("Train SRCNN on pairs from gen_samples.py. Without -n it continues from the "
-        "newest model of the same scale in --models.")
+HELP = ("Train SRCNN. Without -n it fine-tunes the newest model of the same scale in "
+        "--models; --resume continues an interrupted run exactly.")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("-i", "--input", help="samples folder (default: newest samples_gen_*)")
-    p.add_argument("-n", "--new", action="store_true", help="start from random weights")
-    p.add_argument("-e", "--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--arch", choices=["9-1-5", "9-5-5"], default=DEFAULTS["arch"],
-                   help="kernel sizes of the three layers (for a new model)")
-    p.add_argument("--plain", action="store_true",
-                   help="predict the image itself, not a residual over bicubic")
-    p.add_argument("--batch", type=int, default=DEFAULTS["batch"], help="patches per step")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak Adam learning rate")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    p.add_argument("--val-fraction", type=float, default=DEFAULTS["val_fraction"],
-                   help="share of source pictures held out for validation")
-    p.add_argument("--scale", type=int, default=None,
-                   help="scale factor (default: from the samples' manifest)")
-    p.add_argument("--models", default=cli.MODELS_DIR, help="folder of checkpoints")
+    d = DEFAULTS
+    data = p.add_argument_group("data")
+    data.add_argument("-i", "--input", help="samples folder (default: newest samples_gen_*)")
+    data.add_argument("--from-images", nargs="?", const="images_raw", metavar="DIR",
+                      help="crop fresh patches from the pictures in DIR every epoch "
+                      "(default DIR: images_raw) instead of reading samples")
+    data.add_argument("--patch", type=int, default=d["patch"],
+                      help="patch side for --from-images")
+    data.add_argument("--patches", type=int, default=d["patches"],
+                      help="patches per epoch for --from-images")
+    data.add_argument("--rescale", type=float, default=d["rescale"],
+                      help="--from-images: resize each picture by a random factor in "
+                      "[RESCALE, 1] every epoch (1: off)")
+    data.add_argument("--scale", type=int, default=None,
+                      help="scale factor (default: the samples' manifest, or 2)")
+    data.add_argument("--val-fraction", type=float, default=d["val_fraction"],
+                      help="share of source pictures held out for validation")
+    model = p.add_argument_group("model and optimiser")
+    model.add_argument("-n", "--new", action="store_true", help="start from random weights")
+    model.add_argument("--arch", choices=["9-1-5", "9-5-5"], default=d["arch"],
+                       help="kernel sizes of the three layers (for a new model)")
+    model.add_argument("--plain", action="store_true",
+                       help="predict the image itself, not a residual over bicubic")
+    model.add_argument("-e", "--epochs", type=int, default=d["epochs"])
+    model.add_argument("--batch", type=int, default=d["batch"], help="patches per step")
+    model.add_argument("--lr", type=float, default=d["lr"],
+                       help="peak Adam learning rate (5%% warm-up, then cosine decay)")
+    model.add_argument("--seed", type=int, default=d["seed"])
+    run = p.add_argument_group("runs and outputs")
+    run.add_argument("--resume", nargs="?", const="latest", metavar="PATH",
+                     help="continue an interrupted run exactly: its folder or last.pt "
+                     "(default: the newest run in --runs)")
+    run.add_argument("--runs", default=d["runs"], help="folder of run records")
+    run.add_argument("--models", default=cli.MODELS_DIR, help="folder of models")
+    run.add_argument("--output", help="file for the finished model "
+                     "(default: <models>/srcnn_x<scale>.<time>.pt)")
+    run.add_argument("--stop-after", type=int, metavar="STEPS",
+                     help="stop as on Ctrl-C once this many steps are done (resumable)")
     cli.add_device_options(p)
 
 
@@ -37,43 +68,137 @@ def find_samples(given) -> Path:
         return Path(given)
     found = sorted(Path(".").glob("samples_gen_*"), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise UserError("no samples_gen_* folder: run 'python gen_samples.py 400 -64' first")
+        raise UserError("no samples_gen_* folder: run 'python gen_samples.py 400 -64' first, "
+                        "or train with --from-images")
     return found[-1]
 
 
-def starting_model(args, scale: int):
+def new_config(args) -> dict:
+    """Plain training settings from the command line (stored in checkpoints)."""
+    config = {k: getattr(args, k) for k in ("epochs", "batch", "lr", "seed", "val_fraction")}
+    if args.from_images:
+        config["data"] = {"kind": "images", "path": str(args.from_images),
+                          "patch": args.patch, "patches": args.patches,
+                          "rescale": args.rescale}
+        config["scale"] = args.scale or 2
+    else:
+        config["data"] = {"kind": "samples", "path": str(find_samples(args.input))}
+        config["scale"] = args.scale
+    return config
+
+
+def build_data(config: dict):
+    """(source, validation PatchSet) for a config; fills in config["scale"]."""
+    from sr.training import (ImageCrops, PatchFolder, load_patch_folder, load_pictures,
+                             split_validation, validation_crops)
+    data = config["data"]
+    if data["kind"] == "samples":
+        patches = load_patch_folder(data["path"], config.get("scale"))
+        config["scale"] = patches.scale
+        train, val = split_validation(patches.sources, config["val_fraction"], config["seed"])
+        return PatchFolder(patches.subset(train)), patches.subset(val)
+    images = load_pictures(cli.image_files(data["path"]), cli.warn)
+    if not images:
+        raise UserError(f"{data['path']}: no readable pictures")
+    names = sorted(images)
+    train, val = split_validation(names, config["val_fraction"], config["seed"])
+    pick = lambda idx: {names[i]: images[names[i]] for i in idx}  # noqa: E731
+    val_set = validation_crops(pick(val), 256, data["patch"], config["scale"], config["seed"])
+    source = ImageCrops(pick(train), data["patches"], data["patch"], config["scale"],
+                        config["seed"], data["rescale"])
+    return source, val_set
+
+
+def find_resume(args) -> Path:
+    """The last.pt named by --resume (a file or a run folder), or the newest run's."""
+    if args.resume != "latest":
+        path = Path(args.resume)
+        return path / "last.pt" if path.is_dir() else path
+    runs = sorted(Path(args.runs).glob("*/last.pt"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise UserError(f"no run to resume in {args.runs}/")
+    return runs[-1]
+
+
+def starting_model(args, config: dict):
     """(model, parent path or None): fresh with -n, else the newest x`scale` model."""
     import srcnn
     from sr.checkpoint import latest_model
     if not args.new:
         try:
-            model, _, parent = latest_model(args.models, scale, warn=cli.warn)
-            print(f"continuing from {parent} (use -n to start fresh)")
+            model, _, parent = latest_model(args.models, config["scale"], warn=cli.warn)
+            print(f"fine-tuning {parent} (use -n to start fresh)")
             return model, parent
         except UserError:
-            print(f"no x{scale} model in {args.models}/ yet: starting fresh")
+            print(f"no x{config['scale']} model in {args.models}/ yet: starting fresh")
     return srcnn.build(args.arch, residual=not args.plain), None
 
 
-def run(args) -> int:
+def prepare(args, device):
+    """(model, config, source, val, run folder, resume checkpoint or None)."""
     import torch
-    from srcnn import architecture_name
-    from sr.checkpoint import save_checkpoint, timestamp
-    from sr.training import fit, load_patch_folder, split_validation
-    device = cli.pick_device(args)
-    samples = find_samples(args.input)
-    patches = load_patch_folder(samples, args.scale)
+    from sr.checkpoint import load_model, timestamp
+    if args.resume:
+        path = find_resume(args)
+        model, ckpt = load_model(path)
+        if "progress" not in ckpt:
+            raise UserError(f"{path}: a finished model, not a resumable run (no progress)")
+        config = ckpt["train"]
+        source, val = build_data(config)
+        if source.hash != ckpt["data_hash"]:
+            raise UserError(f"{path}: the training data changed since this run started")
+        print(f"resuming {path} at epoch {ckpt['progress']['epoch']}, "
+              f"step {ckpt['progress']['step']}")
+        return model, config, source, val, path.parent, ckpt
+    config = new_config(args)
+    source, val = build_data(config)
     torch.manual_seed(args.seed)
-    model, parent = starting_model(args, patches.scale)
-    model.to(device)
-    train_idx, val_idx = split_validation(patches.sources, args.val_fraction, args.seed)
-    print(f"training {architecture_name(model)} x{patches.scale} on {device}: "
-          f"{len(train_idx)} patches from {samples}, {len(val_idx)} held out for validation")
-    history = fit(model, patches, train_idx, val_idx, args.epochs, args.batch, args.lr,
-                  args.seed, device)
-    path = Path(args.models) / f"srcnn_x{patches.scale}.{timestamp()}.pt"
-    settings = {k: getattr(args, k) for k in ("epochs", "batch", "lr", "seed", "val_fraction")}
-    save_checkpoint(path, model, patches.scale, dict(
-        settings, samples=str(samples), continued_from=str(parent or ""), history=history))
-    print(f"saved {path}")
-    return 0
+    model, parent = starting_model(args, config)
+    config["continued_from"] = str(parent or "")
+    run_dir = Path(args.runs) / f"x{config['scale']}-{timestamp()}"
+    return model, config, source, val, run_dir, None
+
+
+def publish(args, trainer, run_dir: Path) -> Path:
+    """Copy the best weights of the run to the models folder (a small, final model)."""
+    from sr.checkpoint import load_model, save_checkpoint, timestamp
+    best, ckpt = load_model(run_dir / "best.pt")
+    scale = ckpt["scale"]
+    path = Path(args.output or Path(args.models) / f"srcnn_x{scale}.{timestamp()}.pt")
+    train = dict(ckpt["train"], best_val_psnr=ckpt["best_psnr"], run=str(run_dir),
+                 history=trainer.history)
+    return save_checkpoint(path, best, scale, train)
+
+
+def run(args) -> int:
+    from srcnn import architecture_name
+    from sr import distributed
+    from sr.trainer import Trainer, write_config
+    dist, device = distributed.init(cli.pick_device(args))
+    try:
+        model, config, source, val, run_dir, ckpt = prepare(args, device)
+        model.to(device)
+        trainer = Trainer(model, config, source, val, device, run_dir, dist,
+                          log=print if dist.main else (lambda *_: None))
+        if ckpt:
+            trainer.load_state(ckpt)
+        elif dist.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_config(run_dir, config)
+        if dist.main:
+            print(f"training {architecture_name(model)} x{config['scale']} on {device}"
+                  f"{f' x {dist.world} processes' if dist.active else ''}: "
+                  f"{len(source)} patches/epoch, {len(val)} validation patches, "
+                  f"{trainer.total_steps} steps; records in {run_dir}/")
+        finished = trainer.run(args.stop_after)
+        if not finished:
+            if dist.main:
+                print(f"stopped at epoch {trainer.epoch}, step {trainer.step}; resume with: "
+                      f"python main.py train --resume {run_dir}", file=sys.stderr)
+            return 130
+        if dist.main:
+            print(f"saved {publish(args, trainer, run_dir)} "
+                  f"(best validation PSNR {trainer.best_psnr:.2f} dB)")
+        return 0
+    finally:
+        distributed.shutdown(dist)

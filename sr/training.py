@@ -1,20 +1,30 @@
-"""Training SRCNN on patch pairs written by gen_samples.py."""
+"""Training data and the optimisation loop.
+
+Two sources of patch pairs, both degraded the way evaluation degrades pictures
+(Pillow bicubic down by the scale and back up):
+- PatchFolder: the NNNNN.large.png / NNNNN.small.png pairs of gen_samples.py;
+- ImageCrops: fresh random crops from a folder of pictures every epoch
+  (--from-images), optionally with the pictures rescaled first (augmentation).
+
+Randomness is drawn from generators seeded by (seed, epoch), so an epoch's
+patches, order and augmentations can be rebuilt exactly when a run resumes.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from sr.errors import UserError
-from sr.imaging import load_image, rgb_to_ycbcr, to_rgb
+from sr.imaging import load_image, resize, rgb_to_ycbcr, to_rgb
 from sr.metrics import psnr_y
+from sr.patches import crop_pairs, patches_per_image
 from sr.upscaling import refine
 
 
@@ -26,18 +36,35 @@ class PatchSet:
     sources: list
     scale: int
 
+    def __len__(self):
+        return len(self.hr)
+
+    def subset(self, indices) -> "PatchSet":
+        return PatchSet(self.hr[indices], self.lr[indices],
+                        [self.sources[i] for i in indices], self.scale)
+
+
+def luma_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 1, H, W) float32 luma Y / 255."""
+    return torch.from_numpy(rgb_to_ycbcr(rgb)[..., 0] / np.float32(255.0))[:, None]
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as e:
+        raise UserError(f"{path}: unreadable ({e})") from None
+
 
 def load_patch_folder(folder, scale: int | None = None) -> PatchSet:
     """Read NNNNN.large.png / NNNNN.small.png pairs and manifest.json from folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder; create samples with gen_samples.py")
-    manifest = {}
-    if (folder / "manifest.json").is_file():
-        try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-        except (ValueError, OSError) as e:
-            raise UserError(f"{folder / 'manifest.json'}: unreadable ({e})") from None
+    manifest = read_manifest(folder)
     found = manifest.get("scale")
     if scale is not None and found is not None and found != scale:
         raise UserError(f"{folder}: samples were made for x{found}, not x{scale}")
@@ -77,39 +104,84 @@ def split_validation(sources, fraction: float, seed: int):
     return train, val
 
 
-def luma_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 RGB -> (N, 1, H, W) float32 luma Y / 255."""
-    return torch.from_numpy(rgb_to_ycbcr(rgb)[..., 0] / np.float32(255.0))[:, None]
+def fingerprint(names) -> str:
+    """Short hash of the training data list (recorded in checkpoints)."""
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
 
 
-def augment(x: torch.Tensor, t: torch.Tensor, gen: torch.Generator):
-    """The same random flip and 90-degree rotation on inputs and targets (N, 1, H, W)."""
-    k = int(torch.randint(4, (1,), generator=gen))
-    flip = bool(torch.randint(2, (1,), generator=gen))
-    x, t = torch.rot90(x, k, (2, 3)), torch.rot90(t, k, (2, 3))
-    if flip:
-        x, t = x.flip(3), t.flip(3)
-    return x, t
+class PatchFolder:
+    """The same patch pairs every epoch (gen_samples.py output)."""
+
+    def __init__(self, patches: PatchSet):
+        self.x = luma_tensor(patches.lr)  # (N, 1, P, P)
+        self.t = luma_tensor(patches.hr)
+        self.hash = fingerprint(patches.sources)
+
+    def __len__(self):
+        return len(self.x)
+
+    def epoch(self, epoch: int):
+        return self.x, self.t
 
 
-def validation_psnr(model, patches: PatchSet, indices) -> tuple[float, float]:
-    """Mean PSNR (model, bicubic) over held-out patches, by the evaluation code."""
-    model.eval()
-    device = next(model.parameters()).device
-    ours, bicubic = [], []
-    for i in indices:
-        out = refine(model, patches.lr[i], tile=0, device=device)
-        ours.append(psnr_y(patches.hr[i], out, patches.scale))
-        bicubic.append(psnr_y(patches.hr[i], patches.lr[i], patches.scale))
-    model.train()
-    return float(np.mean(ours)), float(np.mean(bicubic))
+class ImageCrops:
+    """`count` fresh random patch pairs per epoch from decoded pictures.
+
+    rescale: each picture is first resized by a random factor in [rescale, 1]
+    (Pillow bicubic), which adds detail at new scales; 1 disables it.
+    """
+
+    def __init__(self, images: dict, count: int, patch: int, scale: int, seed: int,
+                 rescale: float = 1.0):
+        self.images, self.count, self.patch, self.scale = images, count, patch, scale
+        self.seed, self.rescale = seed, rescale
+        self.hash = fingerprint(images)
+
+    def __len__(self):
+        return self.count
+
+    def epoch(self, epoch: int):
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        pictures = []
+        for img in self.images.values():
+            factor = rng.uniform(self.rescale, 1.0) if self.rescale < 1 else 1.0
+            w, h = img.size
+            pictures.append(img if factor == 1.0 else
+                            resize(img, (max(1, round(w * factor)), max(1, round(h * factor)))))
+        counts = patches_per_image([p.size for p in pictures], self.count, self.patch, rng)
+        hr, lr = [], []
+        for img, n in zip(pictures, counts):
+            for h_patch, l_patch in crop_pairs(img, n, self.patch, self.scale, rng):
+                hr.append(np.asarray(h_patch))
+                lr.append(np.asarray(l_patch))
+        return luma_tensor(np.stack(lr)), luma_tensor(np.stack(hr))
 
 
-def loss_on_valid_region(model, x, t):
-    """MSE of the network's valid output (N, 1, P-2r, P-2r) against the target centre."""
-    r = model.radius
-    out = model.forward_valid(x)
-    return F.mse_loss(out, t[:, :, r:t.shape[2] - r, r:t.shape[3] - r])
+def load_pictures(paths, warn) -> dict:
+    """{file name: RGB picture} for readable files; unreadable ones are reported."""
+    images = {}
+    for path in paths:
+        try:
+            images[path.name] = to_rgb(load_image(path))
+        except UserError as e:
+            warn(f"skipping {e}")
+    return images
+
+
+def validation_crops(images: dict, count: int, patch: int, scale: int, seed: int) -> PatchSet:
+    """A fixed set of patch pairs from held-out pictures (same every epoch)."""
+    rng = np.random.default_rng([seed, 0, 2])
+    names = list(images)
+    counts = patches_per_image([images[n].size for n in names], count, patch, rng)
+    hr, lr, sources = [], [], []
+    for name, n in zip(names, counts):
+        for h_patch, l_patch in crop_pairs(images[name], n, patch, scale, rng):
+            hr.append(np.asarray(h_patch))
+            lr.append(np.asarray(l_patch))
+            sources.append(name)
+    if not hr:
+        raise UserError(f"validation pictures are all smaller than {patch} px")
+    return PatchSet(np.stack(hr), np.stack(lr), sources, scale)
 
 
 def lr_factor(step: int, total: int, warmup_fraction: float = 0.05) -> float:
@@ -120,43 +192,54 @@ def lr_factor(step: int, total: int, warmup_fraction: float = 0.05) -> float:
     warmup = max(1, int(total * warmup_fraction))
     if step < warmup:
         return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(1, total - warmup)))
+    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup)
+                               / max(1, total - warmup)))
 
 
-def fit(model, patches: PatchSet, train_idx, val_idx, epochs: int, batch: int,
-        lr: float, seed: int, device, log=print):
-    """Adam with cosine-decayed learning rate; returns per-epoch records."""
-    gen = torch.Generator().manual_seed(seed)
-    x_all = luma_tensor(patches.lr[train_idx])
-    t_all = luma_tensor(patches.hr[train_idx])
-    n = len(train_idx)
-    steps_per_epoch = math.ceil(n / batch)
-    total = epochs * steps_per_epoch
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total))
-    model.train()
-    history = []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        order = torch.randperm(n, generator=gen)
-        losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{epochs}", unit="step",
-                   leave=False, dynamic_ncols=True)
-        for step in bar:
-            idx = order[step * batch:(step + 1) * batch]
-            x, t = augment(x_all[idx], t_all[idx], gen)
-            loss = loss_on_valid_region(model, x.to(device), t.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.2e}")
-        ours, bicubic = validation_psnr(model, patches, val_idx)
-        record = {"epoch": epoch, "loss": float(np.mean(losses)), "val_psnr": ours,
-                  "val_psnr_bicubic": bicubic, "seconds": time.perf_counter() - start}
-        history.append(record)
-        log(f"epoch {epoch:3d}/{epochs}  loss {record['loss']:.3e}  "
-            f"val PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, {ours - bicubic:+.2f})  "
-            f"{record['seconds']:.1f}s")
-    return history
+def epoch_plan(n: int, batch: int, seed: int, epoch: int):
+    """Order of the n patches and one (rotation k, flip) per step of this epoch."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=gen)
+    steps = math.ceil(n / batch)
+    return order, torch.randint(4, (steps,), generator=gen), torch.randint(2, (steps,),
+                                                                            generator=gen)
+
+
+def augment(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """Rotate (N, 1, H, W) by k * 90 degrees, then mirror if flip."""
+    x = torch.rot90(x, k, (2, 3))
+    return x.flip(3) if flip else x
+
+
+class ValidRegion(torch.nn.Module):
+    """Wraps SRCNN so that calling it runs forward_valid: (N,1,P,P) -> (N,1,P-2r,P-2r).
+
+    DistributedDataParallel synchronises gradients only for what runs through
+    its wrapped module's forward, hence this wrapper rather than a method call."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_valid(x)
+
+
+def loss_on_valid_region(net, radius: int, x, t):
+    """MSE of the valid output (N, 1, P-2r, P-2r) against the target's centre."""
+    r = radius
+    return F.mse_loss(net(x), t[:, :, r:t.shape[2] - r, r:t.shape[3] - r])
+
+
+@torch.no_grad()
+def validation_psnr(model, patches: PatchSet) -> tuple[float, float]:
+    """Mean PSNR (model, bicubic) over held-out patches, by the evaluation code."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    ours, bicubic = [], []
+    for hr, lr in zip(patches.hr, patches.lr):
+        ours.append(psnr_y(hr, refine(model, lr, tile=0, device=device), patches.scale))
+        bicubic.append(psnr_y(hr, lr, patches.scale))
+    model.train(was_training)
+    return float(np.mean(ours)), float(np.mean(bicubic))

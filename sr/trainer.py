@@ -1,0 +1,209 @@
+"""A training run: optimisation steps, validation, checkpoints, records, resume.
+
+A run lives in runs/x<scale>-<time>/:
+    last.pt        resumable state after the latest epoch or interruption
+    best.pt        the same, at the best validation PSNR so far
+    metrics.jsonl  one JSON record per epoch
+    tensorboard/   event files, when the tensorboard package is installed
+Both .pt files load with torch.load(..., weights_only=True).
+
+Exact resume: an epoch's patches, order and augmentations come from generators
+seeded by (seed, epoch) and the learning rate is a function of the step, so the
+state to save is the weights, Adam's moments and the position (epoch, step).
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from sr import distributed
+from sr.checkpoint import save_checkpoint
+from sr.imaging import write_text_atomic
+from sr.training import (ValidRegion, augment, epoch_plan, loss_on_valid_region,
+                         lr_factor, validation_psnr)
+
+
+class StopRequest:
+    """Set by Ctrl-C (SIGINT); the loop checks it between steps."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: no handler
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Runs config["epochs"] epochs of Adam with warm-up + cosine learning rate.
+
+    config: plain training settings (epochs, batch, lr, seed, scale, ...), stored
+    in every checkpoint. source: PatchFolder or ImageCrops. val: PatchSet.
+    """
+
+    def __init__(self, model, config: dict, source, val, device: str, run_dir: Path,
+                 dist=None, log=print):
+        self.model, self.config, self.source, self.val = model, config, source, val
+        self.device, self.run_dir, self.log = device, Path(run_dir), log
+        self.dist = dist or distributed.Dist()
+        self.batch = int(config["batch"])
+        self.steps_per_epoch = max(1, len(source) // self.batch)  # drop a partial batch
+        self.total_steps = self.steps_per_epoch * int(config["epochs"])
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+        net = ValidRegion(model)
+        self.net = DistributedDataParallel(net) if self.dist.active else net
+        self.epoch, self.step_in_epoch, self.step = 1, 0, 0
+        self.best_psnr = -math.inf
+        self.history = []
+        self.writer = None
+
+    # ---- checkpoints -------------------------------------------------------
+    def state(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(),
+                "scheduler": {"kind": "warmup-cosine", "step": self.step,
+                              "total_steps": self.total_steps},
+                "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                             "step": self.step},
+                "best_psnr": self.best_psnr, "seed": self.config["seed"],
+                "data_hash": self.source.hash, "rng": {"torch": torch.get_rng_state()},
+                "history": self.history}
+
+    def load_state(self, ckpt: dict) -> None:
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        progress = ckpt["progress"]
+        self.epoch, self.step_in_epoch = progress["epoch"], progress["step_in_epoch"]
+        self.step = progress["step"]
+        self.best_psnr = ckpt["best_psnr"]
+        self.history = list(ckpt.get("history", []))
+        torch.set_rng_state(ckpt["rng"]["torch"])
+
+    def save(self, name: str) -> Path:
+        if not self.dist.main:
+            return self.run_dir / f"{name}.pt"
+        return save_checkpoint(self.run_dir / f"{name}.pt", self.model, self.config["scale"],
+                               train=self.config, overwrite=True, extra=self.state())
+
+    # ---- records -----------------------------------------------------------
+    def record(self, entry: dict) -> None:
+        self.history.append(entry)
+        if not self.dist.main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        if self.writer is None:
+            self.writer = open_tensorboard(self.run_dir / "tensorboard")
+        if self.writer:
+            for key in ("loss", "val_psnr", "val_psnr_bicubic", "lr"):
+                self.writer.add_scalar(key, entry[key], entry["step"])
+            self.writer.flush()
+
+    # ---- the loop ----------------------------------------------------------
+    def train_step(self, x, t) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config["lr"] * lr_factor(self.step, self.total_steps)
+        loss = loss_on_valid_region(self.net, self.model.radius, x, t)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return loss.item()
+
+    def run_epoch(self, stop: StopRequest, stop_after: int | None) -> bool:
+        """Train the rest of the current epoch; False if stopped part-way."""
+        x_all, t_all = self.source.epoch(self.epoch)
+        order, turns, flips = epoch_plan(len(x_all), self.batch, self.config["seed"],
+                                         self.epoch)
+        losses, start = [], time.perf_counter()
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, leave=False,
+                   desc=f"epoch {self.epoch}/{self.config['epochs']}", unit="step",
+                   dynamic_ncols=True, disable=None if self.dist.main else True)
+        for s in range(self.step_in_epoch, self.steps_per_epoch):
+            idx = order[s * self.batch:(s + 1) * self.batch][self.dist.rank::self.dist.world]
+            x = augment(x_all[idx], int(turns[s]), bool(flips[s])).to(self.device)
+            t = augment(t_all[idx], int(turns[s]), bool(flips[s])).to(self.device)
+            losses.append(self.train_step(x, t))
+            self.step_in_epoch = s + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.2e}")
+            halt = stop.requested or (stop_after is not None and self.step >= stop_after)
+            if distributed.any_true(halt, self.dist, self.device) \
+                    and self.step_in_epoch < self.steps_per_epoch:
+                bar.close()
+                return False
+        bar.close()
+        self.finish_epoch(losses, time.perf_counter() - start)
+        return not (stop.requested or (stop_after is not None and self.step >= stop_after))
+
+    def finish_epoch(self, losses, seconds: float) -> None:
+        """Validate, record, write last (and best); then move to the next epoch."""
+        ours, bicubic = validation_psnr(self.model, self.val) if self.dist.main \
+            else (float("nan"), float("nan"))
+        patches = self.steps_per_epoch * self.batch
+        entry = {"epoch": self.epoch, "step": self.step,
+                 "loss": float(np.mean(losses)) if losses else float("nan"),
+                 "val_psnr": ours, "val_psnr_bicubic": bicubic,
+                 "lr": self.config["lr"] * lr_factor(self.step - 1, self.total_steps),
+                 "seconds": seconds, "patches_per_second": patches / max(seconds, 1e-9)}
+        self.record(entry)
+        self.log(f"epoch {self.epoch:3d}/{self.config['epochs']}  loss {entry['loss']:.3e}  "
+                 f"val PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, {ours - bicubic:+.2f})  "
+                 f"{seconds:.1f}s")
+        is_best = ours > self.best_psnr
+        if is_best:
+            self.best_psnr = ours
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.save("last")
+        if is_best:
+            self.save("best")
+        distributed.barrier(self.dist)
+
+    def run(self, stop_after: int | None = None) -> bool:
+        """Train to the end (True) or until Ctrl-C / stop_after steps (False).
+
+        Either way last.pt holds a state that resumes exactly."""
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.model.train()
+        with StopRequest() as stop:
+            while self.epoch <= self.config["epochs"]:
+                if not self.run_epoch(stop, stop_after):
+                    if self.step_in_epoch:  # part-way through an epoch
+                        self.save("last")
+                    return self.epoch > self.config["epochs"]
+        if self.writer:
+            self.writer.close()
+        return True
+
+
+def open_tensorboard(folder: Path):
+    """A SummaryWriter if the tensorboard package is installed, else False."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return False
+    return SummaryWriter(str(folder))
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    write_text_atomic(run_dir / "config.json", json.dumps(config, indent=1))

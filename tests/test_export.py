@@ -1,0 +1,74 @@
+"""ONNX export: metadata for the browser page, numerical agreement with torch, the CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import main
+import srcnn
+from sr.checkpoint import save_checkpoint
+from sr.errors import UserError
+from sr.export import export_onnx, read_metadata
+
+
+def small_model(architecture="9-1-5", seed=0):
+    """A narrow SRCNN whose last layer is not zero, so it is not the identity."""
+    torch.manual_seed(seed)
+    model = srcnn.build(architecture, filters=(8, 4))
+    with torch.no_grad():
+        model.conv3.weight.normal_(0, 0.05)
+        model.conv3.bias.fill_(0.01)
+    return model.eval()
+
+
+def test_export_writes_metadata_and_matches_torch(tmp_path):
+    model = small_model("9-5-5")
+    path = export_onnx(model, 3, tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no .onnx.data
+    meta = read_metadata(path)
+    assert meta["scale"] == "3"
+    assert meta["architecture"] == "9-5-5"
+    assert meta["radius"] == str(model.radius) == "8"
+    assert meta["residual"] == "true"
+    assert meta["colour_space"] == "bt601-studio-luma/255"
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).random((2, 1, 23, 37), dtype=np.float32)  # odd, batch 2
+    (got,) = session.run(None, {"luma": x})
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert got.shape == x.shape
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+def test_export_command_fills_the_web_folder(tmp_path):
+    models, web = tmp_path / "models", tmp_path / "web"
+    save_checkpoint(models / "srcnn_x2.shipped.pt", small_model("9-5-5"), 2)
+    save_checkpoint(models / "srcnn_x2.zz-newer.pt", small_model("9-1-5", seed=1), 2)
+    save_checkpoint(models / "srcnn_x3.a.pt", small_model("9-1-5", seed=2), 3)
+    (web / "srcnn.onnx").parent.mkdir()
+    (web / "srcnn.onnx").write_bytes(b"an older export, replaced without --overwrite")
+
+    assert main.main(["export-onnx", "--models", str(models), "--web", str(web)]) == 0
+
+    assert read_metadata(web / "srcnn.onnx")["architecture"] == "9-5-5"  # shipped wins
+    assert read_metadata(web / "srcnn_x3.onnx")["scale"] == "3"
+    index = json.loads((web / "models.json").read_text())
+    assert [(m["file"], m["scale"]) for m in index["models"]] == [
+        ("srcnn.onnx", 2), ("srcnn_x3.onnx", 3)]
+
+
+def test_export_to_a_file_never_replaces_without_overwrite(tmp_path):
+    models = tmp_path / "models"
+    save_checkpoint(models / "x2.pt", small_model(), 2)
+    target = tmp_path / "out.onnx"
+    target.write_bytes(b"keep me")
+    with pytest.raises(UserError, match="already exists"):
+        main.main(["export-onnx", "--models", str(models), "-o", str(target)])
+    assert target.read_bytes() == b"keep me"
+    with pytest.raises(UserError, match="no x4 model"):
+        main.main(["export-onnx", "--models", str(models), "--scale", "4"])

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+from sr.imaging import degrade
+from tests.helpers import assert_clean_error, picture, run_script
+
+
+def make_raw(folder, sizes=((120, 90), (80, 100), (64, 64))):
+    folder.mkdir()
+    for i, (w, h) in enumerate(sizes):
+        picture(w, h, seed=i).save(folder / f"p{i}.png")
+    return folder
+
+
+def files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_same_seed_same_files_other_seed_other_files(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        result = run_script("gen_samples.py", 20, "--size", 32, "--seed", seed,
+                            "-i", raw, "-o", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+    a, b, c = (files(tmp_path / n) for n in "abc")
+    assert len([n for n in a if n.endswith(".large.png")]) == 20
+    assert a == b
+    assert a != c
+
+
+def test_small_patch_is_the_protocol_degradation(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    picture(32, 32, seed=5).save(raw / "one.png")  # one picture exactly one patch big
+    result = run_script("gen_samples.py", 1, "--size", 32, "--scale", 2,
+                        "-i", raw, "-o", tmp_path / "s")
+    assert result.returncode == 0, result.stderr
+    large = Image.open(tmp_path / "s" / "00000.large.png")
+    small = Image.open(tmp_path / "s" / "00000.small.png")
+    assert np.array_equal(np.asarray(large), np.asarray(picture(32, 32, seed=5)))
+    assert np.array_equal(np.asarray(small), np.asarray(degrade(large.convert("RGB"), 2)))
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["scale"] == 2 and manifest["sources"]["00000"] == "one.png"
+
+
+def test_default_output_folder_and_64_flag(tmp_path):
+    make_raw(tmp_path / "images_raw")
+    result = run_script("gen_samples.py", 5, "-64", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "samples_gen_64" / "00004.large.png").size == (64, 64)
+
+
+def test_small_and_unreadable_pictures_are_skipped_with_a_note(tmp_path):
+    raw = make_raw(tmp_path / "raw", sizes=((100, 100), (20, 20)))
+    (raw / "notes.png").write_text("not a picture")
+    result = run_script("gen_samples.py", 4, "--size", 32, "-i", raw, "-o", tmp_path / "s")
+    assert result.returncode == 0, result.stderr
+    assert "p1.png (20x20) is smaller" in result.stdout
+    assert "notes.png" in result.stderr
+    assert len(list((tmp_path / "s").glob("*.small.png"))) == 4
+
+
+def test_empty_or_missing_input_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(run_script("gen_samples.py", 4, "-i", tmp_path / "empty",
+                                  "-o", tmp_path / "s"), "no pictures")
+    assert_clean_error(run_script("gen_samples.py", 4, "-i", tmp_path / "nope",
+                                  "-o", tmp_path / "s"), "no such folder")
+    assert not (tmp_path / "s").exists()
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    out = tmp_path / "s"
+    assert run_script("gen_samples.py", 3, "-i", raw, "-o", out).returncode == 0
+    before = files(out)
+    assert_clean_error(run_script("gen_samples.py", 5, "-i", raw, "-o", out), "already exists")
+    assert files(out) == before
+    assert run_script("gen_samples.py", 5, "-i", raw, "-o", out, "--overwrite").returncode == 0
+    assert len(list(out.glob("*.large.png"))) == 5
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -1,0 +1,136 @@
+"""Training end to end on small synthetic pictures (seconds, CPU)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from sr.checkpoint import load_model
+from tests.helpers import ROOT, assert_clean_error, picture, run_script
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Training pictures, a patch folder made from them, and evaluation pictures."""
+    root = tmp_path_factory.mktemp("train")
+    (root / "raw").mkdir()
+    (root / "eval").mkdir()
+    for i in range(6):
+        picture(96, 80, seed=10 + i).save(root / "raw" / f"r{i}.png")
+    for i in range(2):
+        picture(90, 72, seed=40 + i).save(root / "eval" / f"e{i}.png")
+    result = run_script("gen_samples.py", 240, "--size", 32, "-i", root / "raw",
+                        "-o", root / "samples")
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def train(ws, run_name, *extra, timeout=300):
+    batch = () if "--batch" in extra else ("--batch", 8)
+    return run_script("main.py", "train", "--cpu", "-i", ws / "samples",
+                      "--runs", ws / run_name, "--models", ws / f"{run_name}-models",
+                      *batch, *extra, timeout=timeout)
+
+
+def final_weights(folder):
+    (last,) = folder.glob("*/last.pt")
+    return torch.load(last, weights_only=True)["state_dict"]
+
+
+def test_train_then_upscale_beats_bicubic(workspace):
+    result = train(workspace, "fit", "-n", "-e", 6, "--batch", 4)
+    assert result.returncode == 0, result.stderr
+    assert "val PSNR" in result.stdout and "saved" in result.stdout
+    (model_path,) = (workspace / "fit-models").glob("srcnn_x2.*.pt")
+    records = [json.loads(line) for line in
+               next((workspace / "fit").glob("*/metrics.jsonl")).read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    out = workspace / "eval.json"
+    result = run_script("main.py", "eval", "-i", workspace / "eval", "--model", model_path,
+                        "--json", out)
+    assert result.returncode == 0, result.stderr
+    mean = json.loads(out.read_text())["mean"]
+    assert mean["psnr"] > mean["psnr_bicubic"] + 0.3, mean
+
+
+def test_without_new_it_fine_tunes_the_latest_model(workspace):
+    assert train(workspace, "tune", "-n", "-e", 1).returncode == 0
+    result = train(workspace, "tune", "-e", 1)
+    assert result.returncode == 0, result.stderr
+    assert "fine-tuning" in result.stdout
+    assert len(list((workspace / "tune-models").glob("*.pt"))) == 2
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(workspace):
+    assert train(workspace, "whole", "-n", "-e", 2, "--seed", 5).returncode == 0
+    stopped = train(workspace, "parts", "-n", "-e", 2, "--seed", 5, "--stop-after", 31)
+    assert stopped.returncode == 130 and "--resume" in stopped.stderr
+    (run,) = (workspace / "parts").iterdir()
+    assert torch.load(run / "last.pt", weights_only=True)["progress"]["step"] == 31
+    resumed = train(workspace, "parts", "--resume", run)
+    assert resumed.returncode == 0, resumed.stderr
+    whole, parts = final_weights(workspace / "whole"), final_weights(workspace / "parts")
+    for key in whole:
+        torch.testing.assert_close(parts[key], whole[key], rtol=0, atol=1e-6)
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(workspace):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "train", "--cpu", "-n", "-e", "500",
+         "-i", str(workspace / "samples"), "--runs", str(workspace / "sigint"),
+         "--models", str(workspace / "sigint-models"), "--batch", "8"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((workspace / "sigint").glob("*/metrics.jsonl")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "resume with" in err
+    (run,) = (workspace / "sigint").iterdir()
+    model, ckpt = load_model(run / "last.pt", scale=2)
+    assert ckpt["progress"]["step"] > 0 and "optimizer" in ckpt
+    assert not list((workspace / "sigint-models").glob("*.pt"))  # unfinished: not published
+
+
+def test_torchrun_two_processes_match_one_process(workspace):
+    one = train(workspace, "single", "-n", "-e", 1, "--seed", 2)
+    assert one.returncode == 0, one.stderr
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1", OMP_NUM_THREADS="1")
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(ROOT / "main.py"), "train", "--cpu", "-n", "-e", "1", "--seed", "2", "--batch",
+         "8", "-i", str(workspace / "samples"), "--runs", str(workspace / "ddp"),
+         "--models", str(workspace / "ddp-models")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "x 2 processes" in two.stdout
+    single, ddp = final_weights(workspace / "single"), final_weights(workspace / "ddp")
+    for key in single:
+        torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5)
+    assert len(list((workspace / "ddp-models").glob("*.pt"))) == 1  # rank 0 alone writes
+
+
+def test_missing_samples_and_empty_pictures_are_clear_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(run_script("main.py", "train", "--cpu", "-n", "-i", tmp_path / "none",
+                                  "--runs", tmp_path / "r"), "no such folder")
+    assert_clean_error(run_script("main.py", "train", "--cpu", "-n", "--from-images",
+                                  tmp_path / "empty", "--runs", tmp_path / "r"),
+                       "no readable pictures")
+
+
+def test_from_images_trains_on_fresh_crops(workspace):
+    result = run_script("main.py", "train", "--cpu", "-n", "-e", 2, "--from-images",
+                        workspace / "raw", "--patch", 32, "--patches", 64, "--batch", 8,
+                        "--rescale", 0.7, "--scale", 3, "--runs", workspace / "img",
+                        "--models", workspace / "img-models")
+    assert result.returncode == 0, result.stderr
+    (path,) = (workspace / "img-models").glob("srcnn_x3.*.pt")
+    assert load_model(path, scale=3)[1]["train"]["data"]["kind"] == "images"
