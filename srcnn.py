@@ -58,12 +58,14 @@ class SRCNN(nn.Module):
                 "residual": self.residual}
 
     def reset_parameters(self) -> None:
-        # He initialisation suits the ReLU layers.  The last layer starts at zero
-        # when residual, so an untrained network returns its input (bicubic)
-        # instead of noise; otherwise it starts small, as in the paper.
+        # The first two layers keep PyTorch's default (fan-in scaled uniform)
+        # initialisation: He initialisation makes their activations so large
+        # that Adam's first steps on the last layer swing the output by tenths
+        # and kill the ReLUs of the 9-5-5 network.  The last layer starts at
+        # zero when residual, so an untrained network returns its input
+        # (bicubic) instead of noise; otherwise small, as in the paper.
         for conv in (self.conv1, self.conv2):
-            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
+            conv.reset_parameters()
         if self.residual:
             nn.init.zeros_(self.conv3.weight)
         else:

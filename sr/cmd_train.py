@@ -40,6 +40,9 @@ def add_arguments(p) -> None:
                       help="share of source pictures held out for validation")
     model = p.add_argument_group("model and optimiser")
     model.add_argument("-n", "--new", action="store_true", help="start from random weights")
+    model.add_argument("--init", metavar="FILE",
+                       help="start from the weights of this model, of any scale "
+                       "(e.g. fine-tune an x2 model into x3)")
     model.add_argument("--arch", choices=["9-1-5", "9-5-5"], default=d["arch"],
                        help="kernel sizes of the three layers (for a new model)")
     model.add_argument("--plain", action="store_true",
@@ -123,7 +126,11 @@ def find_resume(args) -> Path:
 def starting_model(args, config: dict):
     """(model, parent path or None): fresh with -n, else the newest x`scale` model."""
     import srcnn
-    from sr.checkpoint import latest_model
+    from sr.checkpoint import latest_model, load_model
+    if args.init:
+        model, _ = load_model(args.init)
+        print(f"starting from the weights of {args.init}")
+        return model, Path(args.init)
     if not args.new:
         try:
             model, _, parent = latest_model(args.models, config["scale"], warn=cli.warn)

@@ -71,6 +71,11 @@ class Trainer:
         self.steps_per_epoch = max(1, len(source) // self.batch)  # drop a partial batch
         self.total_steps = self.steps_per_epoch * int(config["epochs"])
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+        # On CUDA: bfloat16 autocast (no loss scaling needed) and channels-last
+        # tensors, which the cuDNN convolution kernels prefer.
+        self.cuda = str(device).startswith("cuda")
+        if self.cuda:
+            model.to(memory_format=torch.channels_last)
         net = ValidRegion(model)
         self.net = DistributedDataParallel(net) if self.dist.active else net
         self.epoch, self.step_in_epoch, self.step = 1, 0, 0
@@ -122,7 +127,10 @@ class Trainer:
     def train_step(self, x, t) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = self.config["lr"] * lr_factor(self.step, self.total_steps)
-        loss = loss_on_valid_region(self.net, self.model.radius, x, t)
+        if self.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
+            loss = loss_on_valid_region(self.net, self.model.radius, x, t)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -1,0 +1,68 @@
+"""Quality table of the shipped models: PSNR (Y, protocol of GUIDE §1) on Set5/Set14.
+
+    python bench/quality.py [--datasets ../shared/datasets] [--scales 2 3 4]
+
+Uses main.py eval's code (sr.evaluation) on each scale's default model (the
+newest in models/, or --model-pattern) and prints it beside bicubic and the
+published SRCNN/FSRCNN numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sr import cli  # noqa: E402
+from sr.checkpoint import latest_model, load_model  # noqa: E402
+from sr.evaluation import evaluate_image, mean_row  # noqa: E402
+from sr.imaging import load_image  # noqa: E402
+
+PUBLISHED = {  # (Set5, Set14) PSNR in dB
+    "SRCNN 9-5-5 (ImageNet, paper)": {2: (36.66, 32.45), 3: (32.75, 29.30), 4: (30.49, 27.50)},
+    "FSRCNN (paper)": {2: (36.94, None), 3: (33.06, None), 4: (30.55, None)},
+    "goal (issue)": {2: (36.90, 32.60), 3: (32.90, 29.45), 4: (30.60, 27.60)},
+}
+
+
+def mean_psnr(model, folder: Path, scale: int) -> dict:
+    rows = [evaluate_image(model, load_image(f), scale) for f in cli.image_files(folder)]
+    return mean_row(rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", default="../shared/datasets")
+    p.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
+    p.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4])
+    p.add_argument("--models", default="models")
+    p.add_argument("--model-pattern", help="e.g. models/srcnn_x{scale}.shipped.pt")
+    args = p.parse_args()
+    results = {}
+    for scale in args.scales:
+        if args.model_pattern:
+            path = Path(args.model_pattern.format(scale=scale))
+            model, _ = load_model(path, scale)
+        else:
+            model, _, path = latest_model(args.models, scale)
+        for name in args.sets:
+            start = time.perf_counter()
+            results[scale, name] = mean_psnr(model, Path(args.datasets) / name, scale)
+            print(f"x{scale} {name}: {path} ({time.perf_counter() - start:.0f}s)",
+                  file=sys.stderr)
+    header = "| | " + " | ".join(f"x{s}" for s in args.scales) + " |"
+    print(f"PSNR (dB), Set5 / Set14, Y channel, border shaved by the scale\n\n{header}")
+    print("|---" * (len(args.scales) + 1) + "|")
+    fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
+    for label, key in (("bicubic (Pillow)", "psnr_bicubic"), ("this project", "psnr")):
+        cells = [" / ".join(fmt(results[s, n][key]) for n in args.sets) for s in args.scales]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    for label, table in PUBLISHED.items():
+        print(f"| {label} | " + " | ".join(" / ".join(fmt(v) for v in table[s])
+                                            for s in args.scales) + " |")
+
+
+if __name__ == "__main__":
+    main()
