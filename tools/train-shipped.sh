@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 t91=${1:?usage: tools/train-shipped.sh T91_DIR [SCALES...]}; shift || true
 scales=${*:-2 3 4}
-EPOCHS_X2=${EPOCHS_X2:-45}; EPOCHS_FT=${EPOCHS_FT:-25}
+EPOCHS_X2=${EPOCHS_X2:-45}; EPOCHS_FT=${EPOCHS_FT:-12}
 common=(--from-images "$t91" --arch 9-5-5 --patch 48 --patches 8192 --batch 64
         --lr 1e-3 --rescale 0.6 --seed 1 --runs runs/shipped)
 for s in $scales; do
