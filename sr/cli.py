@@ -41,10 +41,36 @@ def add_device_options(p) -> None:
     p.add_argument("--device", help="torch device, e.g. cuda:1 (default: cuda if available)")
 
 
-def add_model_options(p) -> None:
-    p.add_argument("--scale", type=int, default=2, help="scale factor")
-    p.add_argument("--model", help="checkpoint file (default: newest for the scale in --models)")
+def add_model_options(p, fractional: bool = False) -> None:
+    """--scale, --model, --models.  fractional: --scale takes any factor >= 1 and the
+    model is the one of the nearest scale (sr.weights.nearest_weights)."""
+    if fractional:
+        p.add_argument("--scale", type=scale_factor, default=2.0,
+                       help="scale factor, any number >= 1 (e.g. 1.5, 2, 2.5). The network "
+                            "refines a bicubic enlargement, so the model is the newest one "
+                            "trained for the nearest scale by ratio (|log(scale/model "
+                            "scale)|, ties to the smaller): 1.5 and 2.4 use x2, 2.5 and 3.4 "
+                            "use x3, 3.5 and up use x4 when x2..x4 are there")
+        p.add_argument("--model", help="checkpoint file, trained for the scale that --scale "
+                                        "rounds to as above (default: see --scale)")
+    else:
+        p.add_argument("--scale", type=int, default=2, help="scale factor")
+        p.add_argument("--model",
+                       help="checkpoint file (default: newest for the scale in --models)")
     p.add_argument("--models", default=MODELS_DIR, help="folder of checkpoints")
+
+
+def scale_factor(text: str) -> float:
+    """argparse type for a scale factor >= 1."""
+    import argparse
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"the scale must be a number >= 1, not {text}")
+    return value
 
 
 def pick_device(args) -> str:
@@ -66,3 +92,11 @@ def model_for(args, scale: int):
         model, ckpt = load_model(args.model, scale)
         return model, ckpt, Path(args.model)
     return latest_model(args.models, scale, warn=warn)
+
+
+def weights_for(args, scale: float):
+    """sr.weights.Weights (NumPy, no PyTorch) for --model, else the nearest scale's newest."""
+    from sr.weights import checked_weights, nearest_weights
+    if args.model:
+        return checked_weights(args.model, scale)
+    return nearest_weights(args.models, scale, warn=warn)

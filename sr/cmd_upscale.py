@@ -1,61 +1,329 @@
-"""`main.py upscale`: bicubic interpolation refined by the network."""
+"""`main.py upscale`: bicubic interpolation refined by the network, for files and folders."""
 from __future__ import annotations
 
+import glob
+import os
+import re
+import signal
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from sr import cli
 from sr.errors import UserError
-from sr.tiling import DEFAULT_TILE
+from sr.imaging import IMAGE_SUFFIXES
 
 HELP = ("Upscale pictures: bicubic interpolation, then the network refines the luma "
-        "(BT.601 YCbCr); chroma stays interpolated. Existing files are never replaced.")
+        "(BT.601 YCbCr); chroma stays interpolated, alpha is bicubic. Files, folders and "
+        "glob patterns; RGB, grey, alpha, 16-bit, palette, CMYK; EXIF rotation and ICC "
+        "profile kept. Inputs and existing files are never replaced.")
+
+FORMATS = ("png", "jpg", "webp", "tiff")
+TIMESTAMP_RE = r"\d{4}-\d{2}-\d{2}--\d{2}-\d{2}-\d{2}"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("-i", "--input", nargs="+", required=True, help="picture file(s)")
+    from sr.pictures import DEFAULT_MAX_PIXELS
+    from sr.picture_files import JPEG_QUALITY, PNG_LEVEL
+    p.add_argument("-i", "--input", nargs="+", required=True, metavar="PATH",
+                   help="picture files, folders or glob patterns (quote them: 'scans/*.tif')")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="descend into sub-folders (their structure is kept under -o)")
     p.add_argument("-o", "--output", default="images_upscaled", help="output folder")
-    p.add_argument("--tile", type=int, default=DEFAULT_TILE,
-                   help="tile side in pixels (0: whole image at once); results are identical")
-    cli.add_model_options(p)
+    p.add_argument("--suffix", default=None,
+                   help="added to the input's stem for the output name; "
+                        "None: .<date--time> of this run")
+    p.add_argument("--format", choices=FORMATS, default="png",
+                   help="output format; JPEG gets PNG for pictures with transparency")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (inputs are never replaced)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip inputs whose output is already there (resumes a folder job)")
+    p.add_argument("--tile", type=int, default=0,
+                   help="output tile side in pixels; 0: automatic (256 on the CPU, from "
+                        "free memory on a GPU). The result is the same for every value")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse inputs with more pixels (decompression-bomb guard; 0: none)")
+    p.add_argument("--quality", type=int, default=JPEG_QUALITY, help="JPEG/WebP quality")
+    p.add_argument("--png-level", type=int, default=PNG_LEVEL, choices=range(10),
+                   metavar="0-9", help="PNG zlib level (9: smallest, slowest)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
+                   help="auto: ONNX Runtime on the CPU (the fastest measured here), "
+                        "PyTorch on a GPU")
+    p.add_argument("--float32", action="store_true",
+                   help="on a GPU, keep float32 (default: float16 convolutions for "
+                        "residual models, float32 sum)")
+    cli.add_model_options(p, fractional=True)
     cli.add_device_options(p)
 
 
-def output_path(out_dir: Path, source: Path, stamp: str) -> Path:
-    """out_dir/<stem>.<stamp>.png, with -1, -2... added rather than replacing a file."""
-    candidate = out_dir / f"{source.stem}.{stamp}.png"
-    n = 1
-    while candidate.exists() or candidate.resolve() == source.resolve():
-        candidate = out_dir / f"{source.stem}.{stamp}-{n}.png"
-        n += 1
-    return candidate
+# --- which files --------------------------------------------------------------------
+
+@dataclass
+class Job:
+    source: Path
+    subfolder: Path          # relative folder under -o (kept from a recursive folder walk)
+    target: Path | None = None
+    stem: str = ""           # the output name's start: the input's stem, or stem-2...
 
 
-def upscale_file(model, source: Path, args, device) -> str:
+def is_picture_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def folder_pictures(folder: Path, recursive: bool, exclude: Path) -> list:
+    """(file, folder relative to `folder`) for pictures by suffix, sorted; hidden
+    files and anything under the output folder are left out."""
+    walk = folder.rglob("*") if recursive else folder.iterdir()
+    found = []
+    for path in walk:
+        if path.is_file() and is_picture_name(path) and exclude not in path.resolve().parents:
+            found.append((path, path.parent.relative_to(folder)))
+    return sorted(found)
+
+
+def collect_jobs(items, recursive: bool, out_dir: Path) -> tuple:
+    """Jobs for -i items (files, folders, glob patterns) and one-line errors for
+    items that match nothing.  A file named explicitly is tried whatever its suffix."""
+    jobs, errors, seen = [], [], set()
+    exclude = out_dir.resolve()
+
+    def add(path: Path, subfolder: Path):
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            jobs.append(Job(path, subfolder))
+
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            for file, sub in folder_pictures(path, recursive, exclude):
+                add(file, sub)
+        elif path.exists():
+            add(path, Path("."))
+        elif glob.has_magic(item):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
+            files = [m for m in matches if m.is_file() and is_picture_name(m)]
+            for m in matches:
+                if m.is_dir():
+                    files += [f for f, _ in folder_pictures(m, recursive, exclude)]
+            if not files:
+                errors.append(f"{item}: no pictures match")
+            for file in files:
+                add(file, Path("."))
+        else:
+            errors.append(f"{item}: no such file or folder")
+    return jobs, errors
+
+
+def plan_targets(jobs, out_dir: Path, suffix: str, extension: str,
+                 unique_on_disk: bool) -> None:
+    """Give every job its output path: out_dir/<subfolder>/<stem><suffix><ext>.
+
+    Two inputs with one stem in one folder (photo.jpg, photo.png): the later one's
+    stem gets its extension (photo-png), the same every run, so --skip-existing
+    finds it again.  unique_on_disk (time-stamped names): a name already on disk
+    gets -1, -2... after the time stamp instead of being replaced."""
+    taken = set()
+    for job in jobs:
+        stem = job.source.stem
+        folder = out_dir / job.subfolder
+        if folder / f"{stem}{suffix}{extension}" in taken:
+            stem = f"{stem}-{job.source.suffix.lstrip('.').lower() or 'file'}"
+        base, n = stem, 1
+        while folder / f"{stem}{suffix}{extension}" in taken:
+            n += 1
+            stem = f"{base}-{n}"
+        target = folder / f"{stem}{suffix}{extension}"
+        taken.add(target)
+        k = 0
+        while unique_on_disk and target.exists():
+            k += 1
+            target = folder / f"{stem}{suffix}-{k}{extension}"
+        job.target, job.stem = target, stem
+
+
+def earlier_output(target: Path, default_suffix: bool, stem: str) -> Path | None:
+    """An output of an earlier run for this target: the same name, or with the default
+    (time-stamped) suffix the same stem with any time stamp."""
+    if target.exists():
+        return target
+    if default_suffix and target.parent.is_dir():
+        pattern = re.compile(re.escape(stem) + r"\." + TIMESTAMP_RE + r"(-\d+)?"
+                             + re.escape(target.suffix))
+        for candidate in target.parent.glob(f"{glob.escape(stem)}.*{target.suffix}"):
+            if pattern.fullmatch(candidate.name):
+                return candidate
+    return None
+
+
+# --- devices and backends -----------------------------------------------------------
+
+def timestamp() -> str:
+    """Local time as in the checkpoints' names (sr.checkpoint.timestamp, which would
+    import PyTorch): 2026-11-27--05-00-00."""
+    from datetime import datetime
+    return datetime.now().strftime("%Y-%m-%d--%H-%M-%S")
+
+
+def cuda_present() -> bool:
+    """Whether an NVIDIA driver is there at all, without importing PyTorch."""
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")
+
+
+def pick_device(args) -> str:
+    """As cli.pick_device, but PyTorch is imported only when a GPU may be used."""
+    if args.cpu or (args.device and args.device == "cpu"):
+        return "cpu"
+    if args.device or cuda_present():
+        return cli.pick_device(args)
+    return "cpu"
+
+
+def make_runner(args, weights, device: str):
+    from sr.inference import OnnxRuntimeRunner, TorchRunner, torch_model
+    backend = args.backend
+    if backend == "auto":
+        backend = "onnxruntime" if device == "cpu" else "torch"
+    if backend == "onnxruntime":
+        if device != "cpu":
+            raise UserError(f"--backend onnxruntime runs on the CPU only, not {device}")
+        return OnnxRuntimeRunner(weights)
+    half = False if args.float32 else None
+    return TorchRunner(torch_model(weights), device, half=half, tune=device != "cpu")
+
+
+def pick_tile(args, device: str) -> int:
+    from sr.tiling import auto_tile
+    if args.tile < 0:
+        raise UserError("--tile must be 0 (automatic) or a positive number of pixels")
+    if args.tile:
+        return args.tile
+    free = None
+    if device.startswith("cuda"):
+        import torch
+        free = torch.cuda.mem_get_info(torch.device(device))[0]
+    return auto_tile(device, free)
+
+
+# --- one file -----------------------------------------------------------------------
+
+def upscale_file(runner, job: Job, args, tile: int, protected: set) -> str:
+    """Read, upscale and write one picture; returns the line to print."""
     from tqdm import tqdm
-    from sr.checkpoint import timestamp
-    from sr.imaging import load_image, save_image
+    from sr.picture_files import EXTENSIONS, settle_format, write_picture
+    from sr.pictures import read_picture
     from sr.tiling import count_tiles
-    from sr.upscaling import output_size, upscale_image
-    img = load_image(source)
-    w, h = output_size(img.size, args.scale)
-    with tqdm(total=count_tiles(h, w, args.tile), unit="tile", leave=False,
-              desc=source.name, disable=None) as bar:
-        out = upscale_image(model, img, args.scale, args.tile, device, bar.update)
-    target = save_image(out, output_path(Path(args.output), source, timestamp()))
-    return f"{source} -> {target} ({w}x{h})"
+    from sr.upscaling import output_size, upscale_picture
+    picture = read_picture(job.source, args.max_pixels)
+    fmt, format_notes = settle_format(picture, args.format)
+    target = job.target.with_suffix(EXTENSIONS[fmt]) if fmt != args.format else job.target
+    check_target(target, protected, args.overwrite)
+    kind = picture.describe()
+    w, h = output_size(picture.size, args.scale)
+    if not args.tile:                    # automatic: enough tiles to keep every worker busy
+        while tile > 64 and count_tiles(h, w, tile) < 2 * runner.workers:
+            tile //= 2
+    tiles = count_tiles(h, w, tile)
+    with tqdm(total=tiles, unit="tile", leave=False, desc=job.source.name,
+              disable=None if tiles >= 8 else True) as bar:
+        result = upscale_picture(runner, picture, args.scale, tile, bar.update)
+    del picture
+    write_picture(result, target, fmt, args.overwrite, args.quality, args.png_level)
+    notes = "; ".join(result.notes + format_notes)
+    return f"{job.source} -> {target} ({w}x{h} {kind}{'; ' + notes if notes else ''})"
 
+
+def check_target(target: Path, protected: set, overwrite: bool) -> None:
+    if target.resolve() in protected:
+        raise UserError(f"{target}: is one of the inputs; inputs are never replaced "
+                        f"(choose another -o or --suffix)")
+    if target.exists() and not overwrite:
+        raise UserError(f"{target}: already exists (use --overwrite to replace it or "
+                        f"--skip-existing to leave it)")
+
+
+def report_error(message: str) -> None:
+    from tqdm import tqdm
+    tqdm.write(f"error: {message}", file=sys.stderr)
+
+
+def terminate_as_interrupt(signum, frame):
+    """SIGTERM like Ctrl-C, so the temporary file of the picture being written is removed."""
+    raise KeyboardInterrupt
+
+
+# --- the command --------------------------------------------------------------------
 
 def run(args) -> int:
-    device = cli.pick_device(args)
-    model, _, model_path = cli.model_for(args, args.scale)
-    model.to(device)
-    print(f"model {model_path} (x{args.scale}) on {device}")
-    failed = 0
-    for source in map(Path, args.input):
-        try:
-            print(upscale_file(model, source, args, device))
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
+    from sr.picture_files import EXTENSIONS
+    if args.overwrite and args.skip_existing:
+        raise UserError("--overwrite and --skip-existing contradict each other: pick one")
+    out_dir = Path(args.output)
+    jobs, errors = collect_jobs(args.input, args.recursive, out_dir)
+    for message in errors:
+        report_error(message)
+    if not jobs:
+        if errors:
+            return 1                      # each already said on its own line
+        raise UserError("nothing to upscale: no pictures in " + " ".join(args.input))
+    default_suffix = args.suffix is None
+    plan_targets(jobs, out_dir, f".{timestamp()}" if default_suffix else args.suffix,
+                 EXTENSIONS[args.format], unique_on_disk=default_suffix and not (
+                     args.overwrite or args.skip_existing))
+
+    device = pick_device(args)
+    weights = cli.weights_for(args, args.scale)
+    runner = make_runner(args, weights, device)
+    tile = pick_tile(args, device)
+    print(f"model {weights.path} ({weights.architecture}, trained for x{weights.scale}) "
+          f"for x{args.scale:g}; {runner.describe()}; tiles of {tile} px")
+    started = time.perf_counter()
+
+    main_thread = threading.current_thread() is threading.main_thread()  # signals: only there
+    previous = signal.signal(signal.SIGTERM, terminate_as_interrupt) if main_thread else None
+    try:
+        failed, skipped, done = upscale_all(runner, jobs, args, tile, default_suffix)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    failed += len(errors)
+    print(f"{done} upscaled, {skipped} skipped, {failed} failed in "
+          f"{time.perf_counter() - started:.1f} s")
     return 1 if failed else 0
+
+
+def upscale_all(runner, jobs, args, tile: int, default_suffix: bool) -> tuple:
+    """Every job in turn; a failed picture is reported and the next one goes on.
+    Returns (failed, skipped, done)."""
+    from tqdm import tqdm
+    protected = {job.source.resolve() for job in jobs}
+    failed, skipped, done = 0, 0, 0
+    with tqdm(jobs, unit="file", disable=None if len(jobs) > 1 else True) as bar:
+        for job in bar:
+            bar.set_postfix_str(job.source.name, refresh=False)
+            if args.skip_existing:
+                found = earlier_output(job.target, default_suffix, job.stem) or (
+                    args.format == "jpg" and   # a picture with alpha was written as PNG
+                    earlier_output(job.target.with_suffix(".png"), default_suffix, job.stem))
+                if found:
+                    tqdm.write(f"{job.source}: skipped, {found} exists")
+                    skipped += 1
+                    continue
+            try:
+                tqdm.write(upscale_file(runner, job, args, tile, protected))
+                done += 1
+            except UserError as e:
+                report_error(str(e))
+                failed += 1
+            except MemoryError:
+                report_error(f"{job.source}: out of memory (try a smaller --tile, or a "
+                             f"smaller picture)")
+                failed += 1
+            except Exception as e:   # a decoder or runtime failing on one odd file: say
+                report_error(f"{job.source}: failed ({type(e).__name__}: "   # it, go on
+                             f"{str(e).strip()[:200]})")
+                failed += 1
+    return failed, skipped, done

@@ -157,3 +157,47 @@ def write_text_atomic(path, text: str) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def write_file_atomic(path, write, overwrite: bool = False) -> Path:
+    """Call write(f) on a temporary file in path's folder, then move it into place.
+
+    The same guarantees as save_image, for writers other than Pillow's: without
+    overwrite an existing file is never replaced (UserError instead, checked by
+    os.link, so there is no check-then-write race); an interrupted or failed
+    write leaves no file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())   # mkstemp makes 0600: widen it as
+            write(f)                                    # open() would have made it
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise UserError(f"{path}: already exists, not overwritten") from None
+            os.unlink(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)   # elsewhere: set and restore (not thread-safe, rarely reached)
+    os.umask(mask)
+    return mask

@@ -1,18 +1,34 @@
-"""Running the network over a large luma plane in tiles, exactly.
+"""Running the network over a large picture in tiles, exactly.
 
-The image is padded once by the network's receptive radius r (edge replicate).
-Each tile of the output is computed from the padded input tile plus an r-pixel
-halo, with valid convolutions, so every output pixel sees exactly the pixels it
-would see in one whole-image pass: tiled output == untiled output.
+Every output tile is computed from its input window plus a halo of r pixels
+(r = the network's receptive radius), with valid convolutions; pixels beyond the
+picture's edge are the edge pixel repeated (like padding the whole picture once
+by r, edge replicate).  So each output pixel sees exactly the pixels it would
+see in one whole-picture pass, and every step of the per-tile work (colour
+conversion, network, rounding) is a per-pixel computation: tiled output ==
+untiled output, byte for byte (tests/test_upscale_tiling.py).
+
+Tiles keep memory bounded: only one window per worker is ever converted to float
+and run through the network, whatever the picture's size.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-import torch
 
 # About 1.2 KB of activations per output pixel for 64 + 32 float32 channels
 # (and convolution scratch); 512 x 512 tiles keep one forward pass near 300 MB.
 DEFAULT_TILE = 512
+
+# Tile side for ONNX Runtime on the CPU: 96..512 measure within about 10% of
+# each other (bench/upscale.py --tiles); at 256 the halo adds 3% (9-1-5) to 6%
+# (9-5-5) to the first layer's work, and a 1080p picture still has dozens of tiles
+# to share between the cores.  Activations: about 20 MB per tile in flight.
+CPU_TILE = 256
+
+# GPU: activations of 64 + 32 float16 channels plus cuDNN's workspace, per pixel.
+GPU_BYTES_PER_PIXEL = 600
 
 
 def tile_boxes(height: int, width: int, tile: int):
@@ -23,14 +39,77 @@ def tile_boxes(height: int, width: int, tile: int):
             yield top, min(top + tile, height), left, min(left + tile, width)
 
 
-@torch.inference_mode()
+def count_tiles(height: int, width: int, tile: int) -> int:
+    return sum(1 for _ in tile_boxes(height, width, tile))
+
+
+def auto_tile(device: str = "cpu", free_bytes: int | None = None) -> int:
+    """Tile side for --tile 0: cache-sized on the CPU, a quarter of free memory on a GPU."""
+    if not str(device).startswith("cuda") or not free_bytes:
+        return CPU_TILE
+    side = int((free_bytes / 4 / GPU_BYTES_PER_PIXEL) ** 0.5)
+    return max(256, min(4096, side - side % 64))
+
+
+def halo_window(image: np.ndarray, box, r: int) -> np.ndarray:
+    """The box of image (H, W[, C]) grown by r on every side, edge pixels repeated:
+    (bottom - top + 2r, right - left + 2r[, C])."""
+    top, bottom, left, right = box
+    height, width = image.shape[:2]
+    if top >= r and left >= r and bottom + r <= height and right + r <= width:
+        return image[top - r:bottom + r, left - r:right + r]       # a view, no copy
+    rows = np.clip(np.arange(top - r, bottom + r), 0, height - 1)
+    cols = np.clip(np.arange(left - r, right + r), 0, width - 1)
+    return image[rows][:, cols]
+
+
+def map_tiles(runner, image: np.ndarray, out: np.ndarray, tile: int, to_luma, from_luma,
+              on_tile=None) -> np.ndarray:
+    """Refine image tile by tile into out (same height and width).
+
+    to_luma(window) -> (luma (h + 2r, w + 2r) float32 in [0, 1], extra): the colour
+        conversion of a window; extra is anything from_luma needs (e.g. YCbCr).
+    from_luma(refined (h, w), extra cropped to the tile centre) -> output pixels.
+    runner: see sr/inference.py; runner.workers tiles run at once, in threads
+        (NumPy and ONNX Runtime release the GIL while they compute).
+    """
+    r = runner.radius
+    height, width = image.shape[:2]
+
+    def one_tile(box):
+        top, bottom, left, right = box
+        luma, extra = to_luma(halo_window(image, box, r))
+        refined = runner(luma)                                        # (h, w)
+        out[top:bottom, left:right] = from_luma(refined, extra[r:r + bottom - top,
+                                                               r:r + right - left])
+
+    boxes = list(tile_boxes(height, width, tile))
+    workers = min(getattr(runner, "workers", 1), len(boxes))
+    if workers <= 1:
+        results = map(one_tile, boxes)
+    else:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="tile")
+        results = pool.map(one_tile, boxes)
+    try:
+        for _ in results:
+            if on_tile is not None:
+                on_tile()
+    finally:
+        if workers > 1:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return out
+
+
 def run_luma(model, y: np.ndarray, tile: int = DEFAULT_TILE, device="cpu",
              on_tile=None) -> np.ndarray:
     """(H, W) float32 luma in [0, 1] -> (H, W) float32 network output (not clipped).
 
+    The luma-only PyTorch path (a plain SRCNN model); refine() goes through
+    map_tiles, which also tiles the colour conversion.
     tile: output tile side in pixels; 0 means one tile for the whole plane.
     on_tile: optional callback, called once per finished tile (for progress bars).
     """
+    import torch
     r = model.radius
     height, width = y.shape
     padded = np.pad(np.asarray(y, dtype=np.float32), r, mode="edge")  # (H+2r, W+2r)
@@ -38,11 +117,8 @@ def run_luma(model, y: np.ndarray, tile: int = DEFAULT_TILE, device="cpu",
     for top, bottom, left, right in tile_boxes(height, width, tile):
         window = padded[top:bottom + 2 * r, left:right + 2 * r]
         x = torch.from_numpy(np.ascontiguousarray(window))[None, None].to(device)
-        out[top:bottom, left:right] = model.forward_valid(x)[0, 0].float().cpu().numpy()
+        with torch.inference_mode():
+            out[top:bottom, left:right] = model.forward_valid(x)[0, 0].float().cpu().numpy()
         if on_tile is not None:
             on_tile()
     return out
-
-
-def count_tiles(height: int, width: int, tile: int) -> int:
-    return sum(1 for _ in tile_boxes(height, width, tile))

@@ -1,7 +1,9 @@
 """Upscaling a picture: interpolate with bicubic, refine the luma with the network.
 
 refine() is the single pipeline behind `main.py upscale`, evaluation and the
-validation PSNR during training, so their numbers always agree.
+validation PSNR during training, so their numbers always agree.  What runs the
+network underneath is a runner (sr/inference.py): PyTorch by default, ONNX
+Runtime for the upscale command on the CPU.
 """
 from __future__ import annotations
 
@@ -10,23 +12,61 @@ from PIL import Image
 
 from sr.imaging import (grey_to_luma, luma_to_grey, resize, rgb_to_ycbcr, to_uint8,
                         ycbcr_to_rgb)
-from sr.tiling import DEFAULT_TILE, run_luma
+from sr.pictures import Picture
+from sr.tiling import DEFAULT_TILE, map_tiles
+
+# 16-bit values v are v / 257 on the 0..255 scale of the colour formulas (65535 -> 255).
+STEPS_16BIT = np.float32(257.0)
+
+
+def to_uint16(x: np.ndarray) -> np.ndarray:
+    """Round to the nearest integer (ties to even) and clip to 0..65535."""
+    return np.clip(np.rint(x), 0, 65535).astype(np.uint16)
+
+
+def colour_steps(pixels: np.ndarray):
+    """(to_luma, from_luma) for map_tiles, by the kind of pixels:
+    (H, W, 3) RGB or (H, W) grey, uint8 or uint16.
+
+    RGB: the luma (BT.601 Y / 255) goes through the network, Cb and Cr stay as
+    interpolated.  Grey: its luma alone, and the result is grey again.
+    """
+    wide = pixels.dtype == np.uint16
+    if pixels.ndim == 3:
+        def to_luma(window):
+            ycc = rgb_to_ycbcr(window / STEPS_16BIT if wide else window)  # (h, w, 3) 0..255
+            return ycc[..., 0] / 255.0, ycc
+
+        def from_luma(y, ycc):
+            ycc[..., 0] = y * 255.0
+            rgb = ycbcr_to_rgb(ycc)
+            return to_uint16(rgb * STEPS_16BIT) if wide else to_uint8(rgb)
+    else:
+        def to_luma(window):
+            grey = window / STEPS_16BIT if wide else window
+            return grey_to_luma(grey) / 255.0, window
+
+        def from_luma(y, _window):
+            grey = luma_to_grey(y * 255.0)
+            return to_uint16(grey * STEPS_16BIT) if wide else to_uint8(grey)
+    return to_luma, from_luma
 
 
 def refine(model, bicubic: np.ndarray, tile: int = DEFAULT_TILE, device="cpu",
-           on_tile=None) -> np.ndarray:
-    """Bicubic-interpolated 8-bit picture -> refined 8-bit picture of the same shape.
+           on_tile=None, runner=None) -> np.ndarray:
+    """Bicubic-interpolated picture -> refined picture of the same shape and type.
 
-    bicubic: (H, W, 3) RGB or (H, W) grey, uint8.  RGB: luma goes through the
-    network, chroma (Cb, Cr) is kept as interpolated.  Grey: its luma alone.
+    bicubic: (H, W, 3) RGB or (H, W) grey, uint8 (or uint16 for 16-bit pictures).
+    tile: output tile side; 0 means one tile.  The result does not depend on it.
+    runner: what runs the network (sr/inference.py); default: PyTorch in float32
+        on device, exactly model.forward_valid.
     """
-    if bicubic.ndim == 2:
-        y = run_luma(model, grey_to_luma(bicubic) / 255.0, tile, device, on_tile)
-        return to_uint8(luma_to_grey(y * 255.0))
-    ycc = rgb_to_ycbcr(bicubic)                        # (H, W, 3) on 0..255
-    y = run_luma(model, ycc[..., 0] / 255.0, tile, device, on_tile)
-    ycc[..., 0] = y * 255.0
-    return to_uint8(ycbcr_to_rgb(ycc))
+    if runner is None:
+        from sr.inference import TorchRunner
+        runner = TorchRunner(model, device, half=False)
+    to_luma, from_luma = colour_steps(bicubic)
+    out = np.empty_like(bicubic)
+    return map_tiles(runner, bicubic, out, tile, to_luma, from_luma, on_tile)
 
 
 def output_size(size, scale: float):
@@ -34,9 +74,38 @@ def output_size(size, scale: float):
     return tuple(max(1, int(round(side * scale))) for side in size)
 
 
+def resize_plane(plane: np.ndarray, size) -> np.ndarray:
+    """Pillow bicubic of one picture plane to size = (width, height).
+
+    8-bit planes (H, W) or (H, W, 3) go through Pillow's 8-bit resize, exactly as
+    the evaluation protocol; 16-bit planes channel by channel in float32, rounded."""
+    if plane.dtype == np.uint8:
+        mode = "RGB" if plane.ndim == 3 else "L"
+        return np.asarray(resize(Image.fromarray(plane, mode), size))
+    if plane.ndim == 3:
+        return np.stack([resize_plane(plane[..., c], size) for c in range(plane.shape[2])],
+                        axis=2)
+    resized = resize(Image.fromarray(plane.astype(np.float32), "F"), size)
+    return to_uint16(np.asarray(resized))
+
+
+def upscale_picture(runner, picture: Picture, scale: float, tile: int = DEFAULT_TILE,
+                    on_tile=None) -> Picture:
+    """Upscale a Picture by scale: colour through bicubic + network, alpha bicubic only.
+
+    Colour under transparent pixels is kept as it is: alpha is a separate plane,
+    never multiplied in."""
+    size = output_size(picture.size, scale)
+    bicubic = resize_plane(picture.colour, size)
+    refined = refine(None, bicubic, tile, runner=runner, on_tile=on_tile)
+    del bicubic
+    alpha = resize_plane(picture.alpha, size) if picture.alpha is not None else None
+    return Picture(refined, alpha, picture.icc, list(picture.notes))
+
+
 def upscale_image(model, img: Image.Image, scale: float, tile: int = DEFAULT_TILE,
-                  device="cpu", on_tile=None) -> Image.Image:
-    """Upscale a decoded picture by scale; RGB and grey, with or without alpha.
+                  device="cpu", on_tile=None, runner=None) -> Image.Image:
+    """Upscale a decoded Pillow picture by scale; RGB and grey, with or without alpha.
 
     Alpha is interpolated with bicubic only; colour under transparent pixels is
     kept as it is (Pillow does not premultiply RGBA when resizing).
@@ -49,7 +118,8 @@ def upscale_image(model, img: Image.Image, scale: float, tile: int = DEFAULT_TIL
         img = img.convert("L" if img.mode == "LA" else "RGB")
     elif img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
-    out = Image.fromarray(refine(model, np.asarray(resize(img, size)), tile, device, on_tile))
+    out = Image.fromarray(refine(model, np.asarray(resize(img, size)), tile, device, on_tile,
+                                 runner))
     if alpha is not None:
         out.putalpha(alpha)
     return out

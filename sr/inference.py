@@ -1,0 +1,206 @@
+"""Backends that run the network's valid core on one tile: ONNX Runtime (CPU) or PyTorch.
+
+A runner maps a luma window with its halo to the network output of the window's
+centre, exactly like SRCNN.forward_valid:
+
+    runner(window)   (h + 2r, w + 2r) float32 Y/255  ->  (h, w) float32
+
+and says how many tiles it can usefully run at once (`workers`).  Tiling,
+colour and files are someone else's business (sr/tiling.py, sr/upscaling.py).
+
+Why ONNX Runtime on the CPU: its MLAS kernels run SRCNN's convolutions (fused
+with the ReLUs, in its blocked NCHWc layout) 2.7x faster than PyTorch on the
+same tiles for 9-1-5 and 1.4x for 9-5-5 on this project's 2-core machines, and
+it needs no PyTorch at all (bench/upscale.py --variants; numbers in the README).
+Each worker thread runs its own single-threaded session on its own tiles: as fast
+as one session with 2 threads on a quiet machine, and 1.4x faster when other
+processes share the cores (the cores never wait on each other inside a layer).
+
+The graph is built here from the checkpoint's weights rather than read from the
+file of sr.export.export_onnx: that file pads its input (edge replicate) for the
+browser, which has the whole image; the tiles here bring their own halo.  Past
+the pad it is the same network (tests/test_upscale_backends.py checks the
+outputs against that file).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import queue
+
+import numpy as np
+
+ONNX_OPSET = 18
+ONNX_IR_VERSION = 9        # what every onnxruntime from 1.16 on reads
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# The last layer has one output channel, which ONNX Runtime's blocked (NCHWc) kernels
+# pad to a block of 16: on 9-1-5 it took 60% of the time for 10% of the work.  So it
+# runs as 16 channels that each make one pixel of a 4x4 block of the output (a
+# stride-4 convolution with 8x8 kernels holding the 5x5 one at 16 offsets), put in
+# place by DepthToSpace: 2,048 instead of 12,800 multiply-adds per pixel.  The
+# kernels' extra taps are exact zeros, so every output pixel adds the same products
+# in the same order wherever it falls in a block (tiles stay byte-exact).
+BLOCK = 4
+
+
+def blocked_last_layer(weight: np.ndarray, bias: np.ndarray, block: int):
+    """(1, C, k, k) kernel, (1,) bias -> (block^2, C, k + block - 1, ...) kernel and bias
+    for a stride-`block` convolution whose channel i * block + j is output pixel (i, j)."""
+    _, channels, k, _ = weight.shape
+    size = k + block - 1
+    blocked = np.zeros((block * block, channels, size, size), np.float32)
+    for i in range(block):
+        for j in range(block):
+            blocked[i * block + j, :, i:i + k, j:j + k] = weight[0]
+    return blocked, np.repeat(bias.astype(np.float32), block * block)
+
+
+def valid_core_onnx(weights) -> bytes:
+    """ONNX model of SRCNN.forward_valid from sr.weights.Weights:
+    input "luma" (N, 1, H + 2r, W + 2r) -> output "refined" (N, 1, H, W),
+    H and W multiples of BLOCK (OnnxRuntimeRunner pads the window to that)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    r = weights.radius
+    w3, b3 = blocked_last_layer(weights.state["conv3.weight"], weights.state["conv3.bias"],
+                                BLOCK)
+    arrays = {name: weights.state[name] for name in
+              ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias")}
+    arrays.update({"conv3.blocked_weight": w3, "conv3.blocked_bias": b3})
+    inits = [numpy_helper.from_array(np.ascontiguousarray(v, np.float32), name)
+             for name, v in arrays.items()]
+    nodes = [helper.make_node("Conv", ["luma", "conv1.weight", "conv1.bias"], ["c1"]),
+             helper.make_node("Relu", ["c1"], ["h1"]),
+             helper.make_node("Conv", ["h1", "conv2.weight", "conv2.bias"], ["c2"]),
+             helper.make_node("Relu", ["c2"], ["h2"]),
+             helper.make_node("Conv", ["h2", "conv3.blocked_weight", "conv3.blocked_bias"],
+                              ["c3_blocks"], strides=[BLOCK, BLOCK]),   # (N, 16, H/4, W/4)
+             helper.make_node("DepthToSpace", ["c3_blocks"],
+                              ["c3" if weights.residual else "refined"], blocksize=BLOCK)]
+    if weights.residual:   # output = input centre + correction, as SRCNN.forward_valid
+        inits += [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+                  (("starts", [r, r]), ("ends", [-r, -r]), ("axes", [2, 3]))]
+        nodes += [helper.make_node("Slice", ["luma", "starts", "ends", "axes"], ["centre"]),
+                  helper.make_node("Add", ["c3", "centre"], ["refined"])]
+    graph = helper.make_graph(
+        nodes, "srcnn_valid_core",
+        [helper.make_tensor_value_info("luma", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("refined", TensorProto.FLOAT, ["N", 1, "h", "w"])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
+                              ir_version=ONNX_IR_VERSION, producer_name="srcnn-upscale")
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+class OnnxRuntimeRunner:
+    """ONNX Runtime's CPU provider: single-threaded sessions, one per tile in flight."""
+
+    name = "onnxruntime"
+
+    def __init__(self, weights, workers: int | None = None):
+        self.radius = weights.radius
+        self.workers = workers or cpu_count()
+        self._model = valid_core_onnx(weights)
+        self._idle = queue.SimpleQueue()     # sessions not running a tile right now
+        self._idle.put(self._new_session())  # fail early, in the calling thread
+
+    def _new_session(self):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1     # parallel over tiles instead (see above)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        return ort.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """One session per call in flight; sessions are kept for the next pictures."""
+        try:
+            session = self._idle.get_nowait()
+        except queue.Empty:
+            session = self._new_session()
+        try:
+            return session.run(None, {"luma": x})[0]
+        finally:
+            self._idle.put(session)
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        """(h + 2r, w + 2r) -> (h, w); the window is grown to whole 4x4 blocks first
+        (edge repeated: the extra output rows and columns are dropped)."""
+        r = self.radius
+        h, w = window.shape[0] - 2 * r, window.shape[1] - 2 * r
+        grow = ((0, -h % BLOCK), (0, -w % BLOCK))
+        x = np.pad(window, grow, mode="edge") if any(g for _, g in grow) else window
+        x = np.ascontiguousarray(x, dtype=np.float32)[None, None]
+        return self._run(x)[0, 0, :h, :w]
+
+    def describe(self) -> str:
+        return f"ONNX Runtime CPU, {self.workers} worker(s), float32"
+
+
+class TorchRunner:
+    """PyTorch on any device.  On CUDA, a residual network runs its convolutions in
+    float16 and adds the correction to the float32 input, so float16's 3 significant
+    digits touch only the small correction: with the shipped x2 model (float16
+    convolutions on the CPU) 1-2% of 8-bit values move by one level and Set5 PSNR
+    by at most 0.002 dB.  A plain (non-residual) network stays in float32."""
+
+    name = "torch"
+    workers = 1   # PyTorch already spreads one tile over all cores
+
+    def __init__(self, model, device="cpu", half: bool | None = None, tune: bool = False):
+        """half: None = float16 on CUDA for residual models.  tune: let cuDNN time its
+        algorithms per tile shape (a global setting: only for the upscale command, not
+        for training's validation)."""
+        import torch
+        self.torch = torch
+        self.model = model.to(device)
+        self.device = torch.device(device)
+        self.radius = model.radius
+        cuda = self.device.type == "cuda"
+        self.half = (cuda and model.residual) if half is None else bool(half)
+        if cuda and tune:
+            torch.backends.cudnn.benchmark = True
+        # float16 copies of the three layers; the float32 model stays as it is
+        self._convs = ([copy.deepcopy(c).half() for c in (model.conv1, model.conv2, model.conv3)]
+                       if self.half else None)
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        x = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None, None]
+        x = x.to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            y = self._forward_half(x) if self.half else self.model.forward_valid(x)
+            return y[0, 0].float().cpu().numpy()
+
+    def _forward_half(self, x):
+        """forward_valid with float16 convolutions and a float32 residual sum."""
+        torch = self.torch
+        c1, c2, c3 = self._convs
+        h = torch.relu(c1(x.half()))
+        h = torch.relu(c2(h))
+        r = self.radius
+        return c3(h).float() + x[:, :, r:x.shape[2] - r, r:x.shape[3] - r]
+
+    def describe(self) -> str:
+        return f"PyTorch on {self.device}, {'float16' if self.half else 'float32'}"
+
+
+def torch_model(weights):
+    """srcnn.SRCNN with the weights of a sr.weights.Weights."""
+    import torch
+    import srcnn
+    model = srcnn.SRCNN(weights.kernels, weights.filters, weights.residual)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.state.items()})
+    return model.eval()

@@ -1,0 +1,209 @@
+"""`main.py upscale` on files and folders: names, formats, never losing or clobbering a
+file, bad files, fractional scales."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import main
+from sr.checkpoint import save_checkpoint
+from tests.helpers import assert_clean_error, picture, run_script
+from tests.test_upscale_tiling import perturbed_model
+
+STAMP = r"\d{4}-\d{2}-\d{2}--\d{2}-\d{2}-\d{2}"
+
+
+@pytest.fixture
+def model(tmp_path):
+    return save_checkpoint(tmp_path / "models" / "srcnn_x2.test.pt", perturbed_model("9-1-5"), 2)
+
+
+def upscale(*args) -> int:
+    return main.main(["upscale", *map(str, args)])
+
+
+def names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_default_name_size_and_format(tmp_path, model):
+    picture(23, 17).save(tmp_path / "photo.png")
+    assert upscale("-i", tmp_path / "photo.png", "--model", model, "-o", tmp_path / "out") == 0
+    (out,) = (tmp_path / "out").iterdir()
+    assert re.fullmatch(rf"photo\.{STAMP}\.png", out.name)
+    assert Image.open(out).size == (46, 34) and Image.open(out).mode == "RGB"
+    assert out.stat().st_mode & 0o044 == 0o044, "outputs readable like any new file"
+
+
+@pytest.mark.parametrize("fmt, pillow", [("jpg", "JPEG"), ("webp", "WEBP"), ("tiff", "TIFF")])
+def test_formats_and_suffix(tmp_path, model, fmt, pillow):
+    picture(20, 12).save(tmp_path / "a.png")
+    assert upscale("-i", tmp_path / "a.png", "--model", model, "-o", tmp_path / "out",
+                   "--format", fmt, "--suffix", "_x2") == 0
+    (out,) = (tmp_path / "out").iterdir()
+    assert out.name == f"a_x2.{'tif' if fmt == 'tiff' else fmt}"
+    assert Image.open(out).format == pillow and Image.open(out).size == (40, 24)
+
+
+def test_folder_with_bad_files(tmp_path, model, capsys):
+    """Good pictures are done, bad ones reported on one line each, .txt ignored."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    picture(16, 16).save(folder / "good1.png")
+    picture(18, 14, seed=1).save(folder / "good2.jpg")
+    data = (folder / "good2.jpg").read_bytes()
+    (folder / "corrupt.jpg").write_bytes(data[:len(data) // 2])
+    (folder / "fake.png").write_text("this is not a picture")
+    (folder / "notes.txt").write_text("stray")
+    status = upscale("-i", folder, "--model", model, "-o", tmp_path / "out", "--suffix", "")
+    err = capsys.readouterr().err
+    assert status == 1
+    assert names(tmp_path / "out") == ["good1.png", "good2.png"]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "corrupt.jpg" in errors[0] + errors[1]
+    assert "fake.png" in errors[0] + errors[1] and "Traceback" not in err
+
+
+def test_bad_file_in_a_subprocess_has_no_traceback(tmp_path, model):
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    result = run_script("main.py", "upscale", "-i", tmp_path / "x.png", "--model", model,
+                        "-o", tmp_path / "out")
+    assert_clean_error(result, "x.png")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_recursive_folders_keep_their_structure_and_globs(tmp_path, model):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    picture(12, 10).save(tmp_path / "in" / "top.png")
+    picture(12, 10, seed=2).save(tmp_path / "in" / "sub" / "deep.png")
+    assert upscale("-i", tmp_path / "in", "-r", "--model", model, "-o", tmp_path / "out",
+                   "--suffix", "") == 0
+    assert (tmp_path / "out" / "top.png").exists()
+    assert (tmp_path / "out" / "sub" / "deep.png").exists()
+    assert upscale("-i", tmp_path / "in" / "*.png", "--model", model, "-o",
+                   tmp_path / "globbed", "--suffix", "") == 0
+    assert names(tmp_path / "globbed") == ["top.png"]
+
+
+def test_same_stem_twice_gets_two_names(tmp_path, model):
+    picture(10, 10).save(tmp_path / "p.png")
+    picture(10, 10, seed=1).save(tmp_path / "p.jpg")
+    assert upscale("-i", tmp_path / "p.png", tmp_path / "p.jpg", "--model", model,
+                   "-o", tmp_path / "out", "--suffix", "") == 0
+    assert names(tmp_path / "out") == ["p-jpg.png", "p.png"]
+
+
+def test_never_replaces_an_input(tmp_path, model, capsys):
+    source = tmp_path / "keep.png"
+    picture(14, 14).save(source)
+    before = source.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        status = upscale("-i", source, "--model", model, "-o", tmp_path, "--suffix", "",
+                         *extra)
+        assert status == 1 and source.read_bytes() == before
+    assert "inputs are never replaced" in capsys.readouterr().err
+
+
+def test_existing_outputs_overwrite_and_skip(tmp_path, model, capsys):
+    picture(14, 14).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    common = ["-i", tmp_path / "a.png", "--model", model, "-o", out, "--suffix", "_big"]
+    assert upscale(*common) == 0
+    (out / "a_big.png").write_bytes(b"marker")
+    assert upscale(*common) == 1                                   # refused, kept
+    assert (out / "a_big.png").read_bytes() == b"marker"
+    assert upscale(*common, "--skip-existing") == 0
+    assert (out / "a_big.png").read_bytes() == b"marker"
+    assert "skipped" in capsys.readouterr().out
+    assert upscale(*common, "--overwrite") == 0
+    assert Image.open(out / "a_big.png").size == (28, 28)
+
+
+def test_skip_existing_finds_time_stamped_outputs(tmp_path, model, capsys):
+    picture(14, 14).save(tmp_path / "a.png")
+    picture(14, 14, seed=1).save(tmp_path / "b.png")
+    out = tmp_path / "out"
+    assert upscale("-i", tmp_path / "a.png", "--model", model, "-o", out) == 0
+    assert upscale("-i", tmp_path, "--model", model, "-o", out, "--skip-existing") == 0
+    assert len(names(out)) == 2 and "1 skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_interrupted_write_leaves_nothing(tmp_path, model, monkeypatch, fmt):
+    """Ctrl-C while the file is being written: no output, no temporary file."""
+    import sr.picture_files
+    picture(30, 30).save(tmp_path / "a.png")
+
+    def interrupt_after(write):
+        def writer(self_or_file, *args, **kwargs):
+            write(self_or_file, *args, **kwargs)  # bytes are in the temporary file...
+            raise KeyboardInterrupt               # ...when the user presses Ctrl-C
+        return writer
+
+    if fmt == "png":     # our PNG writer
+        monkeypatch.setattr(sr.picture_files, "write_png",
+                            interrupt_after(sr.picture_files.write_png))
+    else:                # Pillow's writers
+        monkeypatch.setattr(Image.Image, "save", interrupt_after(Image.Image.save))
+    with pytest.raises(KeyboardInterrupt):
+        upscale("-i", tmp_path / "a.png", "--model", model, "-o", tmp_path / "out",
+                "--format", fmt)
+    assert names(tmp_path / "out") == []
+
+
+def test_tile_does_not_change_the_file(tmp_path, model):
+    picture(37, 29, seed=5).save(tmp_path / "odd.png")
+    for tile in (0, 7, 16, 10_000):
+        assert upscale("-i", tmp_path / "odd.png", "--model", model, "-o", tmp_path / "out",
+                       "--suffix", f"_{tile}", "--tile", tile) == 0
+    pixels = {np.asarray(Image.open(p)).tobytes() for p in (tmp_path / "out").iterdir()}
+    assert len(pixels) == 1
+
+
+def test_fractional_scale_uses_the_nearest_model(tmp_path, capsys):
+    models = tmp_path / "models"
+    save_checkpoint(models / "srcnn_x2.t.pt", perturbed_model("9-1-5"), 2)
+    save_checkpoint(models / "srcnn_x3.t.pt", perturbed_model("9-1-5", seed=1), 3)
+    picture(20, 11).save(tmp_path / "a.png")
+    for scale, size, used in [("1.5", (30, 16), "x2"), ("2.5", (50, 28), "x3")]:
+        assert upscale("-i", tmp_path / "a.png", "--models", models, "--scale", scale,
+                       "-o", tmp_path / scale, "--suffix", "") == 0
+        assert Image.open(tmp_path / scale / "a.png").size == size
+        assert f"trained for {used}" in capsys.readouterr().out
+
+
+def test_scale_below_one_is_refused(tmp_path, model):
+    with pytest.raises(SystemExit):
+        main.parse_args(["upscale", "-i", "x.png", "--scale", "0.5"])
+
+
+def test_pixel_limit(tmp_path, model, capsys):
+    picture(100, 80).save(tmp_path / "big.png")
+    assert upscale("-i", tmp_path / "big.png", "--model", model, "-o", tmp_path / "out",
+                   "--max-pixels", 5000) == 1
+    assert "--max-pixels" in capsys.readouterr().err
+    assert upscale("-i", tmp_path / "big.png", "--model", model, "-o", tmp_path / "out",
+                   "--max-pixels", 8000) == 0
+
+
+def test_missing_input_is_one_line(tmp_path, model):
+    result = run_script("main.py", "upscale", "-i", tmp_path / "nope.png", "--model", model)
+    assert_clean_error(result, "nope.png", "no such file")
+
+
+def test_cpu_path_does_not_import_torch(tmp_path, model):
+    """PyTorch costs seconds and ~700 MB just to import: the CPU path never needs it."""
+    import subprocess
+    import sys
+    from tests.helpers import ROOT
+    picture(12, 12).save(tmp_path / "a.png")
+    code = ("import sys, main\n"
+            f"status = main.main(['upscale', '-i', {str(tmp_path / 'a.png')!r}, '--model', "
+            f"{str(model)!r}, '-o', {str(tmp_path / 'out')!r}, '--cpu'])\n"
+            "print('torch' in sys.modules, status)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "False 0", result.stderr

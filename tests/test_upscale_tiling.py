@@ -1,0 +1,110 @@
+"""Tiles are exact: tiled == untiled, byte for byte, for both architectures and
+both backends, on odd sizes; and refine() still computes what it always did."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import srcnn
+from sr.imaging import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from sr.inference import OnnxRuntimeRunner, TorchRunner
+from sr.tiling import halo_window, run_luma, tile_boxes
+from sr.upscaling import refine
+from sr.weights import Weights
+
+
+def perturbed_model(arch: str, seed: int = 0) -> srcnn.SRCNN:
+    """A model that is not the identity: the residual last layer starts at zero."""
+    torch.manual_seed(seed)
+    model = srcnn.build(arch)
+    with torch.no_grad():
+        model.conv3.weight.normal_(0, 0.02)
+        model.conv3.bias.fill_(0.01)
+        model.conv1.bias.normal_(0, 0.01)
+    return model.eval()
+
+
+def weights_of(model) -> Weights:
+    return Weights("memory", 2, model.kernels, model.filters, model.residual, "",
+                   {k: v.detach().numpy().copy() for k, v in model.state_dict().items()})
+
+
+def smooth_picture(height: int, width: int, seed: int = 0, grey: bool = False) -> np.ndarray:
+    """A bicubic-looking uint8 picture: random pixels enlarged 3x with bicubic."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (height // 3 + 1, width // 3 + 1) + (() if grey else (3,)),
+                         dtype=np.uint8)
+    img = Image.fromarray(small).resize((width, height), Image.BICUBIC)
+    return np.asarray(img)
+
+
+def old_refine(model, bicubic: np.ndarray) -> np.ndarray:
+    """refine() as it was before tiles carried the colour conversion (whole image)."""
+    ycc = rgb_to_ycbcr(bicubic)
+    y = run_luma(model, ycc[..., 0] / 255.0, 0)
+    ycc[..., 0] = y * 255.0
+    return to_uint8(ycbcr_to_rgb(ycc))
+
+
+def test_tile_boxes_cover_the_plane_once():
+    covered = np.zeros((23, 41), int)
+    for top, bottom, left, right in tile_boxes(23, 41, 8):
+        covered[top:bottom, left:right] += 1
+    assert (covered == 1).all()
+
+
+def test_halo_window_repeats_edges_like_padding():
+    image = np.arange(5 * 7).reshape(5, 7)
+    padded = np.pad(image, 3, mode="edge")
+    for box in [(0, 2, 0, 3), (3, 5, 4, 7), (1, 4, 2, 5), (0, 5, 0, 7)]:
+        top, bottom, left, right = box
+        assert (halo_window(image, box, 3) == padded[top:bottom + 6, left:right + 6]).all()
+
+
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+def test_refine_unchanged_for_evaluation(arch):
+    """The torch path gives exactly what the whole-image code gave (evaluation numbers)."""
+    model = perturbed_model(arch)
+    picture = smooth_picture(45, 61)
+    assert (refine(model, picture, tile=0) == old_refine(model, picture)).all()
+
+
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_tiled_equals_untiled_on_odd_sizes(arch, backend):
+    model = perturbed_model(arch)
+    runner = TorchRunner(model) if backend == "torch" else OnnxRuntimeRunner(weights_of(model))
+    for shape, grey in [((47, 83), False), ((31, 29), True)]:
+        picture = smooth_picture(*shape, seed=1, grey=grey)
+        whole = refine(None, picture, tile=10_000, runner=runner)
+        for tile in (5, 16, 17, 30):
+            tiled = refine(None, picture, tile=tile, runner=runner)
+            assert tiled.tobytes() == whole.tobytes(), (tile, shape)
+
+
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+def test_tiled_equals_untiled_16bit(arch):
+    model = perturbed_model(arch)
+    runner = OnnxRuntimeRunner(weights_of(model), workers=2)
+    picture = smooth_picture(37, 53, seed=2).astype(np.uint16) * 257 + 91
+    whole = refine(None, picture, tile=0, runner=runner)
+    assert whole.dtype == np.uint16
+    assert refine(None, picture, tile=11, runner=runner).tobytes() == whole.tobytes()
+
+
+def test_parallel_workers_give_the_same_bytes():
+    model = perturbed_model("9-1-5")
+    picture = smooth_picture(70, 90, seed=3)
+    one = refine(None, picture, 16, runner=OnnxRuntimeRunner(weights_of(model), workers=1))
+    two = refine(None, picture, 16, runner=OnnxRuntimeRunner(weights_of(model), workers=2))
+    assert one.tobytes() == two.tobytes()
+
+
+def test_progress_callback_once_per_tile():
+    model = perturbed_model("9-1-5")
+    calls = []
+    refine(None, smooth_picture(20, 33), 8, runner=OnnxRuntimeRunner(weights_of(model)),
+           on_tile=lambda: calls.append(1))
+    assert len(calls) == 3 * 5
