@@ -10,14 +10,13 @@ torch.load(..., weights_only=True) and no code from the file is ever run:
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 import torch
 
 from sr.errors import UserError
+from sr.imaging import write_file_atomic
 from srcnn import SRCNN
 
 FORMAT = "srcnn-checkpoint"
@@ -42,21 +41,7 @@ def save_checkpoint(path, model: SRCNN, scale: int, train: dict | None = None,
                "scale": int(scale), "created": datetime.now().isoformat(timespec="seconds"),
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                "train": dict(train or {}), **(extra or {})}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise UserError(f"{path}: already exists, not overwritten") from None
-            os.unlink(tmp)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_file_atomic(path, lambda f: torch.save(payload, f), overwrite)
     return path
 
 

@@ -107,31 +107,10 @@ def degrade(hr: Image.Image, scale: int) -> Image.Image:
 
 
 def save_image(img: Image.Image, path, overwrite: bool = False, **params) -> Path:
-    """Write img to path atomically: a temporary file in the same folder, then a rename.
-
-    Without overwrite an existing file is never replaced (UserError instead).
-    An interrupted or failed write leaves no file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"),
-                     **params)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # fails if path exists: no check-then-write race
-            except FileExistsError:
-                raise UserError(f"{path}: already exists, not overwritten") from None
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write img to path atomically (see write_file_atomic); the format follows
+    the suffix.  Without overwrite an existing file is never replaced."""
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    return write_file_atomic(path, lambda f: img.save(f, format=fmt, **params), overwrite)
 
 
 def grey_to_luma(grey: np.ndarray) -> np.ndarray:
@@ -146,17 +125,7 @@ def luma_to_grey(y: np.ndarray) -> np.ndarray:
 
 def write_text_atomic(path, text: str) -> Path:
     """Write a text file through a temporary file and a rename (replaces path)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_file_atomic(path, lambda f: f.write(text.encode()), overwrite=True)
 
 
 def write_file_atomic(path, write, overwrite: bool = False) -> Path:
