@@ -1,21 +1,65 @@
-"""`main.py export-onnx`: one self-contained ONNX file for the browser page."""
+"""`main.py export-onnx`: self-contained ONNX files for the browser page (web/)."""
 from __future__ import annotations
 
-from sr import cli
+from pathlib import Path
 
-HELP = ("Write one self-contained ONNX file: input 'luma' float32 [N,1,H,W] in [0,1], "
-        "already interpolated to the output size; output 'upscaled' of the same shape.")
+from sr import cli
+from sr.errors import UserError
+
+WEB_DIR = "web"   # the browser page, served by web/serve.py
+
+HELP = ("Export models as self-contained ONNX files: input 'luma' float32 [N,1,H,W] in [0,1], "
+        "already interpolated to the output size; output 'upscaled' of the same shape; "
+        "scale, architecture, radius and colour space in the metadata_props. "
+        "Without -o: every scale with a model in --models goes into the page's folder "
+        "(x2 -> web/srcnn.onnx, x3 -> web/srcnn_x3.onnx, ...; per scale the shipped model "
+        "srcnn_x<s>.shipped.pt if present, else the newest), replacing the page's files, "
+        "and web/models.json is rewritten. With -o FILE: one model into FILE, which is "
+        "never replaced unless --overwrite.")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("-o", "--output", default="web/srcnn.onnx", help="ONNX file to write")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    cli.add_model_options(p)
+    p.add_argument("-o", "--output",
+                   help="write one ONNX file here instead of the page's models")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let -o replace an existing file (the page's models in --web are "
+                        "always replaced: they are generated files kept under version control)")
+    p.add_argument("--scale", type=int, action="append",
+                   help="export only this scale (repeatable; default: every scale found, "
+                        "or 2 with -o)")
+    p.add_argument("--model", help="export this checkpoint (its own scale) instead")
+    p.add_argument("--models", default=cli.MODELS_DIR, help="folder of checkpoints")
+    p.add_argument("--web", default=WEB_DIR, help="the page's folder")
+
+
+def chosen_checkpoints(args) -> dict:
+    """{scale: checkpoint path} from --model, --scale and --models."""
+    from sr.checkpoint import read_checkpoint
+    from sr.export import checkpoints_to_export
+    if args.model:
+        scale = read_checkpoint(args.model)["scale"]
+        if args.scale and args.scale != [scale]:
+            raise UserError(f"{args.model}: model is for x{scale}, not "
+                            f"x{', x'.join(map(str, args.scale))}")
+        return {scale: Path(args.model)}
+    scales = args.scale or ([2] if args.output else None)
+    return checkpoints_to_export(args.models, scales, warn=cli.warn)
 
 
 def run(args) -> int:
-    from sr.export import export_onnx
-    model, _, model_path = cli.model_for(args, args.scale)
-    path = export_onnx(model, args.scale, args.output, args.overwrite)
-    print(f"exported {model_path} -> {path}")
+    from sr.checkpoint import load_model
+    from sr.export import export_onnx, web_model_name, write_model_index
+    chosen = chosen_checkpoints(args)
+    if args.output and len(chosen) > 1:
+        raise UserError("-o writes one file: give one --scale")
+    for scale, model_path in chosen.items():
+        model, _ = load_model(model_path, scale)
+        if args.output:
+            target = export_onnx(model, scale, args.output, args.overwrite)
+        else:
+            target = export_onnx(model, scale, Path(args.web) / web_model_name(scale),
+                                 overwrite=True)
+        print(f"exported {model_path} (x{scale}) -> {target}")
+    if not args.output:
+        print(f"wrote {write_model_index(args.web)}")
     return 0

@@ -1,19 +1,26 @@
-"""Exporting a trained network to one self-contained ONNX file for the browser."""
+"""Exporting trained networks to self-contained ONNX files for the browser page.
+
+The page (web/) loads web/models.json, the list of its model files, and learns each
+model's scale, receptive radius and colour space from the file's metadata_props.
+"""
 from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
+import json
+import re
 from pathlib import Path
 
 import onnx
 import torch
 
 from sr.errors import UserError
+from sr.imaging import write_file_atomic, write_text_atomic
 from srcnn import architecture_name
 
 OPSET = 18
+MODEL_INDEX = "models.json"
+COLOUR_SPACE = "bt601-studio-luma/255"
 
 
 def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
@@ -39,22 +46,77 @@ def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
     proto = program.model_proto
     meta = {"scale": str(scale), "architecture": architecture_name(model),
             "filters": "-".join(map(str, model.filters)), "radius": str(model.radius),
-            "residual": str(model.residual).lower(), "colour_space": "bt601-studio-luma/255",
+            "residual": str(model.residual).lower(), "colour_space": COLOUR_SPACE,
             "input": "bicubic-interpolated luma, float32 [N,1,H,W], Y/255"}
     onnx.helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    data = proto.SerializeToString()
+    return write_file_atomic(path, lambda f: f.write(data), overwrite=overwrite)
 
 
 def read_metadata(path) -> dict:
     """metadata_props of an ONNX file as a dict of strings."""
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def web_model_name(scale: int) -> str:
+    """The page's model file for a scale: srcnn.onnx (x2, the default), else srcnn_x<s>.onnx."""
+    return "srcnn.onnx" if int(scale) == 2 else f"srcnn_x{int(scale)}.onnx"
+
+
+def shipped_name(scale: int) -> str:
+    return f"srcnn_x{int(scale)}.shipped.pt"
+
+
+def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
+    """{scale: checkpoint path} for the page: per scale, the shipped model
+    (srcnn_x<s>.shipped.pt) if there is a valid one, else the newest checkpoint.
+
+    scales: only these (UserError if one has no model); None: every scale found.
+    """
+    from sr.checkpoint import list_models
+    newest, shipped = {}, {}
+    for path, ckpt in list_models(models_dir, warn=warn):  # newest first
+        scale = int(ckpt["scale"])
+        newest.setdefault(scale, path)
+        if path.name == shipped_name(scale):
+            shipped[scale] = path
+    found = {**newest, **shipped}
+    if scales is not None:
+        missing = [s for s in scales if s not in found]
+        if missing:
+            raise UserError(f"no x{missing[0]} model in {models_dir}/: train one with "
+                            f"'python main.py train --scale {missing[0]}' or pass --model")
+        found = {s: found[s] for s in scales}
+    if not found:
+        raise UserError(f"no model in {models_dir}/: train one with 'python main.py train' "
+                        f"or pass --model")
+    return dict(sorted(found.items()))
+
+
+def web_models(web_dir) -> list[dict]:
+    """The page's model files in web_dir, by scale: [{"file", "scale", "architecture"}].
+
+    Reads each file's metadata_props; a file without a scale is an error.
+    """
+    entries = []
+    for path in sorted(Path(web_dir).glob("srcnn*.onnx")):
+        if not re.fullmatch(r"srcnn(_x\d+)?\.onnx", path.name):
+            continue
+        meta = read_metadata(path)
+        if "scale" not in meta or "radius" not in meta:
+            raise UserError(f"{path}: no scale/radius in its metadata_props; re-export it")
+        entries.append({"file": path.name, "scale": int(meta["scale"]),
+                        "architecture": meta.get("architecture", "")})
+    return sorted(entries, key=lambda e: e["scale"])
+
+
+def write_model_index(web_dir) -> Path:
+    """Write web_dir/models.json, the list of model files the page offers.
+
+    The page reads scale, radius and colour space from each file itself; the scale
+    here is for people reading the index.
+    """
+    entries = web_models(web_dir)
+    return write_text_atomic(Path(web_dir) / MODEL_INDEX,
+                             json.dumps({"models": entries}, indent=2) + "\n")

@@ -1,0 +1,446 @@
+"""The browser demo in a real Chromium: results match `main.py upscale`, errors show.
+
+Needs Playwright for Python, Debian's chromium (/usr/bin/chromium) and
+`npm ci --prefix web` (tools/install-test-deps.sh does all three). The page is
+served from a temporary copy of web/ with models made here, by web/serve.py.
+A screenshot is saved under test-artifacts/.
+"""
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import shutil
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import main
+import srcnn
+from sr.checkpoint import save_checkpoint
+from sr.export import export_onnx, web_model_name, write_model_index
+
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="Playwright is not installed (pip install playwright)")
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the networking flags Chromium keeps calling out to a network that is closed here.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+WEBGPU_SOFTWARE_FLAGS = ["--enable-unsafe-webgpu", "--enable-features=Vulkan",
+                         "--use-vulkan=swiftshader", "--use-webgpu-adapter=swiftshader",
+                         "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                         "--disable-vulkan-surface"]
+TIMEOUT_MS = 120_000
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)",
+                allow_module_level=True)
+
+
+def load_serve_module():
+    spec = importlib.util.spec_from_file_location("web_serve", WEB / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+serve = load_serve_module()
+
+
+# ---- models, pictures and the site ----
+
+def perturbed_model(architecture, filters, seed):
+    """An SRCNN that is not the identity: random first layers, a non-zero last one."""
+    torch.manual_seed(seed)
+    model = srcnn.build(architecture, filters=filters)
+    with torch.no_grad():
+        model.conv3.weight.normal_(0, 0.02)
+        model.conv3.bias.fill_(0.005)
+    return model.eval()
+
+
+def fixture_picture(width=97, height=61, seed=5) -> Image.Image:
+    """Odd, non-square RGBA: texture and edges, alpha with opaque, translucent and
+    fully transparent parts, and colour kept under the transparent ones."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    rgb = np.stack([128 + 100 * np.sin(x / 7), 128 + 90 * np.cos(y / 5),
+                    (x * 3 + y * 5) % 256], axis=-1)
+    rgb += rng.normal(0, 14, rgb.shape)
+    rgb[20:40, 30:50] = [250, 20, 40]                      # a hard-edged block
+    alpha = np.clip((x - 8) * 9, 0, 255)                   # transparent -> opaque ramp
+    alpha[35:50, 60:85] = 0                                # a transparent hole
+    alpha[5:15, 70:90] = 128                               # translucent patch
+    pixels = np.dstack([rgb, alpha])
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "RGBA")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A copy of web/ with two test models (x2 9-1-5, x3 9-5-5) and their checkpoints."""
+    root = tmp_path_factory.mktemp("site")
+    runtime = WEB / "node_modules" / "onnxruntime-web" / "dist"
+    if not runtime.is_dir():
+        pytest.fail("web/node_modules is missing: run 'npm ci --prefix web' "
+                    "(tools/install-test-deps.sh does)")
+    for path in WEB.iterdir():
+        if path.suffix in {".html", ".js", ".css"}:
+            shutil.copy(path, root / path.name)
+    shutil.copytree(WEB / "samples", root / "samples")
+    (root / "node_modules").symlink_to(WEB / "node_modules", target_is_directory=True)
+    checkpoints = {}
+    for scale, architecture, filters in [(2, "9-1-5", (64, 32)), (3, "9-5-5", (32, 16))]:
+        model = perturbed_model(architecture, filters, seed=scale)
+        checkpoints[scale] = save_checkpoint(root.parent / f"x{scale}.pt", model, scale)
+        export_onnx(model, scale, root / web_model_name(scale))
+    write_model_index(root)
+    return {"root": root, "checkpoints": checkpoints}
+
+
+def start_server(root, isolation):
+    server = serve.make_server(root, port=0, isolation=isolation, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+@pytest.fixture(scope="module")
+def url(site):
+    server, address = start_server(site["root"], isolation=True)
+    yield address
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def url_without_isolation(site):
+    server, address = start_server(site["root"], isolation=False)
+    yield address
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    with sync_api.sync_playwright() as driver:   # one per module: they cannot nest
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS,
+                                          headless=True)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def webgpu_browser(playwright):
+    """Chromium with a software WebGPU adapter (SwiftShader's Vulkan, shipped with
+    Debian's chromium), so the WebGPU code path runs without a GPU."""
+    flags = [f for f in CHROMIUM_FLAGS if f != "--disable-gpu"] + WEBGPU_SOFTWARE_FLAGS
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=flags,
+                                          headless=True)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+# ---- helpers ----
+
+def open_page(page, address, query=""):
+    page.goto(address + "index.html" + query)
+    page.wait_for_selector("#status[data-state=idle], #status[data-state=error]",
+                           timeout=TIMEOUT_MS)
+    assert page.get_attribute("#status", "data-state") == "idle", page.inner_text("#status")
+
+
+def upscale_on_page(page, picture: Path, scale: int) -> str:
+    page.select_option("#scale", web_model_name(scale))
+    page.set_input_files("#file", str(picture))
+    page.wait_for_selector("#status[data-state=done], #status[data-state=error]",
+                           timeout=TIMEOUT_MS)
+    return page.get_attribute("#status", "data-state")
+
+
+def downloaded_result(page) -> Image.Image:
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
+        page.click("#download")
+    return Image.open(download.value.path()).copy()
+
+
+def canvas_rgba(page) -> np.ndarray:
+    """canvas#result's pixels, (H, W, 4). A 2D canvas premultiplies alpha, so only
+    opaque pixels read back exactly."""
+    width, height, data = page.evaluate("""() => {
+        const c = document.getElementById('result');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let s = ''; for (let i = 0; i < d.length; i += 8192)
+            s += String.fromCharCode(...d.subarray(i, i + 8192));
+        return [c.width, c.height, btoa(s)];
+    }""")
+    return np.frombuffer(base64.b64decode(data), np.uint8).reshape(height, width, 4)
+
+
+def python_upscale(picture: Path, checkpoint: Path, scale: int, out_dir: Path) -> Image.Image:
+    """The reference: `main.py upscale` on the same picture and model."""
+    main.main(["upscale", "-i", str(picture), "-o", str(out_dir), "--model", str(checkpoint),
+               "--scale", str(scale), "--cpu"])
+    (result,) = out_dir.glob(f"{picture.stem}.*.png")
+    return Image.open(result).copy()
+
+
+def fraction_within_one_level(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of pixels whose every channel differs by at most 1."""
+    return float((np.abs(a.astype(int) - b.astype(int)) <= 1).all(axis=-1).mean())
+
+
+# ---- tests ----
+
+@pytest.mark.parametrize("scale, tile", [(2, 32), (3, 512)])
+def test_page_matches_python_upscale(page, url, site, tmp_path, scale, tile):
+    picture = tmp_path / "fixture.png"
+    fixture_picture().save(picture)
+    want = np.asarray(python_upscale(picture, site["checkpoints"][scale], scale,
+                                     tmp_path / "python"))
+    assert want.shape == (61 * scale, 97 * scale, 4)
+
+    open_page(page, url, f"?tile={tile}")   # tile 32: many tiles, so the halos matter
+    assert upscale_on_page(page, picture, scale) == "done", page.inner_text("#status")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"web-x{scale}.png"), full_page=True)
+
+    got = downloaded_result(page)
+    assert got.mode == "RGBA" and got.size == (97 * scale, 61 * scale)
+    got = np.asarray(got)
+    share = fraction_within_one_level(got, want)
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+    np.testing.assert_array_equal(got[..., 3], want[..., 3])   # alpha: bicubic only, exact
+
+    shown = canvas_rgba(page)
+    assert shown.shape == want.shape   # drawn at full resolution
+    opaque = want[..., 3] == 255
+    assert fraction_within_one_level(shown[opaque], want[opaque]) >= 0.999
+
+
+def test_webgpu_backend_matches_python_upscale(webgpu_browser, url, site, tmp_path):
+    picture = tmp_path / "tiny.png"
+    fixture_picture(23, 17).save(picture)
+    want = np.asarray(python_upscale(picture, site["checkpoints"][2], 2, tmp_path / "python"))
+    page = webgpu_browser.new_page()
+    try:
+        page.goto(url + "index.html?backend=webgpu")
+        page.wait_for_selector("#status[data-state=idle], #status[data-state=error]",
+                               timeout=TIMEOUT_MS)
+        if page.get_attribute("#status", "data-state") == "error":
+            pytest.skip(f"no software WebGPU here: {page.inner_text('#status')}")
+        assert page.inner_text("#runtime").startswith("Backend: WebGPU")
+        assert upscale_on_page(page, picture, 2) == "done", page.inner_text("#status")
+        assert "WebGPU" in page.inner_text("#details")
+        with page.expect_download(timeout=TIMEOUT_MS) as download:
+            page.click("#download")
+        got = np.asarray(Image.open(download.value.path()))
+    finally:
+        page.close()
+    share = fraction_within_one_level(got, want)
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+
+
+def test_non_image_file_shows_an_error(page, url, tmp_path):
+    open_page(page, url)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("this is not a picture\n")
+    page.set_input_files("#file", str(notes))
+    page.wait_for_selector("#status[data-state=error]", timeout=TIMEOUT_MS)
+    assert page.is_visible("#status")
+    assert "notes.txt: not a readable image" in page.inner_text("#status")
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    page.set_input_files("#file", str(broken))
+    page.wait_for_selector("#status[data-state=error]:has-text('broken.png')", timeout=TIMEOUT_MS)
+    assert "damaged PNG" in page.inner_text("#status")
+
+
+def test_threads_with_isolation_and_one_thread_without(page, url, url_without_isolation,
+                                                       tmp_path):
+    picture = tmp_path / "small.png"
+    fixture_picture(23, 17).save(picture)
+
+    open_page(page, url)
+    isolated = page.inner_text("#runtime")
+    assert "wasm" in isolated and "not cross-origin isolated" not in isolated
+
+    open_page(page, url_without_isolation)
+    plain = page.inner_text("#runtime")
+    assert "1 thread" in plain and "not cross-origin isolated" in plain
+    assert upscale_on_page(page, picture, 2) == "done", page.inner_text("#status")
+    assert "1 thread" in page.inner_text("#details")
+
+
+def test_cancel_stops_a_running_job(page, url, tmp_path):
+    picture = tmp_path / "big.png"
+    fixture_picture(160, 120).save(picture)
+    open_page(page, url, "?tile=8")   # 1200 tiles: time enough to press Cancel
+    page.set_input_files("#file", str(picture))
+    page.wait_for_selector("#status:has-text('tile')", timeout=TIMEOUT_MS)
+    page.click("#cancel")
+    page.wait_for_selector("#status[data-state=idle]", timeout=TIMEOUT_MS)
+    assert "Cancelled" in page.inner_text("#status")
+    assert page.is_hidden("#cancel")
+
+
+# ---- the page's own decoder and resampler against Pillow ----
+
+def png_bytes(image: Image.Image, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **params)
+    return buffer.getvalue()
+
+
+def pillow_view(data: bytes) -> np.ndarray:
+    """RGBA as sr/upscaling.py sees a PNG: alpha kept for RGBA/LA/P+tRNS, else opaque."""
+    img = Image.open(io.BytesIO(data))
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    rgba = img.convert("RGBA") if has_alpha else img.convert("RGB").convert("RGBA")
+    return np.asarray(rgba)
+
+
+def raw_png(samples: np.ndarray, colour_type: int, interlaced: bool = False) -> bytes:
+    """A PNG written by hand (Pillow writes neither 16-bit RGB nor interlaced files).
+    samples: (H, W, C) uint8 or big-endian-written uint16; every row unfiltered."""
+    height, width = samples.shape[:2]
+    depth = 16 if samples.dtype == np.uint16 else 8
+    passes = ([(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+               (1, 0, 2, 2), (0, 1, 1, 2)] if interlaced else [(0, 0, 1, 1)])
+    data = b""
+    for x0, y0, dx, dy in passes:
+        sub = samples[y0::dy, x0::dx].astype(">u2" if depth == 16 else np.uint8)
+        if sub.size:
+            data += b"".join(b"\0" + row.tobytes() for row in sub)
+
+    def chunk(kind, body):
+        return (len(body).to_bytes(4, "big") + kind + body
+                + zlib.crc32(kind + body).to_bytes(4, "big"))
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, int(interlaced))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(data))
+            + chunk(b"IEND", b""))
+
+
+def to_8bit(values: np.ndarray) -> np.ndarray:
+    """16-bit -> 8-bit by rounding v / 257, as sr/pictures.py (and the page) do."""
+    return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def png_variants() -> dict:
+    """{name: (PNG bytes, expected RGBA or None for Pillow's reading)}."""
+    rgba = fixture_picture(37, 29)
+    rgb = rgba.convert("RGB")
+    wide = (np.asarray(rgba).astype(np.uint32) * 257
+            + np.random.default_rng(3).integers(-128, 128, (29, 37, 4))).clip(0, 65535)
+    wide = wide.astype(np.uint16)   # 16-bit samples whose low byte matters
+    opaque = np.dstack([to_8bit(wide[..., :3]), np.full((29, 37), 255, np.uint8)])
+    pillow = {
+        "rgba": png_bytes(rgba),
+        "rgb": png_bytes(rgb),
+        "grey": png_bytes(rgb.convert("L")),
+        "grey+alpha": png_bytes(rgba.convert("LA")),
+        "1-bit grey": png_bytes(rgb.convert("1")),
+        "palette": png_bytes(rgb.quantize(50)),
+        "4-bit palette + tRNS": png_bytes(rgb.quantize(16), transparency=3, bits=4),
+        "interlaced rgba": raw_png(np.asarray(rgba), 6, interlaced=True),
+        "interlaced grey": raw_png(np.asarray(rgb.convert("L"))[..., None], 0, interlaced=True),
+    }
+    return {**{name: (data, None) for name, data in pillow.items()},
+            "16-bit rgb": (raw_png(wide[..., :3], 2), opaque),
+            "16-bit rgba, interlaced": (raw_png(wide, 6, interlaced=True), to_8bit(wide))}
+
+
+def test_png_decoder_matches_pillow(page, url):
+    open_page(page, url)
+    for name, (data, expected) in png_variants().items():
+        width, height, pixels = page.evaluate("""async (b64) => {
+            const {decodePng} = await import('./png.js');
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const img = await decodePng(bytes);
+            let s = ''; for (const v of img.pixels) s += String.fromCharCode(v);
+            return [img.width, img.height, btoa(s)];
+        }""", base64.b64encode(data).decode())
+        got = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(height, width, 4)
+        want = pillow_view(data) if expected is None else expected
+        np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+def test_browser_jpeg_decoding_matches_pillow(page, url):
+    """JPEG is decoded by the browser (no colour conversion): the same pixels as Pillow."""
+    open_page(page, url)
+    buffer = io.BytesIO()
+    fixture_picture(45, 31).convert("RGB").save(buffer, "JPEG", quality=85)
+    width, height, pixels = page.evaluate("""async (b64) => {
+        const {decodeImage} = await import('./decode.js');
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const img = await decodeImage(new Blob([bytes], {type: 'image/jpeg'}), 'x.jpg');
+        let s = ''; for (const v of img.pixels) s += String.fromCharCode(v);
+        return [img.width, img.height, btoa(s)];
+    }""", base64.b64encode(buffer.getvalue()).decode())
+    got = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(height, width, 4)
+    want = np.asarray(Image.open(buffer).convert("RGBA"))
+    assert fraction_within_one_level(got, want) >= 0.999
+
+
+def test_png_encoder_keeps_pixels_and_colour_profile(page, url):
+    open_page(page, url)
+    profile = b"an ICC profile, carried over unread" * 4
+    source = png_bytes(fixture_picture(19, 11), icc_profile=profile)
+    encoded = page.evaluate("""async (b64) => {
+        const {decodePng, encodePng} = await import('./png.js');
+        const img = await decodePng(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
+        const blob = await encodePng(img.pixels, img.width, img.height, true, img.iccProfile);
+        const bytes = new Uint8Array(await blob.arrayBuffer());
+        let s = ''; for (const v of bytes) s += String.fromCharCode(v);
+        return btoa(s);
+    }""", base64.b64encode(source).decode())
+    result = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    assert result.info.get("icc_profile") == profile
+    np.testing.assert_array_equal(np.asarray(result), np.asarray(Image.open(io.BytesIO(source))))
+
+
+@pytest.mark.parametrize("size, new_size", [((37, 29), (74, 58)), ((37, 29), (111, 87)),
+                                            ((13, 40), (52, 160)), ((50, 31), (23, 17))])
+def test_bicubic_matches_pillow_exactly(page, url, size, new_size):
+    open_page(page, url)
+    rgba = np.asarray(fixture_picture(*size))
+    got = page.evaluate("""async ([b64, w, h, nw, nh]) => {
+        const {resizeBicubic} = await import('./resample.js');
+        const src = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const out = resizeBicubic(src, w, h, 4, nw, nh);
+        let s = ''; for (const v of out) s += String.fromCharCode(v);
+        return btoa(s);
+    }""", [base64.b64encode(rgba.tobytes()).decode(), *size, *new_size])
+    got = np.frombuffer(base64.b64decode(got), np.uint8).reshape(new_size[1], new_size[0], 4)
+    # Python resizes RGB and alpha separately (no premultiplication): so does the page.
+    image = Image.fromarray(rgba, "RGBA")
+    want_rgb = np.asarray(image.convert("RGB").resize(new_size, Image.BICUBIC))
+    want_alpha = np.asarray(image.getchannel("A").resize(new_size, Image.BICUBIC))
+    np.testing.assert_array_equal(got[..., :3], want_rgb)
+    np.testing.assert_array_equal(got[..., 3], want_alpha)

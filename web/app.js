@@ -1,0 +1,247 @@
+// The page: picks the picture and the scale, talks to the worker, shows the result.
+//
+// State for people and tests: #status carries data-state = idle | loading | running |
+// done | error, and the result is drawn at full resolution into canvas#result.
+// URL options (for testing and benchmarks): ?backend=auto|webgpu|wasm, ?threads=N,
+// ?tile=N (output tile side, results do not depend on it), ?models=a.onnx,b.onnx
+// (instead of models.json).
+
+import {encodePng} from './png.js';
+
+const SAMPLE_URL = 'samples/coffee.png';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const worker = new Worker(new URL('./worker.js', import.meta.url), {type: 'module'});
+
+let models = [];          // [{url, meta}] from the worker, sorted by scale
+let current = null;       // {id, file, name} of the job in progress
+let lastPicture = null;   // {file, name}: re-run it when the scale changes
+let lastResult = null;    // worker result message (pixels kept for the download)
+let nextId = 1;
+let ready = false;
+
+function setStatus(state, text) {
+  const status = $('status');
+  status.dataset.state = state;
+  status.textContent = text;
+  const busy = state === 'running';
+  $('cancel').hidden = !busy;
+  $('progress').hidden = !busy;
+}
+
+// ---- models and runtime ----
+
+async function modelUrls() {
+  if (params.get('models')) return params.get('models').split(',').filter(Boolean);
+  const response = await fetch('models.json', {cache: 'no-cache'});
+  if (!response.ok) throw new Error(`models.json: HTTP ${response.status}`);
+  const index = await response.json();
+  if (!index.models || !index.models.length) throw new Error('models.json lists no model');
+  return index.models.map((m) => m.file);
+}
+
+function describeRuntime({backend, threads, note, isolated}) {
+  const parts = [`Backend: ${backend === 'webgpu' ? 'WebGPU' : 'wasm (CPU)'}`];
+  if (backend === 'wasm') {
+    parts.push(`${threads} thread${threads === 1 ? '' : 's'}`);
+    if (!isolated) {
+      parts.push('one thread because the page is not cross-origin isolated ' +
+                 '(serve it with web/serve.py for threads)');
+    }
+  }
+  if (note && backend !== 'webgpu') parts.push(`WebGPU not used: ${note}`);
+  return parts.join(' · ');
+}
+
+function fillScaleMenu() {
+  const select = $('scale');
+  select.replaceChildren(...models.map(({url, meta}) => {
+    const option = new Option(`x${meta.scale} (${meta.architecture || '?'}, ${meta.file})`, url);
+    return option;
+  }));
+  const x2 = models.find((m) => m.meta.scale === 2);
+  if (x2) select.value = x2.url;
+  select.disabled = false;
+}
+
+function onReady(message) {
+  models = message.models.slice().sort((a, b) => a.meta.scale - b.meta.scale);
+  fillScaleMenu();
+  $('runtime').textContent = describeRuntime(message);
+  ready = true;
+  if (lastPicture) start(lastPicture.file, lastPicture.name);   // picked while loading
+  else setStatus('idle', 'Ready: pick or drop a picture, or try the sample.');
+}
+
+// ---- jobs ----
+
+function start(file, name) {
+  lastPicture = {file, name};
+  if (!ready) return;   // runs when the worker is ready
+  if (current) worker.postMessage({type: 'cancel', id: current.id});
+  current = {id: nextId++, file, name, started: performance.now()};
+  const tile = Number(params.get('tile')) || 0;   // 0: the worker's default for its backend
+  $('progress').value = 0;
+  setStatus('running', `Working on ${name}…`);
+  worker.postMessage({type: 'upscale', id: current.id, file, name, model: $('scale').value, tile});
+}
+
+function onProgress({phase, done, total}) {
+  const bar = $('progress');
+  if (total) {
+    bar.max = total;
+    bar.value = done;
+    $('status').textContent = `Refining ${current.name}: tile ${done} of ${total}`;
+  } else {
+    bar.removeAttribute('value');   // indeterminate while decoding/interpolating
+    $('status').textContent = `${phase[0].toUpperCase()}${phase.slice(1)} ${current.name}…`;
+  }
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+async function showResult(message, started) {
+  lastResult = message;
+  const {width, height, pixels, timings, source} = message;
+  const canvas = $('result');
+  canvas.width = width;
+  canvas.height = height;
+  // The worker's RGBA buffer is shared with the ImageData, not copied.
+  const data = new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length);
+  canvas.getContext('2d').putImageData(new ImageData(data, width, height), 0, 0);
+  await showBefore(message);
+  $('output').hidden = false;
+  const model = models.find((m) => m.meta.scale === message.scale).meta;
+  const how = message.backend === 'webgpu' ? 'WebGPU'
+    : `wasm, ${message.threads} thread${message.threads === 1 ? '' : 's'}`;
+  $('details').textContent =
+    `${source.width}×${source.height} → ${width}×${height} (x${message.scale}, ` +
+    `${model.architecture} model ${model.file}) in ${seconds(timings.totalMs)}: network ` +
+    `${seconds(timings.networkMs)} over ${message.tiles} tile${message.tiles === 1 ? '' : 's'} ` +
+    `on ${how}.`;
+  // Machine-readable timings (milliseconds) for benchmarks: data-total-ms (the worker's
+  // job), data-network-ms, ..., data-shown-ms (from the pick to the result on screen).
+  const shownMs = performance.now() - started;
+  for (const [key, ms] of Object.entries({...timings, shownMs})) {
+    $('details').dataset[key] = ms.toFixed(1);
+  }
+  setStatus('done', `Done in ${seconds(timings.totalMs)} (${how}).`);
+}
+
+// The "before" side of the slider: the bicubic picture at full size when the worker
+// sent it, else the original picture stretched by the browser (said in the label).
+async function showBefore({before, width, height}) {
+  const canvas = $('before');
+  if (before) {
+    canvas.width = width;
+    canvas.height = height;
+    const data = new Uint8ClampedArray(before.buffer, before.byteOffset, before.length);
+    canvas.getContext('2d').putImageData(new ImageData(data, width, height), 0, 0);
+    $('before-label').textContent = 'Before: bicubic';
+    return;
+  }
+  try {
+    const bitmap = await createImageBitmap(lastPicture.file);
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    canvas.getContext('2d').drawImage(bitmap, 0, 0);
+    bitmap.close();
+    $('before-label').textContent = 'Before: the original, enlarged by the browser';
+  } catch {
+    canvas.width = canvas.height = 1;
+    $('before-label').textContent = 'Before: not shown';
+  }
+}
+
+function onWorkerMessage({data}) {
+  if (data.type === 'ready') return onReady(data);
+  if (data.id === null || data.id === undefined) {
+    if (data.type === 'error') setStatus('error', `Error: ${data.message}`);
+    return;
+  }
+  if (!current || data.id !== current.id) return;   // a job that was replaced
+  if (data.type === 'progress') return onProgress(data);
+  const finished = current;
+  current = null;
+  if (data.type === 'result') showResult(data, finished.started);
+  else if (data.type === 'cancelled') setStatus('idle', `Cancelled ${finished.name}.`);
+  else if (data.type === 'error') setStatus('error', `Error: ${data.message}`);
+}
+
+// ---- download ----
+
+async function download() {
+  if (!lastResult) return;
+  const button = $('download');
+  button.disabled = true;
+  try {
+    const {pixels, width, height, hasAlpha, scale, iccProfile} = lastResult;
+    const blob = await encodePng(pixels, width, height, hasAlpha, iccProfile);
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(blob);
+    const stem = (lastPicture?.name || 'picture').replace(/\.[^.]*$/, '');
+    link.download = `${stem}.x${scale}.png`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- wiring ----
+
+function pickFile(file) {
+  if (file) start(file, file.name || 'picture');
+}
+
+async function pickSample() {
+  const response = await fetch(SAMPLE_URL);
+  if (!response.ok) return setStatus('error', `Error: ${SAMPLE_URL}: HTTP ${response.status}`);
+  start(await response.blob(), 'coffee.png');
+}
+
+function moveDivider() {
+  const percent = Number($('slider').value);
+  $('before').style.clipPath = `inset(0 ${100 - percent}% 0 0)`;
+  $('divider').style.left = `${percent}%`;
+}
+
+function wire() {
+  $('file').addEventListener('change', (e) => pickFile(e.target.files[0]));
+  $('sample').addEventListener('click', pickSample);
+  $('scale').addEventListener('change', () => lastPicture && start(lastPicture.file, lastPicture.name));
+  $('cancel').addEventListener('click', () => current &&
+    worker.postMessage({type: 'cancel', id: current.id}));
+  $('download').addEventListener('click', download);
+  $('slider').addEventListener('input', moveDivider);
+  $('actual-size').addEventListener('change', (e) => $('compare').classList.toggle('actual', e.target.checked));
+  document.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    document.body.classList.add('dragging');
+  });
+  document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    document.body.classList.remove('dragging');
+    pickFile(e.dataTransfer.files[0]);
+  });
+  worker.addEventListener('message', onWorkerMessage);
+  worker.addEventListener('error', (e) => setStatus('error', `Error: the worker failed (${e.message})`));
+}
+
+async function main() {
+  wire();
+  moveDivider();
+  try {
+    const urls = await modelUrls();
+    worker.postMessage({type: 'init', models: urls, backend: params.get('backend') || 'auto',
+                        threads: Number(params.get('threads')) || 0});
+  } catch (e) {
+    setStatus('error', `Error: ${e.message}`);
+  }
+}
+
+main();

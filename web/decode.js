@@ -1,0 +1,47 @@
+// Picture file -> RGBA pixels, as Pillow would read it for `main.py upscale`.
+//
+// PNG goes through png.js (exact, alpha unpremultiplied, no colour management).
+// Other formats (JPEG, WebP, GIF, BMP...) are decoded by the browser without colour
+// conversion and with EXIF orientation applied, as sr/imaging.load_image does; they
+// are read back through a canvas, which is exact for opaque pixels. (For translucent
+// non-PNG pictures the canvas premultiplies alpha: colour under transparent pixels
+// is lost, so results near transparency can differ from Python.)
+
+import {isPng, decodePng} from './png.js';
+import {UserError} from './errors.js';
+
+// -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha, decoder,
+//     iccProfile (PNG only: the iCCP chunk to write into the result, or null)}
+export async function decodeImage(blob, name) {
+  const head = new Uint8Array(await blob.slice(0, 8).arrayBuffer());
+  try {
+    if (isPng(head)) {
+      return {...await decodePng(new Uint8Array(await blob.arrayBuffer())), decoder: 'png.js'};
+    }
+    return await decodeWithBrowser(blob);
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`${name}: ${e.message}`);
+    throw e;
+  }
+}
+
+async function decodeWithBrowser(blob) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, {
+      colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image',
+    });
+  } catch (e) {
+    throw new UserError('not a readable image (the browser cannot decode it)');
+  }
+  const {width, height} = bitmap;
+  const context = new OffscreenCanvas(width, height).getContext('2d', {willReadFrequently: true});
+  context.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const pixels = new Uint8Array(context.getImageData(0, 0, width, height).data.buffer);
+  let hasAlpha = false;
+  for (let i = 3; i < pixels.length; i += 4) {
+    if (pixels[i] !== 255) { hasAlpha = true; break; }
+  }
+  return {width, height, pixels, hasAlpha, decoder: 'browser', iccProfile: null};
+}

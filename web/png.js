@@ -1,0 +1,256 @@
+// PNG decoding and encoding without a canvas.
+//
+// Why not let the browser decode: a 2D canvas stores premultiplied alpha, so reading
+// a picture back through one changes the colour under translucent pixels (and zeroes
+// it under transparent ones), and browsers apply gamma/ICC colour conversion. Pillow
+// does neither, and the page must match `main.py upscale`. So PNG (the lossless
+// format people upscale most) is decoded here exactly as Pillow reads it, and the
+// result is encoded here from the unpremultiplied pixels. Inflate/deflate are the
+// browser's own DecompressionStream / CompressionStream ("deflate" = zlib format,
+// which is what PNG stores).
+
+import {UserError} from './errors.js';
+
+const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+// Adam7 passes: [xStart, yStart, xStep, yStep].
+const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4],
+               [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+
+// Samples per pixel for each PNG colour type (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA).
+const SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4};
+
+export function isPng(bytes) {
+  return bytes.length >= 8 && SIGNATURE.every((b, i) => bytes[i] === b);
+}
+
+function readUint32(bytes, pos) {
+  return ((bytes[pos] << 24) >>> 0) + (bytes[pos + 1] << 16) + (bytes[pos + 2] << 8) + bytes[pos + 3];
+}
+
+// Chunks of the file: {header, palette, transparency, iccProfile, data: [Uint8Array...]}.
+// iccProfile is the iCCP chunk's body as it is (name, method, compressed profile).
+function readChunks(bytes) {
+  const found = {header: null, palette: null, transparency: null, iccProfile: null, data: []};
+  let pos = 8;
+  while (pos + 8 <= bytes.length) {
+    const length = readUint32(bytes, pos);
+    const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
+    const body = bytes.subarray(pos + 8, pos + 8 + length);
+    if (body.length !== length) throw new UserError('damaged PNG: the file is truncated');
+    if (type === 'IHDR') found.header = readHeader(body);
+    else if (type === 'PLTE') found.palette = body;
+    else if (type === 'tRNS') found.transparency = body;
+    else if (type === 'iCCP') found.iccProfile = body.slice();
+    else if (type === 'IDAT') found.data.push(body);
+    else if (type === 'IEND') return found;
+    pos += 12 + length;   // length, type, body, CRC
+  }
+  if (!found.header || !found.data.length) throw new UserError('damaged PNG: the file is truncated');
+  return found;   // no IEND: tolerated when the image data is there, as Pillow does
+}
+
+function readHeader(body) {
+  const header = {
+    width: readUint32(body, 0), height: readUint32(body, 4), bitDepth: body[8],
+    colourType: body[9], interlaced: body[12] === 1,
+  };
+  const okDepths = {0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16]};
+  if (!(okDepths[header.colourType] || []).includes(header.bitDepth)) {
+    throw new UserError(`unsupported PNG (colour type ${header.colourType}, ${header.bitDepth} bits)`);
+  }
+  if (!header.width || !header.height) throw new UserError('damaged PNG: empty image');
+  return header;
+}
+
+async function inflate(parts) {
+  const stream = new Blob(parts).stream().pipeThrough(new DecompressionStream('deflate'));
+  try {
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch (e) {
+    throw new UserError('damaged PNG: its compressed data does not inflate');
+  }
+}
+
+function paeth(a, b, c) {
+  const p = a + b - c;
+  const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+// Undo the per-row filters of one (sub)image in place: data[pos] holds `rows`
+// scanlines of 1 filter byte + `stride` bytes. Returns the raw rows, (rows, stride).
+function unfilter(data, pos, rows, stride, bpp) {
+  const out = new Uint8Array(rows * stride);
+  for (let y = 0; y < rows; y++, pos += stride + 1) {
+    if (pos + stride + 1 > data.length) throw new UserError('damaged PNG: image data is missing');
+    const filter = data[pos];
+    const line = data.subarray(pos + 1, pos + 1 + stride);
+    const o = y * stride;
+    const up = o - stride;   // previous row in out (negative index on row 0: treated as 0)
+    for (let x = 0; x < stride; x++) {
+      const a = x >= bpp ? out[o + x - bpp] : 0;
+      const b = y > 0 ? out[up + x] : 0;
+      const c = x >= bpp && y > 0 ? out[up + x - bpp] : 0;
+      let v = line[x];
+      if (filter === 1) v += a;
+      else if (filter === 2) v += b;
+      else if (filter === 3) v += (a + b) >> 1;
+      else if (filter === 4) v += paeth(a, b, c);
+      else if (filter !== 0) throw new UserError(`damaged PNG: unknown row filter ${filter}`);
+      out[o + x] = v;   // Uint8Array keeps the low 8 bits, as PNG's arithmetic wants
+    }
+  }
+  return {raw: out, next: pos};
+}
+
+// A function (raw, rowStart, x) -> the x-th sample of a row on 8 bits: 16-bit samples
+// rounded (v / 257, as sr/pictures.to_8bit; the page works in 8 bits), 1/2/4-bit grey
+// stretched to 0..255 as Pillow does, palette indices returned as they are.
+function sampleReader(bitDepth, isPalette) {
+  if (bitDepth === 8) return (raw, row, i) => raw[row + i];
+  if (bitDepth === 16) {
+    return (raw, row, i) => Math.floor(((raw[row + 2 * i] * 256 + raw[row + 2 * i + 1]) * 255
+                                        + 32767) / 65535);
+  }
+  const perByte = 8 / bitDepth;
+  const mask = (1 << bitDepth) - 1;
+  const stretch = isPalette ? 1 : 255 / mask;
+  return (raw, row, i) => {
+    const byte = raw[row + Math.floor(i / perByte)];
+    const shift = 8 - bitDepth * (i % perByte + 1);
+    return ((byte >> shift) & mask) * stretch;
+  };
+}
+
+// Write one (sub)image's raw rows into the RGBA output. Alpha comes from the file's
+// alpha channel or, for palette images only, from tRNS (Pillow ignores tRNS on grey
+// and RGB pictures when upscaling: sr/upscaling.py keeps alpha for RGBA/LA/P+tRNS).
+function expandPixels(raw, stride, w, h, png, out, place) {
+  const {colourType, bitDepth} = png.header;
+  const samples = SAMPLES[colourType];
+  const read = sampleReader(bitDepth, colourType === 3);
+  const palette = png.palette || new Uint8Array(0);
+  const alphaTable = png.transparency || new Uint8Array(0);
+  for (let y = 0; y < h; y++) {
+    const row = y * stride;
+    for (let x = 0; x < w; x++) {
+      const o = place(x, y) * 4;
+      const s = x * samples;
+      if (colourType === 3) {
+        const index = read(raw, row, s);
+        out[o] = palette[3 * index] || 0;
+        out[o + 1] = palette[3 * index + 1] || 0;
+        out[o + 2] = palette[3 * index + 2] || 0;
+        out[o + 3] = index < alphaTable.length ? alphaTable[index] : 255;
+      } else if (colourType === 0 || colourType === 4) {
+        out[o] = out[o + 1] = out[o + 2] = read(raw, row, s);
+        out[o + 3] = colourType === 4 ? read(raw, row, s + 1) : 255;
+      } else {
+        out[o] = read(raw, row, s);
+        out[o + 1] = read(raw, row, s + 1);
+        out[o + 2] = read(raw, row, s + 2);
+        out[o + 3] = colourType === 6 ? read(raw, row, s + 3) : 255;
+      }
+    }
+  }
+}
+
+// PNG bytes -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha,
+// iccProfile}. hasAlpha says whether the file has transparency (RGBA, grey+alpha,
+// palette+tRNS), which decides, as in Python, whether the result keeps an alpha
+// channel. Colour values are not converted: the ICC profile, if any, is handed on
+// to the result file, as `main.py upscale` does.
+export async function decodePng(bytes) {
+  const png = readChunks(bytes);
+  const {width, height, bitDepth, colourType, interlaced} = png.header;
+  if (colourType === 3 && !png.palette) throw new UserError('damaged PNG: palette missing');
+  const bitsPerPixel = SAMPLES[colourType] * bitDepth;
+  const bpp = Math.max(1, bitsPerPixel >> 3);
+  const data = await inflate(png.data);
+  const pixels = new Uint8Array(width * height * 4);
+  const passes = interlaced ? ADAM7 : [[0, 0, 1, 1]];
+  let pos = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const w = Math.ceil((width - x0) / dx);
+    const h = Math.ceil((height - y0) / dy);
+    if (w <= 0 || h <= 0) continue;
+    const stride = Math.ceil((w * bitsPerPixel) / 8);
+    const {raw, next} = unfilter(data, pos, h, stride, bpp);
+    pos = next;
+    expandPixels(raw, stride, w, h, png, pixels, (x, y) => (y0 + y * dy) * width + x0 + x * dx);
+  }
+  const hasAlpha = colourType === 4 || colourType === 6 || (colourType === 3 && !!png.transparency);
+  return {width, height, pixels, hasAlpha, iccProfile: png.iccProfile};
+}
+
+// ---- encoding ----
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+function crc32(parts) {
+  let c = 0xffffffff;
+  for (const bytes of parts) {
+    for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function uint32Bytes(v) {
+  return new Uint8Array([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]);
+}
+
+function chunk(type, body) {
+  const typeBytes = new TextEncoder().encode(type);
+  return [uint32Bytes(body.length), typeBytes, body, uint32Bytes(crc32([typeBytes, body]))];
+}
+
+// Rows [y0, y1) of the picture, each as filter byte 1 ("Sub": difference to the pixel
+// on the left, good for photographs) + the row's bytes. pixels: (height, width, 4).
+function filteredRows(pixels, width, channels, y0, y1) {
+  const stride = width * channels;
+  const out = new Uint8Array((y1 - y0) * (stride + 1));
+  let o = 0;
+  for (let y = y0; y < y1; y++) {
+    out[o++] = 1;
+    const row = y * width * 4;
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < channels; c++) {
+        const i = row + x * 4 + c;
+        out[o++] = pixels[i] - (x > 0 ? pixels[i - 4] : 0);   // wraps mod 256
+      }
+    }
+  }
+  return out;
+}
+
+// RGBA pixels (height, width, 4) -> PNG Blob: 8-bit RGBA when withAlpha, else RGB.
+// iccProfile: an iCCP chunk body from decodePng, written back unchanged (or null).
+export async function encodePng(pixels, width, height, withAlpha, iccProfile = null) {
+  const channels = withAlpha ? 4 : 3;
+  const header = new Uint8Array(13);
+  header.set(uint32Bytes(width), 0);
+  header.set(uint32Bytes(height), 4);
+  header.set([8, withAlpha ? 6 : 2, 0, 0, 0], 8);
+  const compressor = new CompressionStream('deflate');
+  const writer = compressor.writable.getWriter();
+  const compressed = new Response(compressor.readable).arrayBuffer();
+  const rowsPerWrite = Math.max(1, Math.floor((1 << 22) / (width * channels)));
+  for (let y = 0; y < height; y += rowsPerWrite) {   // a few MB at a time, not all at once
+    await writer.write(filteredRows(pixels, width, channels, y, Math.min(height, y + rowsPerWrite)));
+  }
+  await writer.close();
+  const data = new Uint8Array(await compressed);
+  const profile = iccProfile ? chunk('iCCP', iccProfile) : [];
+  return new Blob([new Uint8Array(SIGNATURE), ...chunk('IHDR', header), ...profile,
+                   ...chunk('IDAT', data), ...chunk('IEND', new Uint8Array(0))],
+                  {type: 'image/png'});
+}
