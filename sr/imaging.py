@@ -53,16 +53,22 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
-def load_image(path) -> Image.Image:
-    """Open and fully decode an image, upright (EXIF orientation applied).
-
-    Raises UserError with the file name for a missing, unreadable or truncated file.
-    """
+def existing_file(path) -> Path:
+    """path as a Path; UserError if it is missing or a folder."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, not an image")
+    return path
+
+
+def load_image(path) -> Image.Image:
+    """Open and fully decode an image, upright (EXIF orientation applied).
+
+    Raises UserError with the file name for a missing, unreadable or truncated file.
+    """
+    path = existing_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

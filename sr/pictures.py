@@ -16,12 +16,12 @@ import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sr.errors import UserError
+from sr.imaging import existing_file
 
 # Pillow's own decompression-bomb limit (about 89.5 Mpix, e.g. 9459 x 9459).
 DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
@@ -80,11 +80,7 @@ def pixel_limit(max_pixels: int | None):
 
 def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
     """Decode a file into an upright Picture; UserError (one line) for any bad file."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, not an image")
+    path = existing_file(path)
     try:
         with pixel_limit(max_pixels), Image.open(path) as img:
             check_pixel_count(img, max_pixels)
