@@ -6,7 +6,7 @@ import numpy as np
 
 from sr.imaging import modcrop, resize, to_rgb
 from sr.metrics import psnr_y, ssim_y
-from sr.upscaling import upscale_image
+from sr.upscaling import refine
 
 
 def evaluate_image(model, img, scale: int, tile: int = 0, device="cpu") -> dict:
@@ -15,7 +15,7 @@ def evaluate_image(model, img, scale: int, tile: int = 0, device="cpu") -> dict:
     w, h = hr.size
     lr = resize(hr, (w // scale, h // scale))
     bicubic = np.asarray(resize(lr, (w, h)))
-    ours = np.asarray(upscale_image(model, lr, scale, tile, device))
+    ours = refine(model, bicubic, tile, device)
     hr = np.asarray(hr)
     return {"psnr_bicubic": psnr_y(hr, bicubic, scale), "psnr": psnr_y(hr, ours, scale),
             "ssim_bicubic": ssim_y(hr, bicubic, scale), "ssim": ssim_y(hr, ours, scale)}

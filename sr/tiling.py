@@ -99,26 +99,3 @@ def map_tiles(runner, image: np.ndarray, out: np.ndarray, tile: int, to_luma, fr
             pool.shutdown(wait=True, cancel_futures=True)
     return out
 
-
-def run_luma(model, y: np.ndarray, tile: int = DEFAULT_TILE, device="cpu",
-             on_tile=None) -> np.ndarray:
-    """(H, W) float32 luma in [0, 1] -> (H, W) float32 network output (not clipped).
-
-    The luma-only PyTorch path (a plain SRCNN model); refine() goes through
-    map_tiles, which also tiles the colour conversion.
-    tile: output tile side in pixels; 0 means one tile for the whole plane.
-    on_tile: optional callback, called once per finished tile (for progress bars).
-    """
-    import torch
-    r = model.radius
-    height, width = y.shape
-    padded = np.pad(np.asarray(y, dtype=np.float32), r, mode="edge")  # (H+2r, W+2r)
-    out = np.empty((height, width), dtype=np.float32)
-    for top, bottom, left, right in tile_boxes(height, width, tile):
-        window = padded[top:bottom + 2 * r, left:right + 2 * r]
-        x = torch.from_numpy(np.ascontiguousarray(window))[None, None].to(device)
-        with torch.inference_mode():
-            out[top:bottom, left:right] = model.forward_valid(x)[0, 0].float().cpu().numpy()
-        if on_tile is not None:
-            on_tile()
-    return out

@@ -102,24 +102,3 @@ def upscale_picture(runner, picture: Picture, scale: float, tile: int = DEFAULT_
     alpha = resize_plane(picture.alpha, size) if picture.alpha is not None else None
     return Picture(refined, alpha, picture.icc, list(picture.notes))
 
-
-def upscale_image(model, img: Image.Image, scale: float, tile: int = DEFAULT_TILE,
-                  device="cpu", on_tile=None, runner=None) -> Image.Image:
-    """Upscale a decoded Pillow picture by scale; RGB and grey, with or without alpha.
-
-    Alpha is interpolated with bicubic only; colour under transparent pixels is
-    kept as it is (Pillow does not premultiply RGBA when resizing).
-    """
-    size = output_size(img.size, scale)
-    alpha = None
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("LA" if img.mode == "LA" else "RGBA")
-        alpha = resize(img.getchannel("A"), size)
-        img = img.convert("L" if img.mode == "LA" else "RGB")
-    elif img.mode not in ("RGB", "L"):
-        img = img.convert("RGB")
-    out = Image.fromarray(refine(model, np.asarray(resize(img, size)), tile, device, on_tile,
-                                 runner))
-    if alpha is not None:
-        out.putalpha(alpha)
-    return out

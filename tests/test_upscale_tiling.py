@@ -10,7 +10,7 @@ from PIL import Image
 import srcnn
 from sr.imaging import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from sr.inference import OnnxRuntimeRunner, TorchRunner
-from sr.tiling import halo_window, run_luma, tile_boxes
+from sr.tiling import halo_window, tile_boxes
 from sr.upscaling import refine
 from sr.weights import Weights
 
@@ -40,10 +40,18 @@ def smooth_picture(height: int, width: int, seed: int = 0, grey: bool = False) -
     return np.asarray(img)
 
 
+def run_luma(model, y: np.ndarray) -> np.ndarray:
+    """The whole-image PyTorch pass: (H, W) luma -> (H, W), padded once by r."""
+    r = model.radius
+    padded = np.pad(np.asarray(y, dtype=np.float32), r, mode="edge")  # (H+2r, W+2r)
+    with torch.inference_mode():
+        return model.forward_valid(torch.from_numpy(padded)[None, None])[0, 0].numpy()
+
+
 def old_refine(model, bicubic: np.ndarray) -> np.ndarray:
     """refine() as it was before tiles carried the colour conversion (whole image)."""
     ycc = rgb_to_ycbcr(bicubic)
-    y = run_luma(model, ycc[..., 0] / 255.0, 0)
+    y = run_luma(model, ycc[..., 0] / 255.0)
     ycc[..., 0] = y * 255.0
     return to_uint8(ycbcr_to_rgb(ycc))
 

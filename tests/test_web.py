@@ -108,26 +108,23 @@ def site(tmp_path_factory):
     return {"root": root, "checkpoints": checkpoints}
 
 
-def start_server(root, isolation):
+def serving(root, isolation):
+    """Serve root on a free loopback port in a thread; yields the page's address."""
     server = serve.make_server(root, port=0, isolation=isolation, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
 def url(site):
-    server, address = start_server(site["root"], isolation=True)
-    yield address
-    server.shutdown()
-    server.server_close()
+    yield from serving(site["root"], isolation=True)
 
 
 @pytest.fixture(scope="module")
 def url_without_isolation(site):
-    server, address = start_server(site["root"], isolation=False)
-    yield address
-    server.shutdown()
-    server.server_close()
+    yield from serving(site["root"], isolation=False)
 
 
 @pytest.fixture(scope="module")
