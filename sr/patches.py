@@ -18,6 +18,13 @@ def patches_per_image(sizes, count: int, patch: int, rng: np.random.Generator):
     return rng.multinomial(count, areas / areas.sum()).tolist()
 
 
+def degraded_pair(img, scale: int):
+    """(sharp, degraded) RGB pictures of one size: the picture cropped to a multiple
+    of scale, and the same squeezed by scale and interpolated back (bicubic)."""
+    hr = modcrop(to_rgb(img), scale)
+    return hr, degrade(hr, scale)
+
+
 def crop_pairs(img, n: int, patch: int, scale: int, rng: np.random.Generator):
     """n random (hr, lr) patch pairs of patch x patch pixels from one picture.
 
@@ -25,8 +32,7 @@ def crop_pairs(img, n: int, patch: int, scale: int, rng: np.random.Generator):
     evaluation), then both versions are cropped at the same place, so the patch
     edges carry no artefacts that real inputs would not have.
     """
-    hr = modcrop(to_rgb(img), scale)
-    lr = degrade(hr, scale)
+    hr, lr = degraded_pair(img, scale)
     w, h = hr.size
     pairs = []
     for _ in range(n):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from sr.errors import UserError
 from sr.imaging import load_image, resize, rgb_to_ycbcr, to_rgb
 from sr.metrics import psnr_y
-from sr.patches import crop_pairs, patches_per_image
+from sr.patches import crop_pairs, degraded_pair, patches_per_image
 from sr.upscaling import refine
 
 
@@ -120,7 +120,10 @@ class PatchFolder:
     def __len__(self):
         return len(self.x)
 
-    def epoch(self, epoch: int):
+    def epoch(self, epoch: int, device="cpu"):
+        """(lr, hr) luma tensors (N, 1, P, P) on device, moved there once."""
+        if self.x.device != torch.device(device):
+            self.x, self.t = self.x.to(device), self.t.to(device)
         return self.x, self.t
 
 
@@ -140,7 +143,12 @@ class ImageCrops:
     def __len__(self):
         return self.count
 
-    def epoch(self, epoch: int):
+    def epoch(self, epoch: int, device="cpu"):
+        """(lr, hr) luma tensors (count, 1, P, P) on device: this epoch's fresh crops.
+
+        Each picture is rescaled and degraded whole, once, and turned into luma on
+        the CPU; the crops are windows of those two planes taken at the same places,
+        gathered on device (one gather per picture, not one Pillow crop per patch)."""
         rng = np.random.default_rng([self.seed, epoch, 1])
         pictures = []
         for img in self.images.values():
@@ -149,12 +157,26 @@ class ImageCrops:
             pictures.append(img if factor == 1.0 else
                             resize(img, (max(1, round(w * factor)), max(1, round(h * factor)))))
         counts = patches_per_image([p.size for p in pictures], self.count, self.patch, rng)
-        hr, lr = [], []
+        if sum(counts) == 0:
+            raise UserError(f"every training picture is smaller than {self.patch} px")
+        lr_out, hr_out = [], []
         for img, n in zip(pictures, counts):
-            for h_patch, l_patch in crop_pairs(img, n, self.patch, self.scale, rng):
-                hr.append(np.asarray(h_patch))
-                lr.append(np.asarray(l_patch))
-        return luma_tensor(np.stack(lr)), luma_tensor(np.stack(hr))
+            if n == 0:
+                continue
+            planes = [torch.from_numpy(luma_plane(p)).to(device)  # (H, W) each
+                      for p in degraded_pair(img, self.scale)]
+            h, w = planes[0].shape
+            tops = torch.from_numpy(rng.integers(0, h - self.patch + 1, n)).to(device)
+            lefts = torch.from_numpy(rng.integers(0, w - self.patch + 1, n)).to(device)
+            for plane, out in zip(planes, (hr_out, lr_out)):
+                windows = plane.unfold(0, self.patch, 1).unfold(1, self.patch, 1)  # (h', w', P, P)
+                out.append(windows[tops, lefts][:, None])  # (n, 1, P, P)
+        return torch.cat(lr_out), torch.cat(hr_out)
+
+
+def luma_plane(img) -> np.ndarray:
+    """RGB picture -> (H, W) float32 luma Y / 255, as luma_tensor computes it."""
+    return rgb_to_ycbcr(np.asarray(img))[..., 0] / np.float32(255.0)
 
 
 def load_pictures(paths, warn) -> dict:
