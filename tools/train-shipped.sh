@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
-# Retrain the shipped models from T91 (the recipe of the README, as flags).
+# Retrain the shipped models from T91: each scale from scratch, same recipe.
 # Usage: bash tools/train-shipped.sh T91_DIR [SCALES...]   (default scales: 2 3 4)
-# x2 trains from scratch; x3 and x4 start from the x2 weights and are fine-tuned.
+#
+# The recipe, as environment settings (defaults = how the shipped models were made):
+#   EPOCHS=80  PATCHES=131072  (fresh 48 px crops per epoch)  BATCH=128  LR=1e-3
+#   RESCALE=0.6  SEED=1  ARCH=9-5-5
+#   PARALLEL=1  train the scales at the same time (one GPU has room for all three;
+#               on a CPU set PARALLEL=0)
+#   PYTHON=python  the interpreter;  MODELS=models  where srcnn_x<scale>.shipped.pt is written;  RUNS=runs/shipped
+# Any further flags of `main.py train` can be given in TRAIN_FLAGS (e.g. "--cpu").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t91=${1:?usage: tools/train-shipped.sh T91_DIR [SCALES...]}; shift || true
 scales=${*:-2 3 4}
-EPOCHS_X2=${EPOCHS_X2:-45}; EPOCHS_FT=${EPOCHS_FT:-12}
-common=(--from-images "$t91" --arch 9-5-5 --patch 48 --patches 8192 --batch 64
-        --lr 1e-3 --rescale 0.6 --seed 1 --runs runs/shipped)
+EPOCHS=${EPOCHS:-80}; PATCHES=${PATCHES:-131072}; BATCH=${BATCH:-128}; LR=${LR:-1e-3}
+RESCALE=${RESCALE:-0.6}; SEED=${SEED:-1}; ARCH=${ARCH:-9-5-5}; PARALLEL=${PARALLEL:-1}
+MODELS=${MODELS:-models}; RUNS=${RUNS:-runs/shipped}
+mkdir -p "$RUNS" "$MODELS"
+
+train_one() {  # scale -> models/srcnn_x<scale>.shipped.pt, log in $RUNS/x<scale>.log
+  local s=$1 out="$MODELS/srcnn_x$1.shipped.pt"
+  # shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
+  "${PYTHON:-python}" main.py train -n --scale "$s" -e "$EPOCHS" --from-images "$t91" --arch "$ARCH" \
+    --patch 48 --patches "$PATCHES" --batch "$BATCH" --lr "$LR" --rescale "$RESCALE" \
+    --seed "$SEED" --runs "$RUNS" --output "$out.new" ${TRAIN_FLAGS:-} \
+    > "$RUNS/x$s.log" 2>&1 && mv "$out.new" "$out"
+}
+
+start=$(date +%s); pids=(); failed=0
 for s in $scales; do
-  out=models/srcnn_x$s.shipped.pt
-  if [ "$s" = 2 ]; then
-    python main.py train -n --scale 2 -e "$EPOCHS_X2" "${common[@]}" --output "$out.new"
+  if [ "$PARALLEL" = 1 ]; then
+    train_one "$s" & pids+=($!)
   else
-    python main.py train --init models/srcnn_x2.shipped.pt --scale "$s" -e "$EPOCHS_FT" \
-      "${common[@]}" --output "$out.new"
+    train_one "$s" || { echo "x$s failed: see $RUNS/x$s.log" >&2; failed=1; }
   fi
-  mv "$out.new" "$out"
 done
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { echo "a run failed: see the logs in $RUNS/" >&2; failed=1; }
+done
+for s in $scales; do tail -n 1 "$RUNS/x$s.log"; done
+echo "trained x${scales// /, x} in $(( $(date +%s) - start )) s"
+exit $failed
