@@ -2,7 +2,7 @@
 # Train the shipped models on a lent GPU within a fixed time, and keep the results.
 # Usage (on the GPU machine, T91 copied into data/T91):
 #   BUDGET=480 OUT=results bash tools/device-train.sh data/T91
-# 1. calibration: one epoch of every scale at once gives the seconds per epoch;
+# 1. calibration (unless EPOCHS is given): one epoch of every scale at once gives the seconds per epoch;
 # 2. the recipe of tools/train-shipped.sh with as many epochs as fit in BUDGET
 #    seconds (counted from the start of this script);
 # 3. models, logs and per-epoch records are copied into OUT.
@@ -19,6 +19,9 @@ log="$OUT/device.log"
   "$PYTHON" -c "import torch, PIL, numpy; print('torch', torch.__version__, 'pillow',
 PIL.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"; } >"$log" 2>&1
 
+if [ -n "${EPOCHS:-}" ]; then  # given: no calibration
+  epochs=$EPOCHS
+else
 calib_start=$(date +%s)
 EPOCHS=1 MODELS=runs/calib RUNS=runs/calib bash tools/train-shipped.sh "$t91" >>"$log" 2>&1 \
   || { echo "calibration failed" >>"$log"; tail -n 30 runs/calib/*.log >>"$log"; exit 1; }
@@ -35,6 +38,7 @@ print(f"calibration: {train:.1f} s/epoch, {wall:.0f} s in all; {left:.0f} s left
       file=sys.stderr)
 PY
 )
+fi
 echo "epochs: $epochs" >>"$log"
 
 # stop the runs like Ctrl-C if they are still going when the budget is spent
@@ -47,7 +51,7 @@ for f in runs/shipped/x*-*/best.pt; do  # fall-back when a run was stopped
   [ -e "$OUT/srcnn_$(basename "$(dirname "$f")" | cut -d- -f1).shipped.pt" ] ||
     cp "$f" "$OUT/$(basename "$(dirname "$f")" | cut -d- -f1).best.pt"
 done
-tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='*.new' runs/calib runs/shipped
+tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='*.new' $(ls -d runs/calib runs/shipped 2>/dev/null)
 echo "finished with status $status after $(( $(date +%s) - t0 )) s" >>"$log"
 tail -n 8 "$log"
 exit $status
