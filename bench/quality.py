@@ -4,7 +4,7 @@
 
 Uses main.py eval's code (sr.evaluation) on each scale's default model (the
 newest in models/, or --model-pattern) and prints it beside bicubic and the
-published SRCNN/FSRCNN numbers.
+published SRCNN/FSRCNN numbers; --ensemble adds the x8 self-ensemble.
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ PUBLISHED = {  # (Set5, Set14) PSNR in dB
 }
 
 
-def mean_psnr(model, folder: Path, scale: int) -> dict:
-    rows = [evaluate_image(model, load_image(f), scale) for f in cli.image_files(folder)]
+def mean_psnr(model, folder: Path, scale: int, ensemble: bool = False) -> dict:
+    rows = [evaluate_image(model, load_image(f), scale, ensemble=ensemble)
+            for f in cli.image_files(folder)]
     return mean_row(rows)
 
 
@@ -39,6 +40,8 @@ def main() -> None:
     p.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4])
     p.add_argument("--models", default="models")
     p.add_argument("--model-pattern", help="e.g. models/srcnn_x{scale}.shipped.pt")
+    p.add_argument("--ensemble", action="store_true",
+                   help="add a row for the x8 self-ensemble (upscale --ensemble)")
     args = p.parse_args()
     results = {}
     for scale in args.scales:
@@ -50,13 +53,19 @@ def main() -> None:
         for name in args.sets:
             start = time.perf_counter()
             results[scale, name] = mean_psnr(model, Path(args.datasets) / name, scale)
+            if args.ensemble:
+                results[scale, name]["psnr_ensemble"] = mean_psnr(
+                    model, Path(args.datasets) / name, scale, ensemble=True)["psnr"]
             print(f"x{scale} {name}: {path} ({time.perf_counter() - start:.0f}s)",
                   file=sys.stderr)
     header = "| | " + " | ".join(f"x{s}" for s in args.scales) + " |"
     print(f"PSNR (dB), Set5 / Set14, Y channel, border shaved by the scale\n\n{header}")
     print("|---" * (len(args.scales) + 1) + "|")
     fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
-    for label, key in (("bicubic (Pillow)", "psnr_bicubic"), ("this project", "psnr")):
+    rows = [("bicubic (Pillow)", "psnr_bicubic"), ("this project", "psnr")]
+    if args.ensemble:
+        rows.append(("this project, x8 self-ensemble", "psnr_ensemble"))
+    for label, key in rows:
         cells = [" / ".join(fmt(results[s, n][key]) for n in args.sets) for s in args.scales]
         print(f"| {label} | " + " | ".join(cells) + " |")
     for label, table in PUBLISHED.items():

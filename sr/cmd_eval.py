@@ -13,6 +13,8 @@ HELP = ("Evaluation protocol of the SRCNN paper on every picture in a folder: mo
 def add_arguments(p) -> None:
     p.add_argument("-i", "--input", required=True, help="folder of high-resolution pictures")
     p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.add_argument("--ensemble", action="store_true",
+                   help="score the x8 self-ensemble (as `upscale --ensemble`)")
     cli.add_model_options(p)
     cli.add_device_options(p)
 
@@ -26,13 +28,15 @@ def run(args) -> int:
     files = cli.image_files(args.input)
     if not files:
         raise UserError(f"{args.input}: no pictures found")
-    rows = [dict(evaluate_image(model, load_image(f), args.scale, device=device), image=f.stem)
+    rows = [dict(evaluate_image(model, load_image(f), args.scale, device=device,
+                                ensemble=args.ensemble), image=f.stem)
             for f in files]
     mean = mean_row(rows)
     print(f"x{args.scale}, model {model_path}, {len(rows)} images in {args.input}")
     print(format_table(rows, mean))
     if args.json:
         write_text_atomic(args.json, json.dumps(
-            {"scale": args.scale, "model": str(model_path), "images": rows, "mean": mean},
+            {"scale": args.scale, "model": str(model_path), "ensemble": args.ensemble,
+             "images": rows, "mean": mean},
             indent=1))
     return 0

@@ -55,6 +55,9 @@ def add_arguments(p) -> None:
     p.add_argument("--float32", action="store_true",
                    help="on a GPU, keep float32 (default: float16 convolutions for "
                         "residual models, float32 sum)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="run the network on the 8 rotations and mirror images of the "
+                        "picture and average them: 8x slower, slightly better")
     cli.add_model_options(p, fractional=True)
     cli.add_device_options(p)
 
@@ -182,7 +185,7 @@ def pick_device(args) -> str:
     return "cpu"
 
 
-def make_runner(args, weights, device: str):
+def backend_runner(args, weights, device: str):
     from sr.inference import OnnxRuntimeRunner, TorchRunner, torch_model
     backend = args.backend
     if backend == "auto":
@@ -193,6 +196,13 @@ def make_runner(args, weights, device: str):
         return OnnxRuntimeRunner(weights)
     half = False if args.float32 else None
     return TorchRunner(torch_model(weights), device, half=half, tune=device != "cpu")
+
+
+def make_runner(args, weights, device: str):
+    """The backend's runner, wrapped in SelfEnsemble with --ensemble."""
+    from sr.inference import SelfEnsemble
+    runner = backend_runner(args, weights, device)
+    return SelfEnsemble(runner) if args.ensemble else runner
 
 
 def pick_tile(args, device: str) -> int:
