@@ -9,8 +9,9 @@ The network refines an image that was already interpolated to the target size:
 "9-1-5" and "9-5-5" name the kernel sizes (k1, k2, k3) of the paper's variants.
 
 All convolutions are "valid" (no padding).  `forward` pads the input once by the
-receptive radius (edge replicate), so the output has the input's size and any tile
-cut with a halo of `radius` pixels gives exactly the pixels of the whole image.
+receptive radius (mirror image about the edge, "reflect"), so the output has the
+input's size and any tile cut with a halo of `radius` pixels gives exactly the
+pixels of the whole image.
 """
 from __future__ import annotations
 
@@ -83,9 +84,10 @@ class SRCNN(nn.Module):
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) -> (N, 1, H, W), edges replicated for the border pixels."""
+        """(N, 1, H, W) -> (N, 1, H, W), the picture mirrored beyond its edges for the
+        border pixels.  H and W must exceed the radius (PyTorch's reflect padding)."""
         r = self.radius
-        return self.forward_valid(F.pad(x, (r, r, r, r), mode="replicate"))
+        return self.forward_valid(F.pad(x, (r, r, r, r), mode="reflect"))
 
 
 def build(architecture: str = "9-5-5", filters=(64, 32), residual=True) -> SRCNN:

@@ -36,8 +36,10 @@ def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
         raise UserError(f"{path}: already exists; pass --overwrite to replace it")
     model = model.eval().cpu()
     example = torch.rand(1, 1, 2 * model.radius + 5, 2 * model.radius + 7)
-    dims = {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim("height", min=1),
-            3: torch.export.Dim("width", min=1)}
+    # reflect padding needs more pixels than the radius on each side
+    dims = {0: torch.export.Dim("batch", min=1),
+            2: torch.export.Dim("height", min=model.radius + 1),
+            3: torch.export.Dim("width", min=model.radius + 1)}
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter chats on stdout
         program = torch.onnx.export(model, (example,), dynamo=True, external_data=False,
                                     input_names=["luma"], output_names=["upscaled"],

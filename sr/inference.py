@@ -17,7 +17,7 @@ as one session with 2 threads on a quiet machine, and 1.4x faster when other
 processes share the cores (the cores never wait on each other inside a layer).
 
 The graph is built here from the checkpoint's weights rather than read from the
-file of sr.export.export_onnx: that file pads its input (edge replicate) for the
+file of sr.export.export_onnx: that file pads its input (mirror) for the
 browser, which has the whole image; the tiles here bring their own halo.  Past
 the pad it is the same network (tests/test_upscale_backends.py checks the
 outputs against that file).

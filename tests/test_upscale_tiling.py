@@ -43,7 +43,7 @@ def smooth_picture(height: int, width: int, seed: int = 0, grey: bool = False) -
 def run_luma(model, y: np.ndarray) -> np.ndarray:
     """The whole-image PyTorch pass: (H, W) luma -> (H, W), padded once by r."""
     r = model.radius
-    padded = np.pad(np.asarray(y, dtype=np.float32), r, mode="edge")  # (H+2r, W+2r)
+    padded = np.pad(np.asarray(y, dtype=np.float32), r, mode="reflect")  # (H+2r, W+2r)
     with torch.inference_mode():
         return model.forward_valid(torch.from_numpy(padded)[None, None])[0, 0].numpy()
 
@@ -63,12 +63,15 @@ def test_tile_boxes_cover_the_plane_once():
     assert (covered == 1).all()
 
 
-def test_halo_window_repeats_edges_like_padding():
+@pytest.mark.parametrize("r", [3, 8])  # 8: beyond the picture, mirrored again
+def test_halo_window_mirrors_like_padding(r):
     image = np.arange(5 * 7).reshape(5, 7)
-    padded = np.pad(image, 3, mode="edge")
+    padded = np.pad(image, r, mode="reflect")
     for box in [(0, 2, 0, 3), (3, 5, 4, 7), (1, 4, 2, 5), (0, 5, 0, 7)]:
         top, bottom, left, right = box
-        assert (halo_window(image, box, 3) == padded[top:bottom + 6, left:right + 6]).all()
+        want = padded[top:bottom + 2 * r, left:right + 2 * r]
+        assert (halo_window(image, box, r) == want).all()
+    assert (halo_window(np.array([[4]]), (0, 1, 0, 1), 2) == 4).all()  # a 1x1 picture
 
 
 @pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
@@ -116,3 +119,13 @@ def test_progress_callback_once_per_tile():
     refine(None, smooth_picture(20, 33), 8, runner=OnnxRuntimeRunner(weights_of(model)),
            on_tile=lambda: calls.append(1))
     assert len(calls) == 3 * 5
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (2, 5), (7, 3)])
+def test_pictures_smaller_than_the_halo(height, width):
+    """Narrower than the radius: mirrored again and again, like np.pad(mode="reflect")."""
+    model = perturbed_model("9-5-5")
+    picture = smooth_picture(height, width)
+    whole = refine(model, picture, tile=0)
+    assert (whole == old_refine(model, picture)).all()
+    assert (refine(model, picture, tile=1) == whole).all()

@@ -7,8 +7,9 @@
 // The network sees Y / 255 of the bicubic picture and returns the refined Y / 255;
 // Cb and Cr stay as interpolated; alpha is interpolated only.
 //
-// Tiles: the luma plane is padded once by the model's receptive radius r (edge
-// replicate). Each output tile (h, w) is computed from the padded window of
+// Tiles: the luma plane is padded once by the model's receptive radius r, mirrored
+// about its edge pixels ("reflect", as sr/tiling.py). Each output tile (h, w) is
+// computed from the padded window of
 // (h + 2r, w + 2r). The ONNX model pads its input by r again and returns the same
 // shape, so the centre (h, w) of its output, cropped by r on each side, is exactly
 // what one whole-image pass gives for those pixels.
@@ -49,18 +50,28 @@ export function outputSize(width, height, scale) {
   return {width: side(width), height: side(height)};
 }
 
+// A position outside 0..size-1 reflected back in about the end pixels, as often as
+// needed (-1 -> 1, size -> size - 2), like sr/tiling.py's mirror_index.
+export function mirrorIndex(i, size) {
+  if (size === 1) return 0;
+  const period = 2 * (size - 1);
+  const m = Math.abs(i) % period;
+  return m >= size ? period - m : m;
+}
+
 // Interleaved RGB(A) bytes, (height, width, channels) -> luma / 255 as float32,
-// padded by r on every side by repeating the edge pixels: (height + 2r, width + 2r).
+// padded by r on every side with the mirror image of the picture: (height + 2r,
+// width + 2r).
 export function paddedLuma(pixels, width, height, channels, r) {
   const pw = width + 2 * r;
   const ph = height + 2 * r;
   const out = new Float32Array(pw * ph);
   const [ky, kg, kb] = Y_FROM_RGB;
+  const cols = Int32Array.from({length: pw}, (_, x) => mirrorIndex(x - r, width));
   for (let y = 0; y < ph; y++) {
-    const sy = Math.min(Math.max(y - r, 0), height - 1);
-    const row = sy * width;
+    const row = mirrorIndex(y - r, height) * width;
     for (let x = 0; x < pw; x++) {
-      const i = (row + Math.min(Math.max(x - r, 0), width - 1)) * channels;
+      const i = (row + cols[x]) * channels;
       out[y * pw + x] = (16 + ky * pixels[i] + kg * pixels[i + 1] + kb * pixels[i + 2]) / 255;
     }
   }
