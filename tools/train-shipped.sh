@@ -3,7 +3,7 @@
 # Usage: bash tools/train-shipped.sh T91_DIR [SCALES...]   (default scales: 2 3 4)
 #
 # The recipe, as environment settings (defaults = how the shipped models were made):
-#   EPOCHS=80  PATCHES=131072  (fresh 48 px crops per epoch)  BATCH=128  LR=1e-3
+#   EPOCHS=88  PATCHES=131072  (fresh 48 px crops per epoch)  BATCH=128  LR=1e-3
 #   RESCALE=0.6  SEED=1  ARCH=9-5-5
 #   PARALLEL=1  train the scales at the same time (one GPU has room for all three;
 #               on a CPU set PARALLEL=0)
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 t91=${1:?usage: tools/train-shipped.sh T91_DIR [SCALES...]}; shift || true
 scales=${*:-2 3 4}
-EPOCHS=${EPOCHS:-80}; PATCHES=${PATCHES:-131072}; BATCH=${BATCH:-128}; LR=${LR:-1e-3}
+EPOCHS=${EPOCHS:-88}; PATCHES=${PATCHES:-131072}; BATCH=${BATCH:-128}; LR=${LR:-1e-3}
 RESCALE=${RESCALE:-0.6}; SEED=${SEED:-1}; ARCH=${ARCH:-9-5-5}; PARALLEL=${PARALLEL:-1}
 MODELS=${MODELS:-models}; RUNS=${RUNS:-runs/shipped}
 mkdir -p "$RUNS" "$MODELS"
