@@ -1,6 +1,6 @@
 """What the border handling is worth: Set5/Set14 PSNR of the shipped models with the
-picture padded once by the receptive radius (edge replicate: what the project does;
-mirror; zeros) and with every layer zero-padded (the original project's way).
+picture padded once by the receptive radius (edge replicate; mirror, what the project
+does; zeros) and with every layer zero-padded (the original project's way).
 
     python bench/padding.py [--datasets ../shared/datasets] [--scales 2 3 4]
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sr import cli  # noqa: E402
 from sr.checkpoint import load_model  # noqa: E402
-from sr.imaging import load_image, modcrop, resize, to_rgb  # noqa: E402
+from sr.imaging import degraded_pair, load_image  # noqa: E402
 from sr.metrics import psnr_y  # noqa: E402
 from sr.upscaling import colour_steps  # noqa: E402
 
@@ -44,14 +44,12 @@ def run(model, y: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 def psnr_with(model, path: Path, scale: int, mode: str) -> float:
-    hr = modcrop(to_rgb(load_image(path)), scale)
-    w, h = hr.size
-    bicubic = np.asarray(resize(resize(hr, (w // scale, h // scale)), (w, h)))
+    hr, bicubic = (np.asarray(p) for p in degraded_pair(load_image(path), scale))
     to_luma, from_luma = colour_steps(bicubic)
     y, ycc = to_luma(bicubic)                      # (H, W) float32 Y/255, YCbCr
     with torch.inference_mode():
         out = run(model, torch.from_numpy(np.ascontiguousarray(y))[None, None], mode)
-    return psnr_y(np.asarray(hr), from_luma(out[0, 0].numpy(), ycc), scale)
+    return psnr_y(hr, from_luma(out[0, 0].numpy(), ycc), scale)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sr.imaging import modcrop, resize, to_rgb
+from sr.imaging import degraded_pair
 from sr.metrics import psnr_y, ssim_y
 from sr.upscaling import refine
 
@@ -13,16 +13,12 @@ def evaluate_image(model, img, scale: int, tile: int = 0, device="cpu",
                    ensemble: bool = False) -> dict:
     """PSNR/SSIM of bicubic and of the model for one high-resolution picture
     (ensemble: the x8 self-ensemble of `main.py upscale --ensemble`)."""
-    hr = modcrop(to_rgb(img), scale)
-    w, h = hr.size
-    lr = resize(hr, (w // scale, h // scale))
-    bicubic = np.asarray(resize(lr, (w, h)))
+    hr, bicubic = (np.asarray(p) for p in degraded_pair(img, scale))
     runner = None
     if ensemble:
         from sr.inference import SelfEnsemble, TorchRunner
         runner = SelfEnsemble(TorchRunner(model, device, half=False))
     ours = refine(model, bicubic, tile, device, runner=runner)
-    hr = np.asarray(hr)
     return {"psnr_bicubic": psnr_y(hr, bicubic, scale), "psnr": psnr_y(hr, ours, scale),
             "ssim_bicubic": ssim_y(hr, bicubic, scale), "ssim": ssim_y(hr, ours, scale)}
 

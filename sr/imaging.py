@@ -112,6 +112,13 @@ def degrade(hr: Image.Image, scale: int) -> Image.Image:
     return resize(resize(hr, (w // scale, h // scale)), (w, h))
 
 
+def degraded_pair(img: Image.Image, scale: int):
+    """(sharp, degraded) RGB pictures of one size: the picture cropped to a multiple
+    of scale, and the same squeezed by scale and interpolated back (bicubic)."""
+    hr = modcrop(to_rgb(img), scale)
+    return hr, degrade(hr, scale)
+
+
 def save_image(img: Image.Image, path, overwrite: bool = False, **params) -> Path:
     """Write img to path atomically (see write_file_atomic); the format follows
     the suffix.  Without overwrite an existing file is never replaced."""

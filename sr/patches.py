@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sr.imaging import degrade, modcrop, to_rgb
+from sr.imaging import degraded_pair
 
 
 def patches_per_image(sizes, count: int, patch: int, rng: np.random.Generator):
@@ -16,13 +16,6 @@ def patches_per_image(sizes, count: int, patch: int, rng: np.random.Generator):
     if areas.sum() == 0:
         return [0] * len(sizes)
     return rng.multinomial(count, areas / areas.sum()).tolist()
-
-
-def degraded_pair(img, scale: int):
-    """(sharp, degraded) RGB pictures of one size: the picture cropped to a multiple
-    of scale, and the same squeezed by scale and interpolated back (bicubic)."""
-    hr = modcrop(to_rgb(img), scale)
-    return hr, degrade(hr, scale)
 
 
 def crop_pairs(img, n: int, patch: int, scale: int, rng: np.random.Generator):

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from sr.errors import UserError
-from sr.imaging import load_image, resize, rgb_to_ycbcr, to_rgb
+from sr.imaging import degraded_pair, load_image, resize, rgb_to_ycbcr, to_rgb
 from sr.metrics import psnr_y
-from sr.patches import crop_pairs, degraded_pair, patches_per_image
+from sr.patches import crop_pairs, patches_per_image
 from sr.upscaling import refine
 
 
@@ -44,9 +44,14 @@ class PatchSet:
                         [self.sources[i] for i in indices], self.scale)
 
 
+def luma_plane(rgb) -> np.ndarray:
+    """(..., H, W, 3) RGB (array or picture) -> (..., H, W) float32 luma Y / 255."""
+    return rgb_to_ycbcr(np.asarray(rgb))[..., 0] / np.float32(255.0)
+
+
 def luma_tensor(rgb: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 RGB -> (N, 1, H, W) float32 luma Y / 255."""
-    return torch.from_numpy(rgb_to_ycbcr(rgb)[..., 0] / np.float32(255.0))[:, None]
+    return torch.from_numpy(luma_plane(rgb))[:, None]
 
 
 def read_manifest(folder: Path) -> dict:
@@ -172,11 +177,6 @@ class ImageCrops:
                 windows = plane.unfold(0, self.patch, 1).unfold(1, self.patch, 1)  # (h', w', P, P)
                 out.append(windows[tops, lefts][:, None])  # (n, 1, P, P)
         return torch.cat(lr_out), torch.cat(hr_out)
-
-
-def luma_plane(img) -> np.ndarray:
-    """RGB picture -> (H, W) float32 luma Y / 255, as luma_tensor computes it."""
-    return rgb_to_ycbcr(np.asarray(img))[..., 0] / np.float32(255.0)
 
 
 def load_pictures(paths, warn) -> dict:

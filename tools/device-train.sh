@@ -2,7 +2,8 @@
 # Train the shipped models on a lent GPU within a fixed time, and keep the results.
 # Usage (on the GPU machine, T91 copied into data/T91):
 #   BUDGET=480 OUT=results bash tools/device-train.sh data/T91
-# 1. calibration (unless EPOCHS is given): one epoch of every scale at once gives the seconds per epoch;
+# 1. calibration (unless EPOCHS is given): one epoch of every scale at once gives
+#    the seconds per epoch;
 # 2. the recipe of tools/train-shipped.sh with as many epochs as fit in BUDGET
 #    seconds (counted from the start of this script);
 # 3. models, logs and per-epoch records are copied into OUT.
@@ -48,8 +49,8 @@ EPOCHS=$epochs MODELS="$OUT" bash tools/train-shipped.sh "$t91" >>"$log" 2>&1
 status=$?
 kill "$watchdog" 2>/dev/null
 for f in runs/shipped/x*-*/best.pt; do  # fall-back when a run was stopped
-  [ -e "$OUT/srcnn_$(basename "$(dirname "$f")" | cut -d- -f1).shipped.pt" ] ||
-    cp "$f" "$OUT/$(basename "$(dirname "$f")" | cut -d- -f1).best.pt"
+  scale=$(basename "$(dirname "$f")" | cut -d- -f1)   # runs/shipped/x4-<time> -> x4
+  [ -e "$OUT/srcnn_$scale.shipped.pt" ] || cp "$f" "$OUT/$scale.best.pt"
 done
 tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='*.new' $(ls -d runs/calib runs/shipped 2>/dev/null)
 echo "finished with status $status after $(( $(date +%s) - t0 )) s" >>"$log"

@@ -7,7 +7,8 @@
 #   RESCALE=0.6  SEED=1  ARCH=9-5-5
 #   PARALLEL=1  train the scales at the same time (one GPU has room for all three;
 #               on a CPU set PARALLEL=0)
-#   PYTHON=python  the interpreter;  MODELS=models  where srcnn_x<scale>.shipped.pt is written;  RUNS=runs/shipped
+#   PYTHON=python  the interpreter
+#   MODELS=models  where srcnn_x<scale>.shipped.pt is written;  RUNS=runs/shipped
 # Any further flags of `main.py train` can be given in TRAIN_FLAGS (e.g. "--cpu").
 set -euo pipefail
 cd "$(dirname "$0")/.."
