@@ -206,6 +206,9 @@ def run(args) -> int:
         if dist.main:
             print(f"saved {publish(args, trainer, run_dir)} "
                   f"(best validation PSNR {trainer.best_psnr:.2f} dB)")
+        # leave together: a rank that tears its gloo connections down while rank 0
+        # is still publishing was seen to abort once (SIGABRT at exit)
+        distributed.barrier(dist)
         return 0
     finally:
         distributed.shutdown(dist)
