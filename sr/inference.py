@@ -177,12 +177,16 @@ class TorchRunner:
                        if self.half else None)
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
+        return self.run_batch(window[None])[0]
+
+    def run_batch(self, windows: np.ndarray) -> np.ndarray:
+        """Several windows of one size in one network call: (N, h + 2r, w + 2r) -> (N, h, w)."""
         torch = self.torch
-        x = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None, None]
+        x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))[:, None]
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():
             y = self._forward_half(x) if self.half else self.model.forward_valid(x)
-            return y[0, 0].float().cpu().numpy()
+            return y[:, 0].float().cpu().numpy()
 
     def _forward_half(self, x):
         """forward_valid with float16 convolutions and a float32 residual sum."""

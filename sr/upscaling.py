@@ -13,7 +13,7 @@ from PIL import Image
 from sr.imaging import (grey_to_luma, luma_to_grey, resize, rgb_to_ycbcr, to_uint8,
                         ycbcr_to_rgb)
 from sr.pictures import Picture
-from sr.tiling import DEFAULT_TILE, map_tiles
+from sr.tiling import DEFAULT_TILE, halo_window, map_tiles
 
 # 16-bit values v are v / 257 on the 0..255 scale of the colour formulas (65535 -> 255).
 STEPS_16BIT = np.float32(257.0)
@@ -67,6 +67,21 @@ def refine(model, bicubic: np.ndarray, tile: int = DEFAULT_TILE, device="cpu",
     to_luma, from_luma = colour_steps(bicubic)
     out = np.empty_like(bicubic)
     return map_tiles(runner, bicubic, out, tile, to_luma, from_luma, on_tile)
+
+
+def refine_batch(model, bicubics: np.ndarray, device="cpu") -> np.ndarray:
+    """refine(..., tile=0) of N pictures of one size in one network call:
+    (N, H, W[, 3]) -> the same shape.  Training's validation scores its patches so,
+    hundreds per epoch, where one call per patch would keep a GPU waiting."""
+    from sr.inference import TorchRunner
+    runner = TorchRunner(model, device, half=False)
+    to_luma, from_luma = colour_steps(bicubics[0])
+    height, width = bicubics.shape[1:3]
+    r = runner.radius
+    lumas, extras = zip(*(to_luma(halo_window(b, (0, height, 0, width), r)) for b in bicubics))
+    refined = runner.run_batch(np.stack(lumas))                      # (N, H, W)
+    return np.stack([from_luma(y, extra[r:r + height, r:r + width])
+                     for y, extra in zip(refined, extras)])
 
 
 def output_size(size, scale: float):

@@ -11,7 +11,7 @@ import srcnn
 from sr.imaging import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from sr.inference import OnnxRuntimeRunner, TorchRunner
 from sr.tiling import halo_window, tile_boxes
-from sr.upscaling import refine
+from sr.upscaling import refine, refine_batch
 from sr.weights import Weights
 
 
@@ -80,6 +80,18 @@ def test_refine_unchanged_for_evaluation(arch):
     model = perturbed_model(arch)
     picture = smooth_picture(45, 61)
     assert (refine(model, picture, tile=0) == old_refine(model, picture)).all()
+
+
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+def test_refine_batch_equals_one_by_one(arch):
+    """Training's validation (one call for many patches) scores what eval would."""
+    model = perturbed_model(arch)
+    patches = np.stack([smooth_picture(24, 24, seed=s) for s in range(5)])
+    batch = refine_batch(model, patches)
+    one_by_one = np.stack([refine(model, p, tile=0) for p in patches])
+    assert batch.shape == patches.shape
+    assert (batch == one_by_one).all()
+    assert (batch != patches).any()   # the model did something
 
 
 @pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
