@@ -1,58 +1,99 @@
 #!/usr/bin/env bash
-# Train the shipped models on a lent GPU within a fixed time, and keep the results.
+# Train the shipped models (or variants of their recipe) on a lent GPU within a
+# fixed time, and keep the results.
 # Usage (on the GPU machine, T91 copied into data/T91):
 #   BUDGET=480 OUT=results bash tools/device-train.sh data/T91
-# 1. calibration (unless EPOCHS is given): one epoch of every scale at once gives
-#    the seconds per epoch;
-# 2. the recipe of tools/train-shipped.sh with as many epochs as fit in BUDGET
-#    seconds (counted from the start of this script);
-# 3. models, logs and per-epoch records are copied into OUT.
+#   BUDGET=480 OUT=results SCALES=4 bash tools/device-train.sh data/T91 \
+#       b64="BATCH=64 RESCALE=1" b32="BATCH=32 RESCALE=1"
+# Each variant NAME="SETTINGS" is tools/train-shipped.sh with those environment
+# settings, for the scales in SCALES (default 2 3 4); all variants and scales run
+# at the same time.  Without variants: the shipped recipe, models straight into OUT.
+# 1. calibration (unless EPOCHS is given): two epochs of everything at once give
+#    each variant's seconds per epoch (the second: the first includes cuDNN's
+#    autotuning);
+# 2. each variant runs as many epochs as fit in BUDGET seconds (counted from the
+#    start of this script), so variants are compared at equal GPU time;
+# 3. models (OUT/NAME/srcnn_x<scale>.shipped.pt), logs and per-epoch records are
+#    copied into OUT.
 # If the runs are still going when BUDGET is spent they are stopped like Ctrl-C
 # and their best checkpoints are kept instead of finished models.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s); BUDGET=${BUDGET:-480}; OUT=${OUT:?set OUT to a folder for the results}
-t91=${1:-data/T91}
+t91=${1:-data/T91}; shift || true
+variants=("$@"); [ ${#variants[@]} -gt 0 ] || variants=("shipped=")
 mkdir -p "$OUT"
 export PYTHON=${PYTHON:-python3} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
+export SCALES=${SCALES:-2 3 4}
 log="$OUT/device.log"
 { date; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   "$PYTHON" -c "import torch, PIL, numpy; print('torch', torch.__version__, 'pillow',
 PIL.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"; } >"$log" 2>&1
 
-if [ -n "${EPOCHS:-}" ]; then  # given: no calibration
-  epochs=$EPOCHS
-else
-calib_start=$(date +%s)
-EPOCHS=1 MODELS=runs/calib RUNS=runs/calib bash tools/train-shipped.sh "$t91" >>"$log" 2>&1 \
-  || { echo "calibration failed" >>"$log"; tail -n 30 runs/calib/*.log >>"$log"; exit 1; }
-calib_wall=$(( $(date +%s) - calib_start ))
-epochs=$("$PYTHON" - "$calib_wall" "$(( BUDGET - ($(date +%s) - t0) ))" 2>>"$log" <<'PY'
+models_of() {  # variant name -> where its models go
+  if [ "${variants[*]}" = "shipped=" ]; then echo "$OUT"; else echo "$OUT/$1"; fi
+}
+
+run_variants() {  # stage (calib|train) -> runs every variant at once; epochs from $epochs_<name>
+  local stage=$1 pids=() failed=0 spec name settings epochs epochs_var models
+  for spec in "${variants[@]}"; do
+    name=${spec%%=*}; settings=${spec#*=}
+    if [ "$stage" = calib ]; then epochs=2; models=runs/calib/$name
+    else epochs_var="epochs_$name"; epochs=${!epochs_var}; models=$(models_of "$name"); fi
+    echo "$stage $name: ${settings:-shipped recipe}, $epochs epochs" >>"$log"
+    # shellcheck disable=SC2086  # settings is a list of VAR=value words
+    env $settings EPOCHS="$epochs" MODELS="$models" RUNS="runs/$stage/$name" \
+      bash tools/train-shipped.sh "$t91" $SCALES >>"$log" 2>&1 & pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  return $failed
+}
+
+for spec in "${variants[@]}"; do
+  name=${spec%%=*}
+  [[ $name =~ ^[A-Za-z0-9_]+$ ]] || { echo "variant name '$name': letters, digits, _" >&2; exit 2; }
+  declare "epochs_$name=${EPOCHS:-}"
+done
+if [ -z "${EPOCHS:-}" ]; then  # calibration
+  calib_start=$(date +%s)
+  run_variants calib || { echo "calibration failed" >>"$log"; tail -n 30 runs/calib/*/*.log >>"$log"; exit 1; }
+  calib_wall=$(( $(date +%s) - calib_start ))
+  for spec in "${variants[@]}"; do
+    name=${spec%%=*}
+    declare "epochs_$name=$("$PYTHON" - "$calib_wall" "$(( BUDGET - ($(date +%s) - t0) ))" \
+      "runs/calib/$name" 2>>"$log" <<'PY'
 import json, sys, glob
-wall, left = float(sys.argv[1]), float(sys.argv[2])
-records = [json.loads(l) for f in glob.glob("runs/calib/x*-*/metrics.jsonl") for l in open(f)]
-train = max(r["seconds"] for r in records)          # slowest scale's epoch, all at once
-per_epoch = train * 1.05 + 1.5                        # + validation and checkpoints
-startup = max(wall - train, 5.0)                      # imports, data, CUDA set-up
+wall, left, runs = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+OVERHEAD = 1.3  # s per epoch outside the steps: crops, validation, checkpoints (H200)
+epochs = [[json.loads(l) for l in open(f)] for f in glob.glob(f"{runs}/x*-*/metrics.jsonl")]
+train = max(min(r["seconds"] for r in run) for run in epochs)   # slowest scale, all at once
+spent = max(sum(r["seconds"] + OVERHEAD for r in run) for run in epochs)
+per_epoch = train * 1.05 + OVERHEAD
+startup = max(wall - spent, 5.0)                      # imports, data, CUDA set-up
 print(max(1, int((left - startup - 10) / per_epoch)))
-print(f"calibration: {train:.1f} s/epoch, {wall:.0f} s in all; {left:.0f} s left",
+print(f"calibration {runs}: {train:.1f} s/epoch, {wall:.0f} s in all; {left:.0f} s left",
       file=sys.stderr)
 PY
-)
+)"
+  done
 fi
-echo "epochs: $epochs" >>"$log"
 
 # stop the runs like Ctrl-C if they are still going when the budget is spent
 ( sleep $(( BUDGET - ($(date +%s) - t0) )); pkill -INT -f "main.py train" ) &
 watchdog=$!
-EPOCHS=$epochs MODELS="$OUT" bash tools/train-shipped.sh "$t91" >>"$log" 2>&1
+run_variants train
 status=$?
 kill "$watchdog" 2>/dev/null
-for f in runs/shipped/x*-*/best.pt; do  # fall-back when a run was stopped
-  scale=$(basename "$(dirname "$f")" | cut -d- -f1)   # runs/shipped/x4-<time> -> x4
-  [ -e "$OUT/srcnn_$scale.shipped.pt" ] || cp "$f" "$OUT/$scale.best.pt"
+for spec in "${variants[@]}"; do  # fall-back when a run was stopped
+  name=${spec%%=*}
+  for f in runs/train/"$name"/x*-*/best.pt; do
+    [ -e "$f" ] || continue
+    scale=$(basename "$(dirname "$f")" | cut -d- -f1)   # .../x4-<time> -> x4
+    dest=$(models_of "$name")
+    [ -e "$dest/srcnn_$scale.shipped.pt" ] || cp "$f" "$dest/$scale.best.pt"
+  done
 done
-tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='*.new' $(ls -d runs/calib runs/shipped 2>/dev/null)
+tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='*.new' $(ls -d runs/calib runs/train 2>/dev/null)
 echo "finished with status $status after $(( $(date +%s) - t0 )) s" >>"$log"
-tail -n 8 "$log"
+tail -n 12 "$log"
 exit $status

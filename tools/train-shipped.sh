@@ -7,6 +7,7 @@
 #   RESCALE=0.6  SEED=1  ARCH=9-5-5
 #   PARALLEL=1  train the scales at the same time (one GPU has room for all three;
 #               on a CPU set PARALLEL=0)
+#   INIT=FILE  start from this model's weights instead of random ones (--init)
 #   PYTHON=python  the interpreter
 #   MODELS=models  where srcnn_x<scale>.shipped.pt is written;  RUNS=runs/shipped
 # Any further flags of `main.py train` can be given in TRAIN_FLAGS (e.g. "--cpu").
@@ -24,7 +25,7 @@ train_one() {  # scale -> models/srcnn_x<scale>.shipped.pt, log in $RUNS/x<scale
   # shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
   "${PYTHON:-python}" main.py train -n --scale "$s" -e "$EPOCHS" --from-images "$t91" --arch "$ARCH" \
     --patch 48 --patches "$PATCHES" --batch "$BATCH" --lr "$LR" --rescale "$RESCALE" \
-    --seed "$SEED" --runs "$RUNS" --output "$out.new" ${TRAIN_FLAGS:-} \
+    --seed "$SEED" --runs "$RUNS" --output "$out.new" ${INIT:+--init "$INIT"} ${TRAIN_FLAGS:-} \
     > "$RUNS/x$s.log" 2>&1 && mv "$out.new" "$out"
 }
 
