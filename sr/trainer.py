@@ -140,6 +140,7 @@ class Trainer:
 
     def run_epoch(self, stop: StopRequest, stop_after: int | None) -> bool:
         """Train the rest of the current epoch; False if stopped part-way."""
+        epoch_start = time.perf_counter()
         x_all, t_all = self.source.epoch(self.epoch, self.device)  # (N, 1, P, P) each
         order, turns, flips = epoch_plan(len(x_all), self.batch, self.config["seed"],
                                          self.epoch)
@@ -163,11 +164,14 @@ class Trainer:
                 bar.close()
                 return False
         bar.close()
-        self.finish_epoch(losses, time.perf_counter() - start)
+        self.finish_epoch(losses, time.perf_counter() - start, epoch_start)
         return not (stop.requested or (stop_after is not None and self.step >= stop_after))
 
-    def finish_epoch(self, losses, seconds: float) -> None:
-        """Validate, record, write last (and best); then move to the next epoch."""
+    def finish_epoch(self, losses, seconds: float, epoch_start: float) -> None:
+        """Validate, record, write last (and best); then move to the next epoch.
+
+        seconds: the steps alone; wall_seconds adds the crops and validation (what
+        tools/device-train.sh plans a time budget with)."""
         ours, bicubic = validation_psnr(self.model, self.val) if self.dist.main \
             else (float("nan"), float("nan"))
         patches = self.steps_per_epoch * self.batch
@@ -175,7 +179,8 @@ class Trainer:
                  "loss": torch.stack(losses).mean().item() if losses else float("nan"),
                  "val_psnr": ours, "val_psnr_bicubic": bicubic,
                  "lr": self.config["lr"] * lr_factor(self.step - 1, self.total_steps),
-                 "seconds": seconds, "patches_per_second": patches / max(seconds, 1e-9)}
+                 "seconds": seconds, "patches_per_second": patches / max(seconds, 1e-9),
+                 "wall_seconds": time.perf_counter() - epoch_start}
         self.record(entry)
         self.log(f"epoch {self.epoch:3d}/{self.config['epochs']}  loss {entry['loss']:.3e}  "
                  f"val PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, {ours - bicubic:+.2f})  "

@@ -64,11 +64,12 @@ if [ -z "${EPOCHS:-}" ]; then  # calibration
       "runs/calib/$name" 2>>"$log" <<'PY'
 import json, sys, glob
 wall, left, runs = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-OVERHEAD = 1.3  # s per epoch outside the steps: crops, validation, checkpoints (H200)
 epochs = [[json.loads(l) for l in open(f)] for f in glob.glob(f"{runs}/x*-*/metrics.jsonl")]
-train = max(min(r["seconds"] for r in run) for run in epochs)   # slowest scale, all at once
-spent = max(sum(r["seconds"] + OVERHEAD for r in run) for run in epochs)
-per_epoch = train * 1.05 + OVERHEAD
+# wall_seconds: an epoch's steps, crops and validation; the second epoch is the
+# faster one (the first includes cuDNN's autotuning)
+train = max(min(r["wall_seconds"] for r in run) for run in epochs)  # slowest, all at once
+spent = max(sum(r["wall_seconds"] for r in run) for run in epochs)
+per_epoch = train * 1.05 + 0.1                        # + checkpoints
 startup = max(wall - spent, 5.0)                      # imports, data, CUDA set-up
 print(max(1, int((left - startup - 10) / per_epoch)))
 print(f"calibration {runs}: {train:.1f} s/epoch, {wall:.0f} s in all; {left:.0f} s left",
