@@ -199,10 +199,11 @@ def canvas_rgba(page) -> np.ndarray:
     return np.frombuffer(base64.b64decode(data), np.uint8).reshape(height, width, 4)
 
 
-def python_upscale(picture: Path, checkpoint: Path, scale: int, out_dir: Path) -> Image.Image:
+def python_upscale(picture: Path, checkpoint: Path, scale: int, out_dir: Path,
+                   *flags: str) -> Image.Image:
     """The reference: `main.py upscale` on the same picture and model."""
     main.main(["upscale", "-i", str(picture), "-o", str(out_dir), "--model", str(checkpoint),
-               "--scale", str(scale), "--cpu"])
+               "--scale", str(scale), "--cpu", *flags])
     (result,) = out_dir.glob(f"{picture.stem}.*.png")
     return Image.open(result).copy()
 
@@ -238,6 +239,25 @@ def test_page_matches_python_upscale(page, url, site, tmp_path, scale, tile):
     assert shown.shape == want.shape   # drawn at full resolution
     opaque = want[..., 3] == 255
     assert fraction_within_one_level(shown[opaque], want[opaque]) >= 0.999
+
+
+def test_self_ensemble_matches_python_upscale_ensemble(page, url, site, tmp_path):
+    picture = tmp_path / "small.png"
+    fixture_picture(41, 29).save(picture)
+    want = np.asarray(python_upscale(picture, site["checkpoints"][3], 3, tmp_path / "ens",
+                                     "--ensemble"))
+    plain = np.asarray(python_upscale(picture, site["checkpoints"][3], 3, tmp_path / "plain"))
+
+    open_page(page, url, "?tile=24")   # several tiles, each through the 8 turns
+    page.check("#ensemble")
+    assert upscale_on_page(page, picture, 3) == "done", page.inner_text("#status")
+    assert "x8 self-ensemble" in page.inner_text("#details")
+    got = np.asarray(downloaded_result(page))
+    share = fraction_within_one_level(got, want)
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of upscale --ensemble"
+    # and not the plain result: the 8 turns move many pixels by a level or more
+    off_ensemble, off_plain = (np.abs(got.astype(int) - x).mean() for x in (want, plain))
+    assert off_ensemble < off_plain / 4
 
 
 def test_webgpu_backend_matches_python_upscale(webgpu_browser, url, site, tmp_path):

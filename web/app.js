@@ -16,7 +16,7 @@ const worker = new Worker(new URL('./worker.js', import.meta.url), {type: 'modul
 
 let models = [];          // [{url, meta}] from the worker, sorted by scale
 let current = null;       // {id, file, name} of the job in progress
-let lastPicture = null;   // {file, name}: re-run it when the scale changes
+let lastPicture = null;   // {file, name}: re-run it when the scale or ensemble changes
 let lastResult = null;    // worker result message (pixels kept for the download)
 let nextId = 1;
 let ready = false;
@@ -84,7 +84,8 @@ function start(file, name) {
   const tile = Number(params.get('tile')) || 0;   // 0: the worker's default for its backend
   $('progress').value = 0;
   setStatus('running', `Working on ${name}…`);
-  worker.postMessage({type: 'upscale', id: current.id, file, name, model: $('scale').value, tile});
+  worker.postMessage({type: 'upscale', id: current.id, file, name, model: $('scale').value, tile,
+                      ensemble: $('ensemble').checked});
 }
 
 function onProgress({phase, done, total}) {
@@ -121,7 +122,7 @@ async function showResult(message, started) {
     `${source.width}×${source.height} → ${width}×${height} (x${message.scale}, ` +
     `${model.architecture} model ${model.file}) in ${seconds(timings.totalMs)}: network ` +
     `${seconds(timings.networkMs)} over ${message.tiles} tile${message.tiles === 1 ? '' : 's'} ` +
-    `on ${how}.`;
+    `${message.ensemble ? '(x8 self-ensemble) ' : ''}on ${how}.`;
   // Machine-readable timings (milliseconds) for benchmarks: data-total-ms (the worker's
   // job), data-network-ms, ..., data-shown-ms (from the pick to the result on screen).
   const shownMs = performance.now() - started;
@@ -213,6 +214,7 @@ function wire() {
   $('file').addEventListener('change', (e) => pickFile(e.target.files[0]));
   $('sample').addEventListener('click', pickSample);
   $('scale').addEventListener('change', () => lastPicture && start(lastPicture.file, lastPicture.name));
+  $('ensemble').addEventListener('change', () => lastPicture && start(lastPicture.file, lastPicture.name));
   $('cancel').addEventListener('click', () => current &&
     worker.postMessage({type: 'cancel', id: current.id}));
   $('download').addEventListener('click', download);

@@ -3,7 +3,7 @@
 // Running here keeps the page responsive and lets a large picture be cancelled.
 //
 // Messages in:  {type: 'init', models: [url...], backend, threads}
-//               {type: 'upscale', id, file: Blob, name, model: url, tile}
+//               {type: 'upscale', id, file: Blob, name, model: url, tile, ensemble}
 //               {type: 'cancel', id}
 // Messages out: {type: 'ready', models: [{url, meta}...], backend, threads, note, isolated}
 //               {type: 'progress', id, phase, done, total}
@@ -13,7 +13,8 @@
 import {decodeImage} from './decode.js';
 import {Cancelled, UserError} from './errors.js';
 import {readMetadataProps} from './onnx-metadata.js';
-import {composeTile, outputSize, paddedLuma, tileBoxes, tileInput} from './pipeline.js';
+import {composeTile, outputSize, paddedLuma, selfEnsemble, tileBoxes, tileInput}
+  from './pipeline.js';
 import {resizeBicubic} from './resample.js';
 import {createSession, openRuntime} from './runtime.js';
 
@@ -139,28 +140,37 @@ function progress(id, phase, done = 0, total = 0) {
   self.postMessage({type: 'progress', id, phase, done, total});
 }
 
-// Bicubic RGBA picture (height, width, 4) -> refined in place, tile by tile.
-async function refineLuma(id, session, pixels, width, height, radius, tile) {
+// Bicubic RGBA picture (height, width, 4) -> refined in place, tile by tile;
+// ensemble: each tile's window through the x8 self-ensemble.
+async function refineLuma(id, session, pixels, width, height, radius, tile, ensemble) {
   const r = radius;
   const padded = paddedLuma(pixels, width, height, 4, r);   // (height + 2r, width + 2r)
   const boxes = tileBoxes(height, width, tile);
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
   let networkMs = 0;
-  for (let i = 0; i < boxes.length; i++) {
-    await checkpoint(id);
-    const box = boxes[i];
-    const dims = [1, 1, box.h + 2 * r, box.w + 2 * r];
-    const input = new runtime.ort.Tensor('float32', tileInput(padded, width + 2 * r, box, r), dims);
+  // (h, w) window -> the network's (h, w) output, a copy the session does not own
+  const run = async (data, h, w) => {
+    const dims = [1, 1, h, w];
     const start = performance.now();
+    const input = new runtime.ort.Tensor('float32', data, dims);
     const output = (await session.run({[inputName]: input}))[outputName];
     networkMs += performance.now() - start;
     if (output.dims.join() !== dims.join()) {
       throw new UserError(`the model returned ${output.dims.join('x')} for ${dims.join('x')}: ` +
                           `not an SRCNN export of sr/export.py`);
     }
-    composeTile(pixels, width, 4, box, output.data, r);
+    const out = output.data.slice();
     output.dispose();
+    return out;
+  };
+  for (let i = 0; i < boxes.length; i++) {
+    await checkpoint(id);
+    const box = boxes[i];
+    const [h, w] = [box.h + 2 * r, box.w + 2 * r];
+    const window = tileInput(padded, width + 2 * r, box, r);
+    const refined = ensemble ? await selfEnsemble(run, window, h, w) : await run(window, h, w);
+    composeTile(pixels, width, 4, box, refined, r);
     progress(id, 'refining', i + 1, boxes.length);
   }
   return {networkMs, tiles: boxes.length};
@@ -176,7 +186,7 @@ function interpolate(image, size) {
   return pixels;
 }
 
-async function upscale({id, file, name, model: url, tile}) {
+async function upscale({id, file, name, model: url, tile, ensemble}) {
   await checkpoint(id);
   const {meta} = models.get(url) || {};
   if (!meta) throw new UserError(`unknown model ${url}`);
@@ -193,14 +203,16 @@ async function upscale({id, file, name, model: url, tile}) {
   const before = size.width * size.height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
   const t2 = performance.now();
   const {networkMs, tiles} = await refineLuma(id, session, pixels, size.width, size.height,
-                                              meta.radius, tile || DEFAULT_TILES[runtime.backend]);
+                                              meta.radius, tile || DEFAULT_TILES[runtime.backend],
+                                              Boolean(ensemble));
   const t3 = performance.now();
   const transfer = before ? [pixels.buffer, before.buffer] : [pixels.buffer];
   self.postMessage({
     type: 'result', id, width: size.width, height: size.height, pixels, before,
     hasAlpha: image.hasAlpha, iccProfile: image.iccProfile,
     source: {width: image.width, height: image.height, decoder: image.decoder},
-    scale: meta.scale, tiles, backend: runtime.backend, threads: runtime.threads,
+    scale: meta.scale, tiles, ensemble: Boolean(ensemble), backend: runtime.backend,
+    threads: runtime.threads,
     timings: {decodeMs: t1 - t0, interpolateMs: t2 - t1, refineMs: t3 - t2, networkMs,
               totalMs: t3 - t0},
   }, transfer);
