@@ -27,8 +27,8 @@ from sr import cli  # noqa: E402
 from sr.evaluation import evaluate_image, mean_row  # noqa: E402
 from sr.imaging import load_image  # noqa: E402
 from sr.trainer import StopRequest, Trainer  # noqa: E402
-from sr.training import (ImageCrops, load_pictures, split_validation,  # noqa: E402
-                         validation_crops)
+from sr.training import (ImageCrops, held_out_pictures, load_pictures,  # noqa: E402
+                         split_validation)
 
 MACS_PER_PIXEL = {"9-1-5": 8_032, "9-5-5": 57_184}
 
@@ -98,8 +98,7 @@ def to_psnr(args) -> None:
     train, val = split_validation(names, 0.1, 0)
     source = ImageCrops({names[i]: images[names[i]] for i in train}, args.patches, 48,
                         args.scale, 0, rescale=0.6)
-    val_set = validation_crops({names[i]: images[names[i]] for i in val}, 64, 48,
-                               args.scale, 0)
+    val_set = held_out_pictures({names[i]: images[names[i]] for i in val}, args.scale)
     config = {"batch": args.batch, "epochs": args.max_epochs, "lr": 1e-3, "seed": 0,
               "scale": args.scale}
     model = srcnn.build("9-5-5").to(args.device)

@@ -91,9 +91,9 @@ def new_config(args) -> dict:
 
 
 def build_data(config: dict):
-    """(source, validation PatchSet) for a config; fills in config["scale"]."""
-    from sr.training import (ImageCrops, PatchFolder, load_patch_folder, load_pictures,
-                             split_validation, validation_crops)
+    """(source, held-out data) for a config; fills in config["scale"]."""
+    from sr.training import (ImageCrops, PatchFolder, held_out_pictures, load_patch_folder,
+                             load_pictures, split_validation)
     data = config["data"]
     if data["kind"] == "samples":
         patches = load_patch_folder(data["path"], config.get("scale"))
@@ -106,7 +106,7 @@ def build_data(config: dict):
     names = sorted(images)
     train, val = split_validation(names, config["val_fraction"], config["seed"])
     pick = lambda idx: {names[i]: images[names[i]] for i in idx}  # noqa: E731
-    val_set = validation_crops(pick(val), 256, data["patch"], config["scale"], config["seed"])
+    val_set = held_out_pictures(pick(val), config["scale"])
     source = ImageCrops(pick(train), data["patches"], data["patch"], config["scale"],
                         config["seed"], data["rescale"])
     return source, val_set
@@ -195,7 +195,7 @@ def run(args) -> int:
         if dist.main:
             print(f"training {architecture_name(model)} x{config['scale']} on {device}"
                   f"{f' x {dist.world} processes' if dist.active else ''}: "
-                  f"{len(source)} patches/epoch, {len(val)} validation patches, "
+                  f"{len(source)} patches/epoch, {val.summary()}, "
                   f"{trainer.total_steps} steps; records in {run_dir}/")
         finished = trainer.run(args.stop_after)
         if not finished:

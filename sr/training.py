@@ -5,6 +5,8 @@ Two sources of patch pairs, both degraded the way evaluation degrades pictures
 - PatchFolder: the NNNNN.large.png / NNNNN.small.png pairs of gen_samples.py;
 - ImageCrops: fresh random crops from a folder of pictures every epoch
   (--from-images), optionally with the pictures rescaled first (augmentation).
+Validation scores the pictures held out of --from-images whole, as `main.py
+eval` does (HeldOutPictures); a gen_samples.py folder has only patches to score.
 
 Randomness is drawn from generators seeded by (seed, epoch), so an epoch's
 patches, order and augmentations can be rebuilt exactly when a run resumes.
@@ -22,14 +24,21 @@ import torch
 import torch.nn.functional as F
 
 from sr.errors import UserError
+from sr.evaluation import evaluate_image, mean_row
 from sr.imaging import degraded_pair, load_image, resize, rgb_to_ycbcr, to_rgb
 from sr.metrics import psnr_y
-from sr.patches import crop_pairs, patches_per_image
+from sr.patches import patches_per_image
 from sr.upscaling import refine_batch
 
 # Validation patches per network call: 64 patches of 48 px and 9-5-5's 96
 # channels need about 60 MB of activations.
 VALIDATION_BATCH = 64
+# Held-out pictures are scored whole, each centre-cropped to at most this side,
+# and only as many as fit the pixel budget (about 2 s per epoch for 9-5-5 on a
+# 2-core CPU): a folder of large photos must not make validation the slow part.
+VALIDATION_SIDE = 512
+VALIDATION_PIXELS = 2_000_000
+MIN_VALIDATION_SIDE = 32
 
 
 @dataclass
@@ -42,6 +51,9 @@ class PatchSet:
 
     def __len__(self):
         return len(self.hr)
+
+    def summary(self) -> str:
+        return f"{len(self)} validation patches"
 
     def subset(self, indices) -> "PatchSet":
         return PatchSet(self.hr[indices], self.lr[indices],
@@ -194,20 +206,37 @@ def load_pictures(paths, warn) -> dict:
     return images
 
 
-def validation_crops(images: dict, count: int, patch: int, scale: int, seed: int) -> PatchSet:
-    """A fixed set of patch pairs from held-out pictures (same every epoch)."""
-    rng = np.random.default_rng([seed, 0, 2])
-    names = list(images)
-    counts = patches_per_image([images[n].size for n in names], count, patch, rng)
-    hr, lr, sources = [], [], []
-    for name, n in zip(names, counts):
-        for h_patch, l_patch in crop_pairs(images[name], n, patch, scale, rng):
-            hr.append(np.asarray(h_patch))
-            lr.append(np.asarray(l_patch))
-            sources.append(name)
-    if not hr:
-        raise UserError(f"validation pictures are all smaller than {patch} px")
-    return PatchSet(np.stack(hr), np.stack(lr), sources, scale)
+@dataclass
+class HeldOutPictures:
+    """Held-out pictures that validation scores whole, exactly as `main.py eval` does."""
+    pictures: list
+    scale: int
+
+    def summary(self) -> str:
+        pixels = sum(w * h for w, h in (p.size for p in self.pictures))
+        return f"{len(self.pictures)} held-out pictures ({pixels / 1e6:.2f} Mpix) scored whole"
+
+
+def held_out_pictures(images: dict, scale: int, side: int = VALIDATION_SIDE,
+                      budget: int = VALIDATION_PIXELS) -> HeldOutPictures:
+    """The held-out pictures, in name order, each centre-cropped to at most
+    side x side, as many as fit in budget pixels (always at least one).
+    Pictures under MIN_VALIDATION_SIDE px are left out: too small to score."""
+    kept, used = [], 0
+    for name in sorted(images):
+        img = images[name]
+        w, h = img.size
+        if min(w, h) < MIN_VALIDATION_SIDE:
+            continue
+        cw, ch = min(w, side), min(h, side)
+        if kept and used + cw * ch > budget:
+            break
+        left, top = (w - cw) // 2, (h - ch) // 2
+        kept.append(img if (cw, ch) == (w, h) else img.crop((left, top, left + cw, top + ch)))
+        used += cw * ch
+    if not kept:
+        raise UserError(f"the held-out pictures are all smaller than {MIN_VALIDATION_SIDE} px")
+    return HeldOutPictures(kept, scale)
 
 
 def lr_factor(step: int, total: int, warmup_fraction: float = 0.05) -> float:
@@ -258,16 +287,24 @@ def loss_on_valid_region(net, radius: int, x, t):
 
 
 @torch.no_grad()
-def validation_psnr(model, patches: PatchSet) -> tuple[float, float]:
-    """Mean PSNR (model, bicubic) over held-out patches, by the evaluation code."""
+def validation_psnr(model, val: HeldOutPictures | PatchSet) -> tuple[float, float]:
+    """Mean PSNR (model, bicubic) on the held-out data, by the evaluation code.
+
+    Pictures are scored whole (the number `main.py eval` would print for them);
+    gen_samples.py patches, which have no pictures behind them, patch by patch."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    ours, bicubic = [], []
-    for start in range(0, len(patches.hr), VALIDATION_BATCH):
-        hr, lr = (a[start:start + VALIDATION_BATCH] for a in (patches.hr, patches.lr))
-        for h, refined, b in zip(hr, refine_batch(model, lr, device), lr):
-            ours.append(psnr_y(h, refined, patches.scale))
-            bicubic.append(psnr_y(h, b, patches.scale))
+    if isinstance(val, HeldOutPictures):
+        mean = mean_row([evaluate_image(model, img, val.scale, device=device)
+                         for img in val.pictures])
+        ours, bicubic = [mean["psnr"]], [mean["psnr_bicubic"]]
+    else:
+        ours, bicubic = [], []
+        for start in range(0, len(val.hr), VALIDATION_BATCH):
+            hr, lr = (a[start:start + VALIDATION_BATCH] for a in (val.hr, val.lr))
+            for h, refined, b in zip(hr, refine_batch(model, lr, device), lr):
+                ours.append(psnr_y(h, refined, val.scale))
+                bicubic.append(psnr_y(h, b, val.scale))
     model.train(was_training)
     return float(np.mean(ours)), float(np.mean(bicubic))

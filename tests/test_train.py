@@ -1,6 +1,7 @@
 """Training end to end on small synthetic pictures (seconds, CPU)."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from sr.checkpoint import load_model
+from sr.training import held_out_pictures, split_validation
 from tests.helpers import ROOT, assert_clean_error, picture, run_script
 
 
@@ -132,5 +134,36 @@ def test_from_images_trains_on_fresh_crops(workspace):
                         "--rescale", 0.7, "--scale", 3, "--runs", workspace / "img",
                         "--models", workspace / "img-models")
     assert result.returncode == 0, result.stderr
+    assert "held-out pictures" in result.stdout
     (path,) = (workspace / "img-models").glob("srcnn_x3.*.pt")
     assert load_model(path, scale=3)[1]["train"]["data"]["kind"] == "images"
+
+
+def test_validation_scores_the_held_out_pictures_as_eval_does(workspace, tmp_path):
+    result = run_script("main.py", "train", "--cpu", "-n", "-e", 2, "--from-images",
+                        workspace / "raw", "--patch", 32, "--patches", 64, "--batch", 8,
+                        "--scale", 3, "--runs", workspace / "val", "--output",
+                        tmp_path / "model.pt")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in
+               next((workspace / "val").glob("*/metrics.jsonl")).read_text().splitlines()]
+    names = sorted(p.name for p in (workspace / "raw").iterdir())
+    _, held = split_validation(names, 0.1, 0)  # the defaults --val-fraction and --seed
+    (tmp_path / "held").mkdir()
+    for i in held:
+        shutil.copy(workspace / "raw" / names[i], tmp_path / "held")
+    result = run_script("main.py", "eval", "-i", tmp_path / "held", "--scale", 3,
+                        "--model", tmp_path / "model.pt", "--json", tmp_path / "eval.json")
+    assert result.returncode == 0, result.stderr
+    mean = json.loads((tmp_path / "eval.json").read_text())["mean"]
+    best = max(records, key=lambda r: r["val_psnr"])  # the published model is the best epoch
+    assert mean["psnr"] == pytest.approx(best["val_psnr"], abs=1e-9)
+    assert mean["psnr_bicubic"] == pytest.approx(best["val_psnr_bicubic"], abs=1e-9)
+
+
+def test_large_held_out_pictures_are_cropped_to_the_validation_budget():
+    images = {f"p{i}": picture(300, 200, seed=i) for i in range(4)}
+    val = held_out_pictures(images, 2, side=128, budget=3 * 128 * 128)
+    assert [p.size for p in val.pictures] == [(128, 128)] * 3
+    assert val.pictures[0].tobytes() == images["p0"].crop((86, 36, 214, 164)).tobytes()
+    assert len(held_out_pictures(images, 2, side=128, budget=1).pictures) == 1
