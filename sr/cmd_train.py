@@ -197,6 +197,7 @@ def run(args) -> int:
                   f"{f' x {dist.world} processes' if dist.active else ''}: "
                   f"{len(source)} patches/epoch, {val.summary()}, "
                   f"{trainer.total_steps} steps; records in {run_dir}/")
+        start_psnr = trainer.score_start() if not ckpt and config["continued_from"] else None
         finished = trainer.run(args.stop_after)
         if not finished:
             if dist.main:
@@ -204,8 +205,10 @@ def run(args) -> int:
                       f"python main.py train --resume {run_dir}", file=sys.stderr)
             return 130
         if dist.main:
+            kept = start_psnr is not None and trainer.best_psnr == start_psnr
+            note = ": no epoch beat the starting weights, saved unchanged" if kept else ""
             print(f"saved {publish(args, trainer, run_dir)} "
-                  f"(best validation PSNR {trainer.best_psnr:.2f} dB)")
+                  f"(best validation PSNR {trainer.best_psnr:.2f} dB{note})")
         # leave together: a rank that tears its gloo connections down while rank 0
         # is still publishing was seen to abort once (SIGABRT at exit)
         distributed.barrier(dist)

@@ -194,6 +194,18 @@ class Trainer:
             self.save("best")
         distributed.barrier(self.dist)
 
+    def score_start(self) -> float:
+        """Validate the weights a fine-tune (or --init) starts from and count them
+        as the best so far, so that a run whose epochs all score lower publishes
+        them unchanged: fine-tuning never replaces a model with a worse one."""
+        ours, bicubic = validation_psnr(self.model, self.val) if self.dist.main \
+            else (float("nan"), float("nan"))
+        self.best_psnr = ours if math.isfinite(ours) else -math.inf
+        self.save("best")
+        self.log(f"starting weights: val PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, "
+                 f"{ours - bicubic:+.2f})")
+        return ours
+
     def run(self, stop_after: int | None = None) -> bool:
         """Train to the end (True) or until Ctrl-C / stop_after steps (False).
 

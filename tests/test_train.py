@@ -67,6 +67,25 @@ def test_without_new_it_fine_tunes_the_latest_model(workspace):
     assert len(list((workspace / "tune-models").glob("*.pt"))) == 2
 
 
+def test_a_fine_tune_that_only_gets_worse_keeps_the_starting_weights(workspace, tmp_path):
+    assert train(workspace, "keep", "-n", "-e", 2, "--output", tmp_path / "start.pt")\
+        .returncode == 0
+    # a learning rate of 1 wrecks the network in the first steps
+    result = train(workspace, "keep", "--init", tmp_path / "start.pt", "-e", 1, "--lr", 1,
+                   "--output", tmp_path / "tuned.pt")
+    assert result.returncode == 0, result.stderr
+    assert "starting weights: val PSNR" in result.stdout
+    assert "no epoch beat the starting weights" in result.stdout
+    start = torch.load(tmp_path / "start.pt", weights_only=True)["state_dict"]
+    tuned = torch.load(tmp_path / "tuned.pt", weights_only=True)["state_dict"]
+    for key in start:
+        torch.testing.assert_close(tuned[key], start[key], rtol=0, atol=0)
+    (run,) = [r for r in (workspace / "keep").iterdir()
+              if "start.pt" in (r / "config.json").read_text()]
+    last = torch.load(run / "last.pt", weights_only=True)["state_dict"]
+    assert any(not torch.equal(last[k], start[k]) for k in start)  # the epoch did move
+
+
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(workspace):
     assert train(workspace, "whole", "-n", "-e", 2, "--seed", 5).returncode == 0
     stopped = train(workspace, "parts", "-n", "-e", 2, "--seed", 5, "--stop-after", 31)
