@@ -17,7 +17,8 @@ DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=
                 patch=48, patches=4000, rescale=1.0, runs="runs")
 
 HELP = ("Train SRCNN. Without -n it fine-tunes the newest model of the same scale in "
-        "--models; --resume continues an interrupted run exactly.")
+        "--models (and publishes it unchanged if no epoch beats it on the held-out "
+        "pictures); --resume continues an interrupted run exactly.")
 
 
 def add_arguments(p) -> None:
