@@ -2,11 +2,11 @@
 
     python bench/heldout.py --images path/to/T91 --scale 4 MODEL [MODEL ...]
 
-Training (`main.py train --from-images`) holds out whole pictures for validation
-(--val-fraction and --seed pick them) and scores 256 patches of them every epoch.
-This scores the same pictures whole, with main.py eval's code: no patch edges
-padded by the pipeline, and the number this project chooses runs, recipes and
-padding by.  Set5 and Set14 are never used for such choices.
+Training (`main.py train --from-images`) holds out whole pictures (--val-fraction
+and --seed pick them) and scores them whole every epoch with main.py eval's code.
+This scores finished models on the same pictures through the same functions: the
+number this project chooses runs, recipes and padding by.  Set5 and Set14 are
+never used for such choices.
 """
 from __future__ import annotations
 
@@ -18,17 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sr import cli  # noqa: E402
 from sr.checkpoint import load_model  # noqa: E402
-from sr.evaluation import evaluate_image, mean_row  # noqa: E402
-from sr.imaging import load_image  # noqa: E402
-from sr.training import split_validation  # noqa: E402
-
-
-def held_out_files(folder: Path, fraction: float, seed: int) -> list[Path]:
-    """The pictures `main.py train --from-images folder` holds out (same split)."""
-    files = {f.name: f for f in cli.image_files(folder)}
-    names = sorted(files)
-    _, val = split_validation(names, fraction, seed)
-    return [files[names[i]] for i in val]
+from sr.training import (held_out_pictures, load_pictures, split_pictures,  # noqa: E402
+                         validation_psnr)
 
 
 def main() -> int:
@@ -39,14 +30,14 @@ def main() -> int:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1, help="the training run's --seed")
     args = p.parse_args()
-    files = held_out_files(Path(args.images), args.val_fraction, args.seed)
-    pictures = [load_image(f) for f in files]
-    print(f"x{args.scale}, {len(files)} held-out pictures: "
-          + " ".join(f.stem for f in files))
+    images = load_pictures(cli.image_files(Path(args.images)), cli.warn)
+    _, held = split_pictures(images, args.val_fraction, args.seed)
+    val = held_out_pictures(held, args.scale)
+    print(f"x{args.scale}, {val.summary()}: " + " ".join(Path(n).stem for n in held))
     for path in args.models:
         model, _ = load_model(path, args.scale)
-        mean = mean_row([evaluate_image(model, img, args.scale) for img in pictures])
-        print(f"{mean['psnr']:.4f} dB (bicubic {mean['psnr_bicubic']:.4f})  {path}")
+        ours, bicubic = validation_psnr(model, val)
+        print(f"{ours:.4f} dB (bicubic {bicubic:.4f})  {path}")
     return 0
 
 

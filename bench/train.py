@@ -28,7 +28,7 @@ from sr.evaluation import evaluate_image, mean_row  # noqa: E402
 from sr.imaging import load_image  # noqa: E402
 from sr.trainer import StopRequest, Trainer  # noqa: E402
 from sr.training import (ImageCrops, held_out_pictures, load_pictures,  # noqa: E402
-                         split_validation)
+                         split_pictures)
 
 MACS_PER_PIXEL = {"9-1-5": 8_032, "9-5-5": 57_184}
 
@@ -94,11 +94,9 @@ def set5_psnr(model, folder: Path, scale: int) -> float:
 def to_psnr(args) -> None:
     torch.manual_seed(0)
     images = load_pictures(cli.image_files(args.images), cli.warn)
-    names = sorted(images)
-    train, val = split_validation(names, 0.1, 0)
-    source = ImageCrops({names[i]: images[names[i]] for i in train}, args.patches, 48,
-                        args.scale, 0, rescale=0.6)
-    val_set = held_out_pictures({names[i]: images[names[i]] for i in val}, args.scale)
+    train, held = split_pictures(images, 0.1, 0)
+    source = ImageCrops(train, args.patches, 48, args.scale, 0, rescale=0.6)
+    val_set = held_out_pictures(held, args.scale)
     config = {"batch": args.batch, "epochs": args.max_epochs, "lr": 1e-3, "seed": 0,
               "scale": args.scale}
     model = srcnn.build("9-5-5").to(args.device)

@@ -94,7 +94,7 @@ def new_config(args) -> dict:
 def build_data(config: dict):
     """(source, held-out data) for a config; fills in config["scale"]."""
     from sr.training import (ImageCrops, PatchFolder, held_out_pictures, load_patch_folder,
-                             load_pictures, split_validation)
+                             load_pictures, split_pictures, split_validation)
     data = config["data"]
     if data["kind"] == "samples":
         patches = load_patch_folder(data["path"], config.get("scale"))
@@ -104,13 +104,10 @@ def build_data(config: dict):
     images = load_pictures(cli.image_files(data["path"]), cli.warn)
     if not images:
         raise UserError(f"{data['path']}: no readable pictures")
-    names = sorted(images)
-    train, val = split_validation(names, config["val_fraction"], config["seed"])
-    pick = lambda idx: {names[i]: images[names[i]] for i in idx}  # noqa: E731
-    val_set = held_out_pictures(pick(val), config["scale"])
-    source = ImageCrops(pick(train), data["patches"], data["patch"], config["scale"],
+    train, held = split_pictures(images, config["val_fraction"], config["seed"])
+    source = ImageCrops(train, data["patches"], data["patch"], config["scale"],
                         config["seed"], data["rescale"])
-    return source, val_set
+    return source, held_out_pictures(held, config["scale"])
 
 
 def find_resume(args) -> Path:

@@ -167,13 +167,20 @@ class Trainer:
         self.finish_epoch(losses, time.perf_counter() - start, epoch_start)
         return not (stop.requested or (stop_after is not None and self.step >= stop_after))
 
+    def validate(self) -> tuple[float, float, str]:
+        """(model PSNR, bicubic PSNR, text for the log) on the held-out data; only
+        the main process validates, the others get NaN."""
+        ours, bicubic = validation_psnr(self.model, self.val) if self.dist.main \
+            else (float("nan"), float("nan"))
+        return ours, bicubic, (f"val PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, "
+                               f"{ours - bicubic:+.2f})")
+
     def finish_epoch(self, losses, seconds: float, epoch_start: float) -> None:
         """Validate, record, write last (and best); then move to the next epoch.
 
         seconds: the steps alone; wall_seconds adds the crops and validation (what
         tools/device-train.sh plans a time budget with)."""
-        ours, bicubic = validation_psnr(self.model, self.val) if self.dist.main \
-            else (float("nan"), float("nan"))
+        ours, bicubic, text = self.validate()
         patches = self.steps_per_epoch * self.batch
         entry = {"epoch": self.epoch, "step": self.step,
                  "loss": torch.stack(losses).mean().item() if losses else float("nan"),
@@ -183,8 +190,7 @@ class Trainer:
                  "wall_seconds": time.perf_counter() - epoch_start}
         self.record(entry)
         self.log(f"epoch {self.epoch:3d}/{self.config['epochs']}  loss {entry['loss']:.3e}  "
-                 f"val PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, {ours - bicubic:+.2f})  "
-                 f"{seconds:.1f}s")
+                 f"{text}  {seconds:.1f}s")
         is_best = ours > self.best_psnr
         if is_best:
             self.best_psnr = ours
@@ -198,12 +204,10 @@ class Trainer:
         """Validate the weights a fine-tune (or --init) starts from and count them
         as the best so far, so that a run whose epochs all score lower publishes
         them unchanged: fine-tuning never replaces a model with a worse one."""
-        ours, bicubic = validation_psnr(self.model, self.val) if self.dist.main \
-            else (float("nan"), float("nan"))
+        ours, _, text = self.validate()
         self.best_psnr = ours if math.isfinite(ours) else -math.inf
         self.save("best")
-        self.log(f"starting weights: val PSNR {ours:.2f} dB (bicubic {bicubic:.2f}, "
-                 f"{ours - bicubic:+.2f})")
+        self.log(f"starting weights: {text}")
         return ours
 
     def run(self, stop_after: int | None = None) -> bool:
