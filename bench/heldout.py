@@ -3,7 +3,7 @@
     python bench/heldout.py --images path/to/T91 --scale 4 MODEL [MODEL ...]
 
 Training (`main.py train --from-images`) holds out whole pictures (--val-fraction
-and --seed pick them) and scores them whole every epoch with main.py eval's code.
+and --val-seed pick them) and scores them whole every epoch with main.py eval's code.
 This scores finished models on the same pictures through the same functions: the
 number this project chooses runs, recipes and padding by.  Set5 and Set14 are
 never used for such choices.
@@ -28,10 +28,11 @@ def main() -> int:
     p.add_argument("--images", required=True, help="the training pictures (e.g. T91)")
     p.add_argument("--scale", type=int, required=True)
     p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=1, help="the training run's --seed")
+    p.add_argument("--val-seed", type=int, default=1, help="the training run's --val-seed "
+                   "(runs recorded before that option: its --seed)")
     args = p.parse_args()
     images = load_pictures(cli.image_files(Path(args.images)), cli.warn)
-    _, held = split_pictures(images, args.val_fraction, args.seed)
+    _, held = split_pictures(images, args.val_fraction, args.val_seed)
     val = held_out_pictures(held, args.scale)
     print(f"x{args.scale}, {val.summary()}: " + " ".join(Path(n).stem for n in held))
     for path in args.models:

@@ -14,7 +14,7 @@ from sr import cli
 from sr.errors import UserError
 
 DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=0.1,
-                patch=48, patches=4000, rescale=1.0, runs="runs")
+                val_seed=1, patch=48, patches=4000, rescale=1.0, runs="runs")
 
 HELP = ("Train SRCNN. Without -n it fine-tunes the newest model of the same scale in "
         "--models (and publishes it unchanged if no epoch beats it on the held-out "
@@ -39,6 +39,10 @@ def add_arguments(p) -> None:
                       help="scale factor (default: the samples' manifest, or 2)")
     data.add_argument("--val-fraction", type=float, default=d["val_fraction"],
                       help="share of source pictures held out for validation")
+    data.add_argument("--val-seed", type=int, default=d["val_seed"],
+                      help="which pictures are held out; apart from --seed, so runs of "
+                      "any --seed are scored on the same pictures (1 holds out of T91 the "
+                      "pictures the shipped models never saw)")
     model = p.add_argument_group("model and optimiser")
     model.add_argument("-n", "--new", action="store_true", help="start from random weights")
     model.add_argument("--init", metavar="FILE",
@@ -52,7 +56,8 @@ def add_arguments(p) -> None:
     model.add_argument("--batch", type=int, default=d["batch"], help="patches per step")
     model.add_argument("--lr", type=float, default=d["lr"],
                        help="peak Adam learning rate (5%% warm-up, then cosine decay)")
-    model.add_argument("--seed", type=int, default=d["seed"])
+    model.add_argument("--seed", type=int, default=d["seed"],
+                       help="seed of the starting weights, the crops and the batch order")
     run = p.add_argument_group("runs and outputs")
     run.add_argument("--resume", nargs="?", const="latest", metavar="PATH",
                      help="continue an interrupted run exactly: its folder or last.pt "
@@ -79,7 +84,8 @@ def find_samples(given) -> Path:
 
 def new_config(args) -> dict:
     """Plain training settings from the command line (stored in checkpoints)."""
-    config = {k: getattr(args, k) for k in ("epochs", "batch", "lr", "seed", "val_fraction")}
+    config = {k: getattr(args, k) for k in ("epochs", "batch", "lr", "seed", "val_fraction",
+                                             "val_seed")}
     if args.from_images:
         config["data"] = {"kind": "images", "path": str(args.from_images),
                           "patch": args.patch, "patches": args.patches,
@@ -91,6 +97,12 @@ def new_config(args) -> dict:
     return config
 
 
+def held_out_seed(config: dict) -> int:
+    """The seed that picks the held-out pictures.  Runs recorded before --val-seed
+    existed picked them by --seed; resuming one keeps its split."""
+    return config.get("val_seed", config["seed"])
+
+
 def build_data(config: dict):
     """(source, held-out data) for a config; fills in config["scale"]."""
     from sr.training import (ImageCrops, PatchFolder, held_out_pictures, load_patch_folder,
@@ -99,12 +111,13 @@ def build_data(config: dict):
     if data["kind"] == "samples":
         patches = load_patch_folder(data["path"], config.get("scale"))
         config["scale"] = patches.scale
-        train, val = split_validation(patches.sources, config["val_fraction"], config["seed"])
+        train, val = split_validation(patches.sources, config["val_fraction"],
+                                      held_out_seed(config))
         return PatchFolder(patches.subset(train)), patches.subset(val)
     images = load_pictures(cli.image_files(data["path"]), cli.warn)
     if not images:
         raise UserError(f"{data['path']}: no readable pictures")
-    train, held = split_pictures(images, config["val_fraction"], config["seed"])
+    train, held = split_pictures(images, config["val_fraction"], held_out_seed(config))
     source = ImageCrops(train, data["patches"], data["patch"], config["scale"],
                         config["seed"], data["rescale"])
     return source, held_out_pictures(held, config["scale"])

@@ -167,7 +167,7 @@ def test_validation_scores_the_held_out_pictures_as_eval_does(workspace, tmp_pat
     records = [json.loads(line) for line in
                next((workspace / "val").glob("*/metrics.jsonl")).read_text().splitlines()]
     names = sorted(p.name for p in (workspace / "raw").iterdir())
-    _, held = split_validation(names, 0.1, 0)  # the defaults --val-fraction and --seed
+    _, held = split_validation(names, 0.1, 1)  # the defaults --val-fraction and --val-seed
     (tmp_path / "held").mkdir()
     for i in held:
         shutil.copy(workspace / "raw" / names[i], tmp_path / "held")
@@ -178,6 +178,20 @@ def test_validation_scores_the_held_out_pictures_as_eval_does(workspace, tmp_pat
     best = max(records, key=lambda r: r["val_psnr"])  # the published model is the best epoch
     assert mean["psnr"] == pytest.approx(best["val_psnr"], abs=1e-9)
     assert mean["psnr_bicubic"] == pytest.approx(best["val_psnr_bicubic"], abs=1e-9)
+
+
+def test_the_held_out_pictures_follow_val_seed_not_seed(workspace):
+    from sr.cmd_train import build_data
+
+    def held_out(**settings):
+        config = {"val_fraction": 0.34, "data": {"kind": "images", "path": str(workspace / "raw"),
+                  "patch": 32, "patches": 8, "rescale": 1.0}, "scale": 2, **settings}
+        return [p.tobytes() for p in build_data(config)[1].pictures]
+
+    assert held_out(seed=2, val_seed=1) == held_out(seed=3, val_seed=1)
+    assert len({tuple(held_out(seed=2, val_seed=v)) for v in range(1, 5)}) > 1
+    # a run recorded before --val-seed existed resumes with the split its --seed picked
+    assert held_out(seed=4) == held_out(seed=0, val_seed=4)
 
 
 def test_large_held_out_pictures_are_cropped_to_the_validation_budget():

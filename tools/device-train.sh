@@ -5,6 +5,10 @@
 #   BUDGET=480 OUT=results bash tools/device-train.sh data/T91
 #   BUDGET=480 OUT=results SCALES=4 bash tools/device-train.sh data/T91 \
 #       b64="BATCH=64 RESCALE=1" b32="BATCH=32 RESCALE=1"
+#   BUDGET=480 OUT=results SCALES=4 bash tools/device-train.sh data/T91 \
+#       s2="SEED=2 INIT=models/srcnn_x4.shipped.pt LR=3e-4" s3="SEED=3 INIT=..."
+#   (a seed changes the starting weights, crops and batch order, never the
+#   held-out pictures (--val-seed 1), so bench/heldout.py can choose between runs)
 # Each variant NAME="SETTINGS" is tools/train-shipped.sh with those environment
 # settings, for the scales in SCALES (default 2 3 4); all variants and scales run
 # at the same time.  Without variants: the shipped recipe, models straight into OUT.
