@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,9 +41,11 @@ def parse_args(argv=None):
     p.add_argument("--output", "-o", default=None,
                    help="output folder (default samples_gen_<size>)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an output folder that already holds samples")
+                   help="replace an output folder of samples that gen_samples.py wrote "
+                   "(a folder holding anything else is never replaced)")
     args = p.parse_args(argv)
-    args.size = args.size or (64 if args.large else 32)
+    if args.size is None:
+        args.size = 64 if args.large else 32
     args.output = Path(args.output or f"samples_gen_{args.size}")
     if args.count < 1:
         p.error("count must be at least 1")
@@ -83,6 +86,29 @@ def write_samples(args, sources, counts, folder: Path, rng) -> dict:
     return origin
 
 
+SAMPLE_FILE = re.compile(r"\d{5,}\.(large|small)\.png|manifest\.json")
+
+
+def check_output(output: Path, input_folder: Path, overwrite: bool) -> None:
+    """UserError unless output is free, or with --overwrite a folder that holds only
+    the files of an earlier gen_samples.py run (so the user's pictures, or any
+    other folder, can never be deleted by a mistyped -o)."""
+    if not output.exists():
+        return
+    if not overwrite:
+        raise UserError(f"{output}: already exists; use --overwrite to replace it "
+                        f"or --output for another folder")
+    if output.resolve() == input_folder.resolve():
+        raise UserError(f"{output}: is the input folder; choose another --output")
+    if not output.is_dir():
+        raise UserError(f"{output}: is a file, not a samples folder; not replaced")
+    others = sorted(p.name for p in output.iterdir() if not SAMPLE_FILE.fullmatch(p.name))
+    if others or not (output / "manifest.json").is_file():
+        example = f" ({others[0]})" if others else ""
+        raise UserError(f"{output}: holds files gen_samples.py did not write{example}; "
+                        f"not replaced")
+
+
 def publish(tmp: Path, output: Path, overwrite: bool) -> None:
     """Move the finished folder into place; an old one is replaced only with --overwrite."""
     if output.exists():
@@ -102,9 +128,7 @@ def main(argv=None) -> int:
     paths = cli.image_files(args.input)
     if not paths:
         raise UserError(f"{args.input}: no pictures found (put JPEG/PNG/... files there)")
-    if args.output.exists() and not args.overwrite:
-        raise UserError(f"{args.output}: already exists; use --overwrite to replace it "
-                        f"or --output for another folder")
+    check_output(args.output, Path(args.input), args.overwrite)
     sizes = read_sizes(paths)
     for path, (w, h) in sizes:
         if min(w - w % args.scale, h - h % args.scale) < args.size:

@@ -81,3 +81,29 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     assert run_script("gen_samples.py", 5, "-i", raw, "-o", out, "--overwrite").returncode == 0
     assert len(list(out.glob("*.large.png"))) == 5
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_overwrite_never_deletes_a_folder_it_did_not_write(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    pictures = files(raw)
+    assert_clean_error(run_script("gen_samples.py", 3, "-i", raw, "-o", raw, "--overwrite"),
+                       "is the input folder")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "precious.png").write_bytes(b"keep me")
+    assert_clean_error(run_script("gen_samples.py", 3, "-i", raw, "-o", other, "--overwrite"),
+                       "did not write (precious.png)")
+    plain = tmp_path / "plain"
+    plain.write_text("a file")
+    assert_clean_error(run_script("gen_samples.py", 3, "-i", raw, "-o", plain, "--overwrite"),
+                       "is a file")
+    assert files(raw) == pictures
+    assert (other / "precious.png").read_bytes() == b"keep me"
+    assert plain.read_text() == "a file"
+
+
+def test_size_zero_is_refused_not_replaced_by_the_default(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    result = run_script("gen_samples.py", 3, "--size", 0, "-i", raw, "-o", tmp_path / "s")
+    assert result.returncode == 2 and "error: --size must be at least" in result.stderr
+    assert not (tmp_path / "s").exists()
