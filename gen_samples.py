@@ -29,7 +29,7 @@ from sr.patches import crop_pairs, patches_per_image
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Crop sharp/degraded training patch pairs from pictures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     p.add_argument("count", type=int, help="number of patch pairs to write")
     p.add_argument("-64", dest="large", action="store_true",
                    help="64 px patches instead of 32 px (same as --size 64)")
@@ -109,6 +109,15 @@ def check_output(output: Path, input_folder: Path, overwrite: bool) -> None:
                         f"not replaced")
 
 
+def temporary_folder_beside(output: Path) -> Path:
+    """A new hidden folder next to output, to fill before it takes output's name."""
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp.", dir=output.parent))
+    except OSError as e:
+        raise UserError(f"{output}: cannot write there ({e.strerror})") from None
+
+
 def publish(tmp: Path, output: Path, overwrite: bool) -> None:
     """Move the finished folder into place; an old one is replaced only with --overwrite."""
     if output.exists():
@@ -137,8 +146,7 @@ def main(argv=None) -> int:
     counts = patches_per_image([s for _, s in sizes], args.count, args.size, rng)
     if sum(counts) == 0:
         raise UserError(f"{args.input}: no picture is at least {args.size}x{args.size} px")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{args.output.name}.tmp.", dir=args.output.parent))
+    tmp = temporary_folder_beside(args.output)
     try:
         origin = write_samples(args, sizes, counts, tmp, rng)
         manifest = {"scale": args.scale, "size": args.size, "seed": args.seed,

@@ -18,7 +18,7 @@ COMMANDS = {"train": cmd_train, "upscale": cmd_upscale, "eval": cmd_eval,
 
 
 def parse_args(argv=None):
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = cli.HelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.
                                      RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

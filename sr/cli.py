@@ -1,6 +1,7 @@
 """What every command-line script shares: one-line errors, devices, models, files."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -11,16 +12,38 @@ MODELS_DIR = "models"
 
 
 def run(main) -> None:
-    """Call main(); turn UserError and Ctrl-C into one line on stderr and an exit status."""
+    """Call main(); turn UserError, a refused file operation and Ctrl-C into one line
+    on stderr and an exit status."""
     try:
         status = main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:   # e.g. a read-only or full disk, a file where a folder should be
+        print(f"error: {os_error_text(e)}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, unless it has none (None, False) or its help
+    already says what it is."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def os_error_text(e: OSError) -> str:
+    """'path: reason' for an OSError (Python's own text when it names no file)."""
+    if e.filename is None or not e.strerror:
+        return str(e)
+    return f"{e.filename}: {e.strerror}"
 
 
 def warn(message: str) -> None:
@@ -54,15 +77,26 @@ def add_model_options(p, fractional: bool = False) -> None:
         p.add_argument("--model", help="checkpoint file, trained for the scale that --scale "
                                         "rounds to as above (default: see --scale)")
     else:
-        p.add_argument("--scale", type=int, default=2, help="scale factor")
+        p.add_argument("--scale", type=integer_scale, default=2,
+                       help="scale factor of the model, an integer >= 2")
         p.add_argument("--model",
                        help="checkpoint file (default: newest for the scale in --models)")
     p.add_argument("--models", default=MODELS_DIR, help="folder of checkpoints")
 
 
+def integer_scale(text: str) -> int:
+    """argparse type for a model's scale: an integer >= 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"the scale must be an integer >= 2, not {text}")
+    return value
+
+
 def scale_factor(text: str) -> float:
     """argparse type for a scale factor >= 1."""
-    import argparse
     import math
     try:
         value = float(text)

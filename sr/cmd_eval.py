@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sr import cli
 from sr.errors import UserError
@@ -12,7 +13,10 @@ HELP = ("Evaluation protocol of the SRCNN paper on every picture in a folder: mo
 
 def add_arguments(p) -> None:
     p.add_argument("-i", "--input", required=True, help="folder of high-resolution pictures")
-    p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.add_argument("--json", help="also write the numbers to this JSON file (an existing "
+                                  "file is kept unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --json replace an existing file (never one of the pictures)")
     p.add_argument("--ensemble", action="store_true",
                    help="score the x8 self-ensemble (as `upscale --ensemble`)")
     cli.add_model_options(p)
@@ -20,16 +24,17 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from sr.evaluation import evaluate_image, format_table, mean_row
-    from sr.imaging import load_image, write_text_atomic
+    from sr.evaluation import format_table, mean_row
+    from sr.imaging import write_text_atomic
     device = cli.pick_device(args)
     model, _, model_path = cli.model_for(args, args.scale)
     model.to(device)
     files = cli.image_files(args.input)
     if not files:
         raise UserError(f"{args.input}: no pictures found")
-    rows = [dict(evaluate_image(model, load_image(f), args.scale, device=device,
-                                ensemble=args.ensemble), image=f.stem)
+    if args.json:
+        check_json_target(Path(args.json), files, args.overwrite)
+    rows = [dict(evaluate_file(model, f, args.scale, device, args.ensemble), image=f.stem)
             for f in files]
     mean = mean_row(rows)
     print(f"x{args.scale}, model {model_path}, {len(rows)} images in {args.input}")
@@ -38,5 +43,26 @@ def run(args) -> int:
         write_text_atomic(args.json, json.dumps(
             {"scale": args.scale, "model": str(model_path), "ensemble": args.ensemble,
              "images": rows, "mean": mean},
-            indent=1))
+            indent=1), overwrite=args.overwrite)
     return 0
+
+
+def check_json_target(target: Path, pictures, overwrite: bool) -> None:
+    """Before any work: --json must not be a folder, one of the pictures, or (without
+    --overwrite) an existing file."""
+    if target.is_dir():
+        raise UserError(f"--json {target}: is a folder, not a file")
+    if any(target.resolve() == p.resolve() for p in pictures):
+        raise UserError(f"--json {target}: is one of the pictures being evaluated")
+    if target.exists() and not overwrite:
+        raise UserError(f"--json {target}: already exists; use --overwrite to replace it")
+
+
+def evaluate_file(model, path: Path, scale: int, device, ensemble: bool) -> dict:
+    """evaluate_image of one file; a picture too small to score names itself."""
+    from sr.evaluation import evaluate_image
+    from sr.imaging import load_image
+    try:
+        return evaluate_image(model, load_image(path), scale, device=device, ensemble=ensemble)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="let -o replace an existing file (the page's models in --web are "
                         "always replaced: they are generated files kept under version control)")
-    p.add_argument("--scale", type=int, action="append",
+    p.add_argument("--scale", type=cli.integer_scale, action="append",
                    help="export only this scale (repeatable; default: every scale found, "
                         "or 2 with -o)")
     p.add_argument("--model", help="export this checkpoint (its own scale) instead")

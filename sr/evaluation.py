@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sr.errors import UserError
 from sr.imaging import degraded_pair
-from sr.metrics import psnr_y, ssim_y
+from sr.metrics import SSIM_WINDOW, psnr_y, ssim_y
 from sr.upscaling import refine
 
 
@@ -14,6 +15,7 @@ def evaluate_image(model, img, scale: int, tile: int = 0, device="cpu",
     """PSNR/SSIM of bicubic and of the model for one high-resolution picture
     (ensemble: the x8 self-ensemble of `main.py upscale --ensemble`)."""
     hr, bicubic = (np.asarray(p) for p in degraded_pair(img, scale))
+    check_scorable(hr.shape[:2], scale)
     runner = None
     if ensemble:
         from sr.inference import SelfEnsemble, TorchRunner
@@ -21,6 +23,20 @@ def evaluate_image(model, img, scale: int, tile: int = 0, device="cpu",
     ours = refine(model, bicubic, tile, device, runner=runner)
     return {"psnr_bicubic": psnr_y(hr, bicubic, scale), "psnr": psnr_y(hr, ours, scale),
             "ssim_bicubic": ssim_y(hr, bicubic, scale), "ssim": ssim_y(hr, ours, scale)}
+
+
+def smallest_side(scale: int) -> int:
+    """Fewest pixels a side that a picture needs to be scored at this scale: the
+    shaved border on both sides plus SSIM's 11 px window."""
+    return 2 * scale + SSIM_WINDOW
+
+
+def check_scorable(shape, scale: int) -> None:
+    """UserError for a (modcropped) picture too small to score."""
+    if min(shape) < smallest_side(scale):
+        raise UserError(f"{shape[1]}x{shape[0]} px after cropping to a multiple of "
+                        f"{scale}: too small to score at x{scale} (at least "
+                        f"{smallest_side(scale)} px a side)")
 
 
 def mean_row(rows: list[dict]) -> dict:

@@ -136,9 +136,9 @@ def luma_to_grey(y: np.ndarray) -> np.ndarray:
     return (y.astype(np.float32) - 16.0) * np.float32(255.0 / 219.0)
 
 
-def write_text_atomic(path, text: str) -> Path:
-    """Write a text file through a temporary file and a rename (replaces path)."""
-    return write_file_atomic(path, lambda f: f.write(text.encode()), overwrite=True)
+def write_text_atomic(path, text: str, overwrite: bool = True) -> Path:
+    """Write a text file through a temporary file and a rename (see write_file_atomic)."""
+    return write_file_atomic(path, lambda f: f.write(text.encode()), overwrite)
 
 
 def write_file_atomic(path, write, overwrite: bool = False) -> Path:
@@ -150,8 +150,15 @@ def write_file_atomic(path, write, overwrite: bool = False) -> Path:
     write leaves no file behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:   # name the file asked for, not the temporary one
+        reason = ("a file stands where its folder should be"
+                  if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror)
+        raise UserError(f"{path}: cannot write there ({reason})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~_umask())   # mkstemp makes 0600: widen it as

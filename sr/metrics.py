@@ -9,6 +9,8 @@ import numpy as np
 
 from sr.imaging import luma
 
+SSIM_WINDOW = 11   # side of SSIM's Gaussian window (Wang et al. 2004)
+
 
 def _shaved_luma(rgb: np.ndarray, shave: int) -> np.ndarray:
     y = luma(rgb)
@@ -36,7 +38,8 @@ def ssim_y(reference: np.ndarray, test: np.ndarray, shave: int) -> float:
     if reference.shape != test.shape:
         raise ValueError(f"shapes differ: {reference.shape} vs {test.shape}")
     a, b = _shaved_luma(reference, shave), _shaved_luma(test, shave)
-    g = np.exp(-0.5 * (np.arange(11) - 5) ** 2 / 1.5 ** 2)
+    half = SSIM_WINDOW // 2
+    g = np.exp(-0.5 * (np.arange(SSIM_WINDOW) - half) ** 2 / 1.5 ** 2)
     g /= g.sum()
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     mu_a, mu_b = _gaussian_filter_valid(a, g), _gaussian_filter_valid(b, g)

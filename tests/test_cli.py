@@ -1,7 +1,9 @@
 """The commands as a user runs them: outputs, and clean errors for bad input."""
 import numpy as np
+import pytest
 from PIL import Image
 
+from sr import cli
 from sr.imaging import resize
 from sr.upscaling import refine
 from tests.helpers import assert_clean_error, model_file, perturbed_model, picture, run_script
@@ -54,6 +56,71 @@ def test_no_model_is_a_clear_error(tmp_path):
 
 
 def test_help_explains_every_command():
-    for command in ("train", "upscale", "eval", "export-onnx"):
-        result = run_script("main.py", command, "--help")
+    helps = [run_script("main.py", command, "--help")
+             for command in ("train", "upscale", "eval", "export-onnx")]
+    helps.append(run_script("gen_samples.py", "--help"))
+    for result in helps:
         assert result.returncode == 0 and "usage:" in result.stdout
+        text = " ".join(result.stdout.split())
+        assert "(default: None)" not in text and "(default: False)" not in text, text
+
+
+def test_eval_json_never_replaces_a_picture_or_an_existing_file(tmp_path):
+    path = model_file(tmp_path)
+    (tmp_path / "pics").mkdir()
+    picture(40, 36).save(tmp_path / "pics" / "a.png")
+    before = (tmp_path / "pics" / "a.png").read_bytes()
+    (tmp_path / "old.json").write_text("keep")
+
+    def evaluate(json_path, *extra):
+        return run_script("main.py", "eval", "-i", tmp_path / "pics", "--model", path,
+                          "--json", json_path, *extra)
+    assert_clean_error(evaluate(tmp_path / "pics" / "a.png", "--overwrite"),
+                       "one of the pictures")
+    assert_clean_error(evaluate(tmp_path / "old.json"), "already exists")
+    assert_clean_error(evaluate(tmp_path / "pics"), "is a folder")
+    assert (tmp_path / "pics" / "a.png").read_bytes() == before
+    assert (tmp_path / "old.json").read_text() == "keep"
+    assert evaluate(tmp_path / "old.json", "--overwrite").returncode == 0
+    assert '"mean"' in (tmp_path / "old.json").read_text()
+
+
+def test_eval_names_a_picture_too_small_to_score(tmp_path):
+    path = model_file(tmp_path, scale=3)
+    (tmp_path / "pics").mkdir()
+    picture(40, 36).save(tmp_path / "pics" / "big.png")
+    picture(17, 40).save(tmp_path / "pics" / "thin.png")  # cropped to 15 px; needs 2*3 + 11
+    result = run_script("main.py", "eval", "-i", tmp_path / "pics", "--model", path,
+                        "--scale", 3)
+    assert_clean_error(result, "thin.png", "15x39 px", "too small to score at x3", "17 px")
+    picture(18, 40).save(tmp_path / "pics" / "thin.png")
+    assert run_script("main.py", "eval", "-i", tmp_path / "pics", "--model", path,
+                      "--scale", 3).returncode == 0
+
+
+@pytest.mark.parametrize("command", [("eval", "-i", "."), ("export-onnx", "-o", "x.onnx")])
+def test_a_model_scale_below_2_is_refused(tmp_path, command):
+    result = run_script("main.py", *command, "--scale", 1, cwd=tmp_path)
+    assert result.returncode == 2 and "the scale must be an integer >= 2" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "x.onnx").exists()
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path):
+    path = model_file(tmp_path)
+    (tmp_path / "afile").write_text("in the way")
+    (tmp_path / "adir").mkdir()
+    assert_clean_error(run_script("main.py", "export-onnx", "--model", path, "-o",
+                                  tmp_path / "afile" / "x.onnx"),
+                       "afile/x.onnx: cannot write there")
+    assert_clean_error(run_script("main.py", "export-onnx", "--model", path, "-o",
+                                  tmp_path / "adir", "--overwrite"), "adir: is a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile", path.name]
+
+
+def test_a_refused_file_operation_is_one_line(capsys):
+    def main():
+        raise PermissionError(13, "Permission denied", "/data/out.png")
+    with pytest.raises(SystemExit) as stop:
+        cli.run(main)
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == "error: /data/out.png: Permission denied\n"
