@@ -10,6 +10,7 @@ torch.load(..., weights_only=True) and no code from the file is ever run:
 """
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 
 from sr.errors import UserError
 from sr.imaging import write_file_atomic
+from sr.weights import checked_model_file, checked_models_dir
 from srcnn import SRCNN
 
 FORMAT = "srcnn-checkpoint"
@@ -47,13 +49,15 @@ def save_checkpoint(path, model: SRCNN, scale: int, train: dict | None = None,
 
 def read_checkpoint(path) -> dict:
     """Load and validate a checkpoint dict; never unpickles arbitrary objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such model file")
+    path = checked_model_file(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickles of modules, truncated or foreign files
+        with warnings.catch_warnings():   # torch warns before refusing foreign pickles
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickles of modules, damaged archives
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Weights only load failed" in reason:   # torch's long, coloured explanation
+            reason = "it holds Python objects, not only tensors; not loaded, for safety"
         raise UserError(f"{path}: not an SRCNN checkpoint ({reason[:160]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path}: not an SRCNN checkpoint (missing format tag)")
@@ -86,7 +90,7 @@ def list_models(models_dir, scale: int | None = None, warn=None):
     Files that are not valid checkpoints are skipped (reported through warn).
     """
     found = []
-    for path in sorted(Path(models_dir).glob("*.pt")):
+    for path in sorted(checked_models_dir(models_dir).glob("*.pt")):
         try:
             ckpt = read_checkpoint(path)
         except UserError as e:

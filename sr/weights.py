@@ -101,11 +101,31 @@ class _CheckpointUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
-def read_checkpoint_dict(path) -> dict:
-    """The checkpoint dict with NumPy arrays for tensors; UserError for anything else."""
+def checked_model_file(path) -> Path:
+    """path as a Path, if it can be a checkpoint (a PyTorch zip archive); else a
+    UserError saying plainly what it is instead."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a model file")
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):   # text, a foreign format, or a cut-off download
+        raise UserError(f"{path}: not an SRCNN checkpoint (not a PyTorch zip archive, "
+                        f"or truncated)")
+    return path
+
+
+def checked_models_dir(models_dir) -> Path:
+    """--models as a Path; UserError if it is not a folder."""
+    folder = Path(models_dir)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder of models")
+    return folder
+
+
+def read_checkpoint_dict(path) -> dict:
+    """The checkpoint dict with NumPy arrays for tensors; UserError for anything else."""
+    path = checked_model_file(path)
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
@@ -160,7 +180,7 @@ def read_weights(path) -> Weights:
 def list_weights(models_dir, warn=None) -> list[Weights]:
     """Valid checkpoints in models_dir, newest first; invalid ones reported and skipped."""
     found = []
-    for path in sorted(Path(models_dir).glob("*.pt")):
+    for path in sorted(checked_models_dir(models_dir).glob("*.pt")):
         try:
             found.append(read_weights(path))
         except UserError as e:

@@ -5,7 +5,7 @@ import torch
 
 from sr.checkpoint import latest_model, load_model, save_checkpoint
 from sr.errors import UserError
-from tests.helpers import assert_clean_error, model_file, perturbed_model, run_script
+from tests.helpers import assert_clean_error, model_file, perturbed_model, picture, run_script
 
 
 def test_round_trip_loads_with_weights_only(tmp_path):
@@ -48,12 +48,39 @@ def test_malicious_pickle_is_never_executed_and_skipped(tmp_path):
     MARKER = str(tmp_path / "pwned")
     with open(models / "srcnn_x2.zzz.pt", "wb") as f:
         pickle.dump({"format": "srcnn-checkpoint", "x": Payload()}, f)
+    torch.save({"format": "srcnn-checkpoint", "x": Payload()}, models / "srcnn_x2.zip.pt")
     (models / "srcnn_x2.truncated.pt").write_bytes(good.read_bytes()[:100])
     warnings = []
     _, _, path = latest_model(models, 2, warn=warnings.append)
     assert path == good
-    assert len(warnings) == 2 and all("not an SRCNN checkpoint" in w for w in warnings)
+    assert len(warnings) == 3 and all("not an SRCNN checkpoint" in w for w in warnings)
+    assert sum("not loaded, for safety" in w for w in warnings) == 1  # the zip archive
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("name, content, needle", [
+    ("folder", None, "is a folder, not a model file"),
+    ("text.pt", b"hello", "not a PyTorch zip archive"),
+    ("missing.pt", ..., "no such model file"),
+])
+def test_a_model_path_that_is_no_model_says_what_it_is(tmp_path, name, content, needle):
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    elif content is not ...:
+        path.write_bytes(content)
+    picture(20, 20).save(tmp_path / "in.png")
+    commands = [("eval", "-i", tmp_path, "--cpu"),    # reads models with PyTorch
+                ("upscale", "-i", tmp_path / "in.png", "-o", tmp_path / "out")]  # NumPy
+    for command in commands:
+        assert_clean_error(run_script("main.py", *command, "--model", path), needle)
+
+
+def test_a_missing_models_folder_is_named(tmp_path):
+    picture(20, 20).save(tmp_path / "in.png")
+    for command, target in (("eval", tmp_path), ("upscale", tmp_path / "in.png")):
+        result = run_script("main.py", command, "-i", target, "--models", tmp_path / "none")
+        assert_clean_error(result, "none: no such folder of models")
 
 
 def test_newest_by_creation_time_wins(tmp_path):
