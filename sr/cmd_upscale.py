@@ -1,6 +1,7 @@
 """`main.py upscale`: bicubic interpolation refined by the network, for files and folders."""
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import re
@@ -23,10 +24,19 @@ HELP = ("Upscale pictures: bicubic interpolation, then the network refines the l
 FORMATS = ("png", "jpg", "webp", "tiff")
 TIMESTAMP_RE = r"\d{4}-\d{2}-\d{2}--\d{2}-\d{2}-\d{2}"
 
+# Results above this are refused before any work (--max-output-pixels): a slip such
+# as --scale 200 would otherwise fill the memory for minutes.  The command holds about
+# 10 bytes per output pixel for 8-bit RGB and 33 for 16-bit RGBA (measured: bicubic
+# copy, result, the writers' buffers), so 256 Mpix is 2.6 to 8.5 GB: a 24 Mpix photo
+# at x3, 8000 x 8000 at x2.  Not the browser page's 64 Mpix and 16384 px a side
+# (web/worker.js): those are a tab's memory and canvas limits, and the page sends
+# larger jobs here; the formats' own side limits are checked instead (MAX_SIDE).
+MAX_OUTPUT_PIXELS = 256_000_000
+
 
 def add_arguments(p) -> None:
     from sr.pictures import DEFAULT_MAX_PIXELS
-    from sr.picture_files import JPEG_QUALITY, PNG_LEVEL
+    from sr.picture_files import JPEG_QUALITY, PNG_LEVEL, QUALITY_RANGE
     p.add_argument("-i", "--input", nargs="+", required=True, metavar="PATH",
                    help="picture files, folders or glob patterns (quote them: 'scans/*.tif')")
     p.add_argument("-r", "--recursive", action="store_true",
@@ -44,9 +54,15 @@ def add_arguments(p) -> None:
     p.add_argument("--tile", type=int, default=0,
                    help="output tile side in pixels; 0: automatic (256 on the CPU, from "
                         "free memory on a GPU). The result is the same for every value")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+    p.add_argument("--max-pixels", type=pixel_limit_option, default=DEFAULT_MAX_PIXELS,
                    help="refuse inputs with more pixels (decompression-bomb guard; 0: none)")
-    p.add_argument("--quality", type=int, default=JPEG_QUALITY, help="JPEG/WebP quality")
+    p.add_argument("--max-output-pixels", type=pixel_limit_option, default=MAX_OUTPUT_PIXELS,
+                   help="refuse pictures whose result would have more pixels, before any "
+                        "work, so that a slip of --scale cannot fill the memory (a result "
+                        "takes about 10 bytes a pixel for 8-bit RGB, 33 for 16-bit RGBA). "
+                        "0: none")
+    p.add_argument("--quality", type=quality, default=JPEG_QUALITY,
+                   help="JPEG/WebP quality, %d (smallest) to %d (best)" % QUALITY_RANGE)
     p.add_argument("--png-level", type=int, default=PNG_LEVEL, choices=range(10),
                    metavar="0-9", help="PNG zlib level (9: smallest, slowest)")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
@@ -60,6 +76,33 @@ def add_arguments(p) -> None:
                         "picture and average them: 8x slower, slightly better")
     cli.add_model_options(p, fractional=True)
     cli.add_device_options(p)
+
+
+def pixel_limit_option(text: str) -> int:
+    """argparse type for --max-pixels and --max-output-pixels: pixels, 0 for no limit."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of pixels (0: no limit), "
+                                         f"not {text}")
+    return value
+
+
+def quality(text: str) -> int:
+    """argparse type for --quality: Pillow's JPEG and WebP range (WebP refuses the rest
+    only once the picture is done; JPEG clips it silently)."""
+    from sr.picture_files import QUALITY_RANGE
+    low, high = QUALITY_RANGE
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be {low} (smallest) to {high} (best), "
+                                         f"not {text}")
+    return value
 
 
 # --- which files --------------------------------------------------------------------
@@ -227,12 +270,14 @@ def upscale_file(runner, job: Job, args, tile: int, protected: set) -> str:
     from sr.pictures import read_picture
     from sr.tiling import count_tiles
     from sr.upscaling import output_size, upscale_picture
-    picture = read_picture(job.source, args.max_pixels)
+    picture = read_picture(job.source, args.max_pixels, check_size=lambda size:
+                           check_output_size(size, args.scale, args.max_output_pixels))
     fmt, format_notes = settle_format(picture, args.format)
     target = job.target.with_suffix(EXTENSIONS[fmt]) if fmt != args.format else job.target
     check_target(target, protected, args.overwrite)
     kind = picture.describe()
     w, h = output_size(picture.size, args.scale)
+    check_format_side(job.source, (w, h), fmt)
     if not args.tile:                    # automatic: enough tiles to keep every worker busy
         while tile > 64 and count_tiles(h, w, tile) < 2 * runner.workers:
             tile //= 2
@@ -244,6 +289,26 @@ def upscale_file(runner, job: Job, args, tile: int, protected: set) -> str:
     write_picture(result, target, fmt, args.overwrite, args.quality, args.png_level)
     notes = "; ".join(result.notes + format_notes)
     return f"{job.source} -> {target} ({w}x{h} {kind}{'; ' + notes if notes else ''})"
+
+
+def check_output_size(size, scale: float, max_pixels: int) -> None:
+    """Refuse a result above --max-output-pixels; size: the input's (width, height)."""
+    from sr.pictures import pixel_amount
+    from sr.upscaling import output_size
+    w, h = output_size(size, scale)
+    if max_pixels and w * h > max_pixels:
+        raise UserError(f"x{scale:g} would make it {w}x{h}, {pixel_amount(w * h)}, above "
+                        f"the limit of {pixel_amount(max_pixels)} for a result; raise it "
+                        f"with --max-output-pixels (0: none) or use a smaller --scale")
+
+
+def check_format_side(source: Path, size, fmt: str) -> None:
+    """Refuse a result too wide or tall for its format now, not once it is computed."""
+    from sr.picture_files import MAX_SIDE
+    if fmt in MAX_SIDE and max(size) > MAX_SIDE[fmt]:
+        raise UserError(f"{source}: {size[0]}x{size[1]} is too large for --format {fmt} "
+                        f"(at most {MAX_SIDE[fmt]} px a side): use --format png or tiff, "
+                        f"or a smaller --scale")
 
 
 def check_target(target: Path, protected: set, overwrite: bool) -> None:
@@ -272,6 +337,7 @@ def run(args) -> int:
     if args.overwrite and args.skip_existing:
         raise UserError("--overwrite and --skip-existing contradict each other: pick one")
     out_dir = Path(args.output)
+    check_output_folder(out_dir)
     jobs, errors = collect_jobs(args.input, args.recursive, out_dir)
     for message in errors:
         report_error(message)
@@ -303,6 +369,17 @@ def run(args) -> int:
     print(f"{done} upscaled, {skipped} skipped, {failed} failed in "
           f"{time.perf_counter() - started:.1f} s")
     return 1 if failed else 0
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """-o must be a folder or not be there yet: a file there (or above it) would fail
+    every picture in turn, each with the same message."""
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "" if folder == out_dir else f"{folder} "
+                raise UserError(f"-o {out_dir}: {where}is a file, not a folder")
+            return
 
 
 def upscale_all(runner, jobs, args, tile: int, default_suffix: bool) -> tuple:

@@ -22,6 +22,10 @@ FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
 EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif"}
 PNG_LEVEL = 1          # zlib level: 1 writes 4-6x faster than Pillow's 6 for ~15% more bytes
 JPEG_QUALITY = 95
+QUALITY_RANGE = (0, 100)   # what Pillow takes for both JPEG (0 acts as 1) and WebP
+# Longest side each format can hold (libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit
+# sizes); PNG and TIFF hold far more than fits in memory.
+MAX_SIDE = {"jpg": 65500, "webp": 16383}
 
 
 def settle_format(picture: Picture, fmt: str) -> tuple:

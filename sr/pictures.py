@@ -78,12 +78,19 @@ def pixel_limit(max_pixels: int | None):
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
-    """Decode a file into an upright Picture; UserError (one line) for any bad file."""
+def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 check_size=None) -> Picture:
+    """Decode a file into an upright Picture; UserError (one line) for any bad file.
+
+    check_size: called with the upright (width, height) from the header, before
+    anything is decoded (e.g. to refuse a result too large); its UserError gets
+    the file's name in front."""
     path = existing_file(path)
     try:
         with pixel_limit(max_pixels), Image.open(path) as img:
             check_pixel_count(img, max_pixels)
+            if check_size is not None:
+                check_size(upright_size(img))
             rawmode = tile_rawmode(img)                   # how the file stores pixels
             low = low_bytes_of_16bit(path, img, rawmode)  # None unless 16-bit RGB(A)
             img.load()
@@ -110,9 +117,28 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
 def check_pixel_count(img: Image.Image, max_pixels: int | None) -> None:
     w, h = img.size
     if max_pixels and w * h > max_pixels:
-        raise UserError(f"{w}x{h} is {w * h / 1e6:.1f} Mpix, above the limit of "
-                        f"{max_pixels / 1e6:.1f} Mpix (a guard against decompression bombs); "
+        raise UserError(f"{w}x{h} is {pixel_amount(w * h)}, above the limit of "
+                        f"{pixel_amount(max_pixels)} (a guard against decompression bombs); "
                         f"raise it with --max-pixels")
+
+
+def pixel_amount(n: int) -> str:
+    """A pixel count for messages: exact below 1 Mpix (a limit of 10 is not '0.0 Mpix'),
+    then Mpix, and powers of ten for absurd sizes (--scale 1e9)."""
+    if n < 1_000_000:
+        return f"{n} pixels"
+    mpix = n / 1e6
+    return f"{mpix:.1f} Mpix" if mpix < 1e5 else f"{mpix:.3g} Mpix"
+
+
+def upright_size(img: Image.Image) -> tuple:
+    """(width, height) after the EXIF rotation, from the header alone.  A PNG whose
+    eXIf chunk follows the pixels counts as upright here: Pillow would decode the
+    whole picture to find that chunk."""
+    w, h = img.size
+    if img.format == "PNG" and "exif" not in img.info:
+        return w, h
+    return (h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
 
 
 def picture_from_image(img: Image.Image, low: Image.Image | None = None) -> Picture:

@@ -84,9 +84,15 @@ def refine_batch(model, bicubics: np.ndarray, device="cpu") -> np.ndarray:
                      for y, extra in zip(refined, extras)])
 
 
+# Sides are capped far beyond any picture (4.6e18): a 2-pixel side at --scale 1e308
+# is inf, which round() refuses, and 1e300 would be a 300-digit number in the
+# message of the size check (sr/cmd_upscale.py) that refuses such results.
+HUGE_SIDE = 2 ** 62
+
+
 def output_size(size, scale: float):
     """(width, height) of the result: each side times scale, rounded."""
-    return tuple(max(1, int(round(side * scale))) for side in size)
+    return tuple(max(1, int(round(min(side * scale, HUGE_SIDE)))) for side in size)
 
 
 def resize_plane(plane: np.ndarray, size) -> np.ndarray:

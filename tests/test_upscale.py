@@ -10,6 +10,7 @@ from PIL import Image
 
 import main
 from sr.checkpoint import save_checkpoint
+from sr.errors import UserError
 from tests.helpers import assert_clean_error, picture, run_script
 from tests.test_upscale_tiling import perturbed_model
 
@@ -207,3 +208,64 @@ def test_cpu_path_does_not_import_torch(tmp_path, model):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "False 0", result.stderr
+
+
+def test_output_size_is_checked_before_any_work(tmp_path, model):
+    """--scale 1e9 on one pixel used to count 1.5e13 tiles, for ever: now one line, at once."""
+    picture(1, 1).save(tmp_path / "one.png")
+    result = run_script("main.py", "upscale", "--cpu", "-i", tmp_path / "one.png", "--models",
+                        model.parent, "--scale", "1e9", "-o", tmp_path / "out", timeout=60)
+    assert_clean_error(result, "one.png", "1000000000x1000000000", "--max-output-pixels")
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_pixel_limit(tmp_path, model, capsys):
+    picture(3, 2).save(tmp_path / "small.png")
+    image = picture(4, 2)
+    exif = image.getexif()
+    exif[0x0112] = 6                                   # shown rotated: 2 wide, 4 high
+    image.save(tmp_path / "turned.jpg", exif=exif)
+    common = ["--models", model.parent, "-o", tmp_path / "out"]
+    assert upscale("-i", tmp_path / "small.png", *common, "--max-output-pixels", 20) == 1
+    assert "6x4, 24 pixels, above the limit of 20 pixels" in capsys.readouterr().err
+    assert upscale("-i", tmp_path / "turned.jpg", *common, "--max-output-pixels", 20) == 1
+    assert "4x8, 32 pixels" in capsys.readouterr().err
+    assert upscale("-i", tmp_path / "small.png", *common, "--scale", "1e308") == 1  # inf sides
+    assert "--max-output-pixels" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert upscale("-i", tmp_path / "small.png", *common, "--max-output-pixels", 24) == 0
+
+
+def test_result_too_large_for_its_format_is_refused_before_work(tmp_path, model, capsys):
+    picture(100, 1).save(tmp_path / "strip.png")
+    assert upscale("-i", tmp_path / "strip.png", "--models", model.parent, "--scale", 164,
+                   "--format", "webp", "-o", tmp_path / "out") == 1
+    assert "16400x164 is too large for --format webp" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--quality", -5), ("--quality", 101),
+                                           ("--quality", 500), ("--max-pixels", -1),
+                                           ("--max-output-pixels", -1)])
+def test_out_of_range_numbers_are_refused_when_parsed(option, value, capsys):
+    with pytest.raises(SystemExit):
+        main.parse_args(["upscale", "-i", "x.png", "--format", "webp", option, str(value)])
+    assert f"argument {option}: must be" in capsys.readouterr().err
+    for fine in ("0", "100"):
+        assert main.parse_args(["upscale", "-i", "x.png", option, fine])
+
+
+def test_small_pixel_limit_is_said_in_pixels(tmp_path, model, capsys):
+    picture(20, 20).save(tmp_path / "a.png")
+    assert upscale("-i", tmp_path / "a.png", "--model", model, "-o", tmp_path / "out",
+                   "--max-pixels", 10) == 1
+    assert "20x20 is 400 pixels, above the limit of 10 pixels" in capsys.readouterr().err
+
+
+def test_output_folder_that_is_a_file_is_said_once(tmp_path, model):
+    picture(8, 8).save(tmp_path / "ok.png")
+    (tmp_path / "afile").write_text("keep")
+    for out, said in [("afile", "afile: is a file"), ("afile/sub", "afile is a file")]:
+        with pytest.raises(UserError, match=f"-o .*{said}, not a folder"):
+            upscale("-i", tmp_path / "ok.png", "--model", model, "-o", tmp_path / out)
+    assert (tmp_path / "afile").read_text() == "keep"
