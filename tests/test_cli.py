@@ -124,3 +124,10 @@ def test_a_refused_file_operation_is_one_line(capsys):
         cli.run(main)
     assert stop.value.code == 1
     assert capsys.readouterr().err == "error: /data/out.png: Permission denied\n"
+
+
+def test_an_unknown_option_is_reported_with_its_command_usage():
+    result = run_script("main.py", "upscale", "-i", "x.png", "--bogus")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "main.py upscale: error: unrecognized arguments: --bogus" in result.stderr
+    assert "usage: main.py upscale" in result.stderr
