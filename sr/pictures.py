@@ -188,6 +188,9 @@ def _picture_from_plain_mode(img, icc, notes) -> Picture:
         else:
             notes.append("32-bit integer picture treated as 16-bit")
         return Picture(np.clip(values, 0, 65535).astype(np.uint16), None, icc, notes)
+    if mode == "F":   # no agreed range (0..1? 0..65535?) to map to pixel values
+        raise UserError("32-bit float pictures (mode F) are not supported: save it as "
+                        "16-bit PNG or TIFF first")
     raise UserError(f"pictures of mode {mode} are not supported")
 
 

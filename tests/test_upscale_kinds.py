@@ -10,6 +10,7 @@ from PIL import Image, ImageCms
 
 import main
 from sr.checkpoint import save_checkpoint
+from sr.errors import UserError
 from sr.imaging import resize
 from sr.picture_files import write_png, write_tiff16
 from sr.pictures import Picture, read_picture
@@ -159,6 +160,10 @@ def test_bilevel_and_32bit_modes(tmp_path, model):
     buffer = io.BytesIO()
     Image.fromarray(np.full((9, 9), 70000, np.int32)).save(buffer, "TIFF")
     assert read_picture_bytes(tmp_path, buffer.getvalue()).bits == 16
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((9, 9), 0.5, np.float32)).save(buffer, "TIFF")
+    with pytest.raises(UserError, match="float pictures .mode F. are not supported"):
+        read_picture_bytes(tmp_path, buffer.getvalue())
 
 
 def read_picture_bytes(tmp_path, data: bytes) -> Picture:
