@@ -7,7 +7,9 @@ weights are published as models/srcnn_x<scale>.<time>.pt, which `upscale` uses.
 """
 from __future__ import annotations
 
+import math
 import sys
+import tempfile
 from pathlib import Path
 
 from sr import cli
@@ -35,10 +37,13 @@ def add_arguments(p) -> None:
     data.add_argument("--rescale", type=float, default=d["rescale"],
                       help="--from-images: resize each picture by a random factor in "
                       "[RESCALE, 1] every epoch (1: off)")
-    data.add_argument("--scale", type=int, default=None,
-                      help="scale factor (default: the samples' manifest, or 2)")
+    data.add_argument("--scale", type=cli.integer_scale, default=None,
+                      help="scale factor, an integer >= 2 (default: the samples' manifest, "
+                      "or 2)")
     data.add_argument("--val-fraction", type=float, default=d["val_fraction"],
-                      help="share of source pictures held out for validation")
+                      help="share of source pictures held out for validation, between 0 "
+                      "and 1; at least one picture (or, from a samples folder of fewer than "
+                      "4 pictures, one patch) is always held out")
     data.add_argument("--val-seed", type=int, default=d["val_seed"],
                       help="which pictures are held out; apart from --seed, so runs of "
                       "any --seed are scored on the same pictures (1 holds out of T91 the "
@@ -52,7 +57,8 @@ def add_arguments(p) -> None:
                        help="kernel sizes of the three layers (for a new model)")
     model.add_argument("--plain", action="store_true",
                        help="predict the image itself, not a residual over bicubic")
-    model.add_argument("-e", "--epochs", type=int, default=d["epochs"])
+    model.add_argument("-e", "--epochs", type=int, default=d["epochs"],
+                       help="passes over the samples (or --patches fresh crops each)")
     model.add_argument("--batch", type=int, default=d["batch"], help="patches per step")
     model.add_argument("--lr", type=float, default=d["lr"],
                        help="peak Adam learning rate (5%% warm-up, then cosine decay)")
@@ -69,6 +75,62 @@ def add_arguments(p) -> None:
     run.add_argument("--stop-after", type=int, metavar="STEPS",
                      help="stop as on Ctrl-C once this many steps are done (resumable)")
     cli.add_device_options(p)
+
+
+def check_options(args) -> None:
+    """UserError for an option value that cannot work, before anything is read or written
+    (with --resume the run's own settings are used, but wrong values are still wrong)."""
+    rules = [("--epochs", args.epochs, args.epochs >= 1, "at least 1"),
+             ("--batch", args.batch, args.batch >= 1, "at least 1"),
+             ("--lr", args.lr, math.isfinite(args.lr) and args.lr > 0, "a number > 0"),
+             # --seed seeds torch generators with seed * 100_003 + epoch (< 2**64)
+             ("--seed", args.seed, 0 <= args.seed < 2 ** 32, "between 0 and 2**32 - 1"),
+             ("--val-seed", args.val_seed, args.val_seed >= 0, "at least 0"),
+             ("--val-fraction", args.val_fraction, 0 < args.val_fraction < 1,
+              "between 0 and 1 (not 0 or 1)"),
+             ("--patches", args.patches, args.patches >= 1, "at least 1"),
+             ("--rescale", args.rescale, 0 < args.rescale <= 1, "in (0, 1] (1: off)"),
+             ("--stop-after", args.stop_after, args.stop_after is None or args.stop_after >= 1,
+              "at least 1")]
+    for option, value, ok, rule in rules:
+        if not ok:
+            raise UserError(f"{option} must be {rule}, not {value}")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """UserError unless files can be created in folder (made here if missing, as the
+    run would make it): a run must learn this before it trains, not when it saves."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=".write-test.", dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"{folder}: cannot write {what} there "
+                        f"({e.strerror or type(e).__name__})") from None
+
+
+def check_outputs(args, resume: Path | None) -> None:
+    """The run's folder and the finished model's destination can be written."""
+    if args.output and Path(args.output).exists():
+        raise UserError(f"{args.output}: already exists, not overwritten; "
+                        f"choose another --output")
+    check_writable(resume.parent if resume else Path(args.runs), "the run's records")
+    check_writable(Path(args.output).parent if args.output else Path(args.models),
+                   "the finished model")
+
+
+def check_patch_size(model, source, kind: str) -> None:
+    """Training compares only the network's valid output, the patch less `radius`
+    pixels on every side, so a patch side needs at least 2 * radius + 1 px (one
+    valid pixel; 13 for 9-1-5, 17 for 9-5-5): the least that can train at all,
+    though patches well above it (the defaults 32 and 48) train better."""
+    from srcnn import architecture_name
+    need = 2 * model.radius + 1
+    if source.patch < need:
+        how = "gen_samples.py --size" if kind == "samples" else "--patch"
+        raise UserError(f"patches of {source.patch} px are too small for the "
+                        f"{architecture_name(model)} network: it needs at least {need} px "
+                        f"({how})")
 
 
 def find_samples(given) -> Path:
@@ -127,7 +189,10 @@ def find_resume(args) -> Path:
     """The last.pt named by --resume (a file or a run folder), or the newest run's."""
     if args.resume != "latest":
         path = Path(args.resume)
-        return path / "last.pt" if path.is_dir() else path
+        path = path / "last.pt" if path.is_dir() else path
+        if not path.is_file():
+            raise UserError(f"{path}: no such file (--resume takes a run folder or its last.pt)")
+        return path
     runs = sorted(Path(args.runs).glob("*/last.pt"), key=lambda p: p.stat().st_mtime)
     if not runs:
         raise UserError(f"no run to resume in {args.runs}/")
@@ -152,12 +217,14 @@ def starting_model(args, config: dict):
     return srcnn.build(args.arch, residual=not args.plain), None
 
 
-def prepare(args, device):
-    """(model, config, source, val, run folder, resume checkpoint or None)."""
+def prepare(args, device, resume: Path | None):
+    """(model, config, source, val, run folder, resume checkpoint or None).
+
+    resume: the last.pt that --resume names (see find_resume), or None."""
     import torch
     from sr.checkpoint import load_model, timestamp
-    if args.resume:
-        path = find_resume(args)
+    if resume:
+        path = resume
         model, ckpt = load_model(path)
         if "progress" not in ckpt:
             raise UserError(f"{path}: a finished model, not a resumable run (no progress)")
@@ -165,6 +232,7 @@ def prepare(args, device):
         source, val = build_data(config)
         if source.hash != ckpt["data_hash"]:
             raise UserError(f"{path}: the training data changed since this run started")
+        check_patch_size(model, source, config["data"]["kind"])
         print(f"resuming {path} at epoch {ckpt['progress']['epoch']}, "
               f"step {ckpt['progress']['step']}")
         return model, config, source, val, path.parent, ckpt
@@ -172,6 +240,7 @@ def prepare(args, device):
     source, val = build_data(config)
     torch.manual_seed(args.seed)
     model, parent = starting_model(args, config)
+    check_patch_size(model, source, config["data"]["kind"])
     config["continued_from"] = str(parent or "")
     run_dir = Path(args.runs) / f"x{config['scale']}-{timestamp()}"
     return model, config, source, val, run_dir, None
@@ -189,12 +258,15 @@ def publish(args, trainer, run_dir: Path) -> Path:
 
 
 def run(args) -> int:
+    check_options(args)
+    resume = find_resume(args) if args.resume else None
+    check_outputs(args, resume)
     from srcnn import architecture_name
     from sr import distributed
     from sr.trainer import Trainer, write_config
     dist, device = distributed.init(cli.pick_device(args))
     try:
-        model, config, source, val, run_dir, ckpt = prepare(args, device)
+        model, config, source, val, run_dir, ckpt = prepare(args, device, resume)
         model.to(device)
         trainer = Trainer(model, config, source, val, device, run_dir, dist,
                           log=print if dist.main else (lambda *_: None))

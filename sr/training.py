@@ -145,6 +145,7 @@ class PatchFolder:
     def __init__(self, patches: PatchSet):
         self.x = luma_tensor(patches.lr)  # (N, 1, P, P)
         self.t = luma_tensor(patches.hr)
+        self.patch = min(self.x.shape[2:])  # side (the shorter one, were they not square)
         self.hash = fingerprint(patches.sources)
 
     def __len__(self):
@@ -223,7 +224,9 @@ class HeldOutPictures:
 
     def summary(self) -> str:
         pixels = sum(w * h for w, h in (p.size for p in self.pictures))
-        return f"{len(self.pictures)} held-out pictures ({pixels / 1e6:.2f} Mpix) scored whole"
+        n = len(self.pictures)
+        return (f"{n} held-out picture{'s' if n != 1 else ''} ({pixels / 1e6:.2f} Mpix) "
+                f"scored whole")
 
 
 def held_out_pictures(images: dict, scale: int, side: int = VALIDATION_SIDE,

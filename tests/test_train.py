@@ -12,7 +12,7 @@ import torch
 
 from sr.checkpoint import load_model
 from sr.training import held_out_pictures, split_validation
-from tests.helpers import ROOT, assert_clean_error, picture, run_script
+from tests.helpers import ROOT, assert_clean_error, model_file, picture, run_script
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_from_images_trains_on_fresh_crops(workspace):
                         "--rescale", 0.7, "--scale", 3, "--runs", workspace / "img",
                         "--models", workspace / "img-models")
     assert result.returncode == 0, result.stderr
-    assert "held-out pictures" in result.stdout
+    assert "1 held-out picture (" in result.stdout
     (path,) = (workspace / "img-models").glob("srcnn_x3.*.pt")
     assert load_model(path, scale=3)[1]["train"]["data"]["kind"] == "images"
 
@@ -200,3 +200,107 @@ def test_large_held_out_pictures_are_cropped_to_the_validation_budget():
     assert [p.size for p in val.pictures] == [(128, 128)] * 3
     assert val.pictures[0].tobytes() == images["p0"].crop((86, 36, 214, 164)).tobytes()
     assert len(held_out_pictures(images, 2, side=128, budget=1).pictures) == 1
+
+
+BAD_VALUES = [("--batch", 0), ("--batch", -2), ("--lr", -1), ("--lr", 0), ("--lr", "nan"),
+              ("--lr", "inf"), ("--seed", -1), ("--seed", 2 ** 32), ("--val-seed", -1),
+              ("-e", 0), ("-e", -1), ("--stop-after", 0), ("--val-fraction", 0),
+              ("--val-fraction", 1), ("--val-fraction", -0.5)]
+BAD_CROP_VALUES = [("--rescale", 0), ("--rescale", 1.5), ("--patches", 0)]
+
+
+@pytest.mark.parametrize("option, value", BAD_VALUES + BAD_CROP_VALUES)
+def test_bad_values_are_refused_before_anything_is_written(workspace, option, value):
+    name = f"bad{option}{value}"
+    crops = ("--from-images", workspace / "raw") if (option, value) in BAD_CROP_VALUES else ()
+    result = train(workspace, name, "-n", "-e", 1, *crops, option, value, timeout=120)
+    assert_clean_error(result, "--epochs" if option == "-e" else option, str(value))
+    assert not (workspace / name).exists() and not (workspace / f"{name}-models").exists()
+
+
+@pytest.mark.parametrize("value", [0, 1])
+def test_a_scale_below_2_is_refused_by_argparse(workspace, value):
+    result = train(workspace, f"scale{value}", "-n", "-e", 1, "--scale", value, timeout=120)
+    assert result.returncode == 2 and "the scale must be an integer >= 2" in result.stderr
+    assert "Traceback" not in result.stderr and not (workspace / f"scale{value}").exists()
+
+
+def test_help_says_at_least_one_picture_is_held_out():
+    result = run_script("main.py", "train", "--help")
+    assert "always held out" in " ".join(result.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def small_samples(workspace):
+    """Patch folders of 8 and 16 px sides."""
+    for size in (8, 16):
+        result = run_script("gen_samples.py", 24, "--size", size, "-i", workspace / "raw",
+                            "-o", workspace / f"samples{size}")
+        assert result.returncode == 0, result.stderr
+    return workspace
+
+
+@pytest.mark.parametrize("data, start, arch, side, need", [
+    ("samples8", ("-n",), "9-1-5", 8, 13),
+    ("samples16", ("-n", "--arch", "9-5-5"), "9-5-5", 16, 17),
+    ("samples16", ("--init", "MODEL"), "9-5-5", 16, 17),
+    ("samples16", (), "9-5-5", 16, 17),  # fine-tunes the newest model in --models
+    ("raw", ("-n", "--patch", 12), "9-1-5", 12, 13),
+])
+def test_patches_too_small_for_the_network_are_refused(small_samples, tmp_path, data, start,
+                                                       arch, side, need):
+    ws = small_samples
+    models = tmp_path / "models"
+    model = model_file(models, arch=arch)
+    start = tuple(model if s == "MODEL" else s for s in start)
+    source = ("--from-images", ws / data) if data == "raw" else ("-i", ws / data)
+    result = run_script("main.py", "train", "--cpu", "-e", 1, "--batch", 4, *source, *start,
+                        "--runs", tmp_path / "runs", "--models", models, timeout=120)
+    assert_clean_error(result, f"patches of {side} px are too small for the {arch} network",
+                       f"at least {need} px")
+    assert not list((tmp_path / "runs").glob("*"))
+    assert list(models.iterdir()) == [model]
+
+
+@pytest.mark.parametrize("option", ["--runs", "--models", "--output"])
+def test_folders_that_cannot_be_written_are_refused_before_training(workspace, tmp_path,
+                                                                    option):
+    """A file where a folder should be: refused even as root, unlike a read-only folder.
+    Refused up front: nothing read, no model looked for (no 'starting fresh' line)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    folders = {"--runs": tmp_path / "runs", "--models": tmp_path / "models"}
+    target = blocker / ("x.pt" if option == "--output" else "sub")
+    folders[option] = target
+    result = run_script("main.py", "train", "--cpu", "-e", 1, "--batch", 8,
+                        "-i", workspace / "samples", *(a for k, v in folders.items()
+                                                       for a in (k, v)), timeout=120)
+    assert_clean_error(result, f"{blocker}/{'' if option == '--output' else 'sub'}".rstrip("/"),
+                       "cannot write")
+    assert result.stdout == ""
+    assert not list((tmp_path / "runs").glob("*"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+@pytest.mark.parametrize("option", ["--runs", "--models"])
+def test_read_only_folders_are_refused_before_training(workspace, tmp_path, option):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    folders = {"--runs": tmp_path / "runs", "--models": tmp_path / "models", option: locked}
+    try:
+        result = run_script("main.py", "train", "--cpu", "-e", 1, "--batch", 8,
+                            "-i", workspace / "samples", *(a for k, v in folders.items()
+                                                           for a in (k, v)), timeout=120)
+    finally:
+        locked.chmod(0o755)
+    assert_clean_error(result, str(locked), "Permission denied")
+    assert result.stdout == ""
+
+
+def test_an_existing_output_file_is_refused_before_training(workspace, tmp_path):
+    (tmp_path / "taken.pt").write_text("keep")
+    result = train(workspace, "taken", "-n", "-e", 1, "--output", tmp_path / "taken.pt")
+    assert_clean_error(result, "taken.pt", "already exists")
+    assert not (workspace / "taken").exists()
+    assert (tmp_path / "taken.pt").read_text() == "keep"
