@@ -50,8 +50,9 @@ def test_bad_inputs_give_one_line_and_no_output(tmp_path):
 
 def test_no_model_is_a_clear_error(tmp_path):
     picture(10, 10).save(tmp_path / "in.png")
+    (tmp_path / "empty").mkdir()
     result = run_script("main.py", "upscale", "-i", tmp_path / "in.png",
-                        "--models", tmp_path / "none", "--scale", 3)
+                        "--models", tmp_path / "empty", "--scale", 3)
     assert_clean_error(result, "no x3 model")
 
 
