@@ -45,4 +45,6 @@ def main(model_path, source, target) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__.split("\n\n")[1].strip().replace("python", "usage: python", 1))
     main(*sys.argv[1:4])
