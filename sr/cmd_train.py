@@ -267,6 +267,9 @@ def run(args) -> int:
     dist, device = distributed.init(cli.pick_device(args))
     try:
         model, config, source, val, run_dir, ckpt = prepare(args, device, resume)
+        if config["batch"] < dist.world:   # a process with no patches would poison the mean
+            raise UserError(f"--batch {config['batch']} is smaller than the {dist.world} "
+                            f"processes that share each batch")
         model.to(device)
         trainer = Trainer(model, config, source, val, device, run_dir, dist,
                           log=print if dist.main else (lambda *_: None))

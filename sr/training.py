@@ -167,6 +167,8 @@ class ImageCrops:
 
     def __init__(self, images: dict, count: int, patch: int, scale: int, seed: int,
                  rescale: float = 1.0):
+        if not any(min(img.size) >= patch for img in images.values()):
+            raise UserError(f"every training picture is smaller than {patch} px (--patch)")
         self.images, self.count, self.patch, self.scale = images, count, patch, scale
         self.seed, self.rescale = seed, rescale
         self.hash = fingerprint(images)

@@ -138,6 +138,20 @@ def test_torchrun_two_processes_match_one_process(workspace):
     assert len(list((workspace / "ddp-models").glob("*.pt"))) == 1  # rank 0 alone writes
 
 
+def test_torchrun_refuses_a_batch_smaller_than_its_processes(workspace, tmp_path):
+    """A process with an empty share of the batch would average a NaN into the others."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(ROOT / "main.py"), "train", "--cpu", "-n", "-e", "1", "--batch", "1", "-i",
+         str(workspace / "samples"), "--runs", str(tmp_path / "runs"), "--models",
+         str(tmp_path / "models")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "error: --batch 1 is smaller than the 2 processes" in result.stderr
+    assert not list((tmp_path / "runs").glob("*")) and not list((tmp_path / "models").glob("*"))
+
+
 def test_missing_samples_and_empty_pictures_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     assert_clean_error(run_script("main.py", "train", "--cpu", "-n", "-i", tmp_path / "none",
@@ -260,6 +274,14 @@ def test_patches_too_small_for_the_network_are_refused(small_samples, tmp_path, 
                        f"at least {need} px")
     assert not list((tmp_path / "runs").glob("*"))
     assert list(models.iterdir()) == [model]
+
+
+def test_a_patch_larger_than_every_picture_is_refused_before_the_run(workspace, tmp_path):
+    result = run_script("main.py", "train", "--cpu", "-n", "-e", 1, "--from-images",
+                        workspace / "raw", "--patch", 97, "--runs", tmp_path / "runs",
+                        "--models", tmp_path / "models")
+    assert_clean_error(result, "every training picture is smaller than 97 px (--patch)")
+    assert not list((tmp_path / "runs").glob("*"))
 
 
 @pytest.mark.parametrize("option", ["--runs", "--models", "--output"])
