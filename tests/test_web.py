@@ -327,6 +327,69 @@ def test_cancel_stops_a_running_job(page, url, tmp_path):
     assert page.is_hidden("#cancel")
 
 
+def test_choosing_the_same_file_again_after_cancel_starts_it_again(page, url, tmp_path):
+    picture = tmp_path / "big.png"
+    fixture_picture(160, 120).save(picture)
+    open_page(page, url, "?tile=8")
+    for _ in range(2):
+        page.set_input_files("#file", str(picture))
+        page.wait_for_selector("#status:has-text('tile')", timeout=TIMEOUT_MS)
+        page.click("#cancel")
+        page.wait_for_selector("#status[data-state=idle]", timeout=TIMEOUT_MS)
+
+
+def test_cancel_stops_the_self_ensemble_between_its_passes(page, url, tmp_path):
+    picture = tmp_path / "one-tile.png"
+    fixture_picture(300, 200).save(picture)   # x3: 900 x 600, one tile of the default 1024
+    open_page(page, url)
+    page.check("#ensemble")
+    page.select_option("#scale", web_model_name(3))
+    page.set_input_files("#file", str(picture))
+    page.wait_for_selector("#status:has-text('pass 1 of 8')", timeout=TIMEOUT_MS)
+    page.click("#cancel")
+    page.wait_for_selector("#status[data-state=idle]", timeout=TIMEOUT_MS)
+    assert "Cancelled one-tile.png" in page.inner_text("#status")
+
+
+def test_a_new_job_hides_the_last_result_and_downloads_name_their_picture(page, url,
+                                                                           tmp_path):
+    first = tmp_path / "first.png"
+    fixture_picture(23, 17).save(first)
+    open_page(page, url)
+    assert upscale_on_page(page, first, 2) == "done"
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "first.x2.png"
+
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture")
+    page.set_input_files("#file", str(notes))
+    page.wait_for_selector("#status[data-state=error]", timeout=TIMEOUT_MS)
+    assert page.is_hidden("#output")   # first.png's result is not offered as notes.png's
+
+    page.check("#ensemble")
+    assert upscale_on_page(page, first, 2) == "done"
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "first.x2.ensemble.png"
+
+
+def test_a_picture_too_large_is_refused_from_its_png_header(page, url, tmp_path):
+    """50000 x 50000 in the header, a few bytes of data: refused before anything is
+    inflated or allocated (that took the tab's memory: 'Array buffer allocation failed')."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+    header = struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    open_page(page, url)
+    page.set_input_files("#file", str(bomb))
+    page.wait_for_selector("#status[data-state=error]", timeout=TIMEOUT_MS)
+    assert "bomb.png: 50000x50000 at x2 would be 100000x100000" in page.inner_text("#status")
+
+
 # ---- the page's own decoder and resampler against Pillow ----
 
 def png_bytes(image: Image.Image, **params) -> bytes:

@@ -78,22 +78,33 @@ function onReady(message) {
 
 function start(file, name) {
   lastPicture = {file, name};
-  if (!ready) return;   // runs when the worker is ready
+  if (!ready) {   // runs when the worker is ready (unless loading failed: that error stays)
+    if ($('status').dataset.state !== 'error') {
+      setStatus('loading', `Loading the model… ${name} will be upscaled when it is ready.`);
+    }
+    return;
+  }
   if (current) worker.postMessage({type: 'cancel', id: current.id});
   current = {id: nextId++, file, name, started: performance.now()};
-  const tile = Number(params.get('tile')) || 0;   // 0: the worker's default for its backend
+  clearResult();   // the last result is not this job's: never shown or downloaded under its name
+  // ?tile=N: a whole number of pixels; anything else means the worker's default
+  const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
   $('progress').value = 0;
   setStatus('running', `Working on ${name}…`);
   worker.postMessage({type: 'upscale', id: current.id, file, name, model: $('scale').value, tile,
                       ensemble: $('ensemble').checked});
 }
 
-function onProgress({phase, done, total}) {
+function onProgress({phase, done, total, passesPerTile}) {
   const bar = $('progress');
   if (total) {
     bar.max = total;
     bar.value = done;
-    $('status').textContent = `Refining ${current.name}: tile ${done} of ${total}`;
+    const tiles = total / passesPerTile;
+    $('status').textContent = passesPerTile === 1
+      ? `Refining ${current.name}: tile ${done} of ${tiles}`
+      : `Refining ${current.name}: pass ${done} of ${total} (x8 self-ensemble, ` +
+        `${tiles} tile${tiles === 1 ? '' : 's'})`;
   } else {
     bar.removeAttribute('value');   // indeterminate while decoding/interpolating
     $('status').textContent = `${phase[0].toUpperCase()}${phase.slice(1)} ${current.name}…`;
@@ -104,8 +115,13 @@ function seconds(ms) {
   return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
 }
 
-async function showResult(message, started) {
-  lastResult = message;
+function clearResult() {
+  lastResult = null;
+  $('output').hidden = true;
+}
+
+async function showResult(message, name, started) {
+  lastResult = {...message, name};
   const {width, height, pixels, timings, source} = message;
   const canvas = $('result');
   canvas.width = width;
@@ -167,7 +183,7 @@ function onWorkerMessage({data}) {
   if (data.type === 'progress') return onProgress(data);
   const finished = current;
   current = null;
-  if (data.type === 'result') showResult(data, finished.started);
+  if (data.type === 'result') showResult(data, finished.name, finished.started);
   else if (data.type === 'cancelled') setStatus('idle', `Cancelled ${finished.name}.`);
   else if (data.type === 'error') setStatus('error', `Error: ${data.message}`);
 }
@@ -179,12 +195,12 @@ async function download() {
   const button = $('download');
   button.disabled = true;
   try {
-    const {pixels, width, height, hasAlpha, scale, iccProfile} = lastResult;
+    const {pixels, width, height, hasAlpha, scale, iccProfile, ensemble, name} = lastResult;
     const blob = await encodePng(pixels, width, height, hasAlpha, iccProfile);
     const link = document.createElement('a');
     link.href = URL.createObjectURL(blob);
-    const stem = (lastPicture?.name || 'picture').replace(/\.[^.]*$/, '');
-    link.download = `${stem}.x${scale}.png`;
+    const stem = name.replace(/(.)\.[^.]*$/, '$1');   // '.hidden.png' keeps '.hidden'
+    link.download = `${stem}.x${scale}${ensemble ? '.ensemble' : ''}.png`;
     link.click();
     setTimeout(() => URL.revokeObjectURL(link.href), 60000);
   } finally {
@@ -194,8 +210,13 @@ async function download() {
 
 // ---- wiring ----
 
-function pickFile(file) {
-  if (file) start(file, file.name || 'picture');
+function pickFiles(files) {
+  const [file] = files;
+  if (!file) return;
+  start(file, file.name || 'picture');
+  if (files.length > 1 && ready) {
+    $('status').textContent += ` (only the first of the ${files.length} files: ${file.name})`;
+  }
 }
 
 async function pickSample() {
@@ -211,7 +232,10 @@ function moveDivider() {
 }
 
 function wire() {
-  $('file').addEventListener('change', (e) => pickFile(e.target.files[0]));
+  $('file').addEventListener('change', (e) => {
+    pickFiles([...e.target.files]);
+    e.target.value = '';   // so that choosing the same file again starts it again
+  });
   $('sample').addEventListener('click', pickSample);
   $('scale').addEventListener('change', () => lastPicture && start(lastPicture.file, lastPicture.name));
   $('ensemble').addEventListener('change', () => lastPicture && start(lastPicture.file, lastPicture.name));
@@ -228,7 +252,7 @@ function wire() {
   document.addEventListener('drop', (e) => {
     e.preventDefault();
     document.body.classList.remove('dragging');
-    pickFile(e.dataTransfer.files[0]);
+    pickFiles([...e.dataTransfer.files]);
   });
   worker.addEventListener('message', onWorkerMessage);
   worker.addEventListener('error', (e) => setStatus('error', `Error: the worker failed (${e.message})`));

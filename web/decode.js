@@ -12,20 +12,24 @@ import {UserError} from './errors.js';
 
 // -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha, decoder,
 //     iccProfile (PNG only: the iCCP chunk to write into the result, or null)}
-export async function decodeImage(blob, name) {
+// checkSize(width, height), if given, may throw to refuse the picture by its size
+// before its pixels are unpacked (from a PNG's header; for other formats once the
+// browser has decoded it, before the copy into an array).
+export async function decodeImage(blob, name, checkSize = null) {
   const head = new Uint8Array(await blob.slice(0, 8).arrayBuffer());
   try {
     if (isPng(head)) {
-      return {...await decodePng(new Uint8Array(await blob.arrayBuffer())), decoder: 'png.js'};
+      const bytes = new Uint8Array(await blob.arrayBuffer());
+      return {...await decodePng(bytes, checkSize), decoder: 'png.js'};
     }
-    return await decodeWithBrowser(blob);
+    return await decodeWithBrowser(blob, checkSize);
   } catch (e) {
     if (e instanceof UserError) throw new UserError(`${name}: ${e.message}`);
     throw e;
   }
 }
 
-async function decodeWithBrowser(blob) {
+async function decodeWithBrowser(blob, checkSize) {
   let bitmap;
   try {
     bitmap = await createImageBitmap(blob, {
@@ -35,6 +39,12 @@ async function decodeWithBrowser(blob) {
     throw new UserError('not a readable image (the browser cannot decode it)');
   }
   const {width, height} = bitmap;
+  try {
+    checkSize?.(width, height);
+  } catch (e) {
+    bitmap.close();
+    throw e;
+  }
   const context = new OffscreenCanvas(width, height).getContext('2d', {willReadFrequently: true});
   context.drawImage(bitmap, 0, 0);
   bitmap.close();

@@ -161,9 +161,10 @@ function expandPixels(raw, stride, w, h, png, out, place) {
 // palette+tRNS), which decides, as in Python, whether the result keeps an alpha
 // channel. Colour values are not converted: the ICC profile, if any, is handed on
 // to the result file, as `main.py upscale` does.
-export async function decodePng(bytes) {
+export async function decodePng(bytes, checkSize = null) {
   const png = readChunks(bytes);
   const {width, height, bitDepth, colourType, interlaced} = png.header;
+  checkSize?.(width, height);   // from the header: before inflating or allocating anything
   if (colourType === 3 && !png.palette) throw new UserError('damaged PNG: palette missing');
   const bitsPerPixel = SAMPLES[colourType] * bitDepth;
   const bpp = Math.max(1, bitsPerPixel >> 3);

@@ -125,19 +125,22 @@ async function checkpoint(id) {
   }
 }
 
-function checkSize(image, size, scale) {
+// Refuses a picture of width x height whose result at scale is too large for the page.
+function checkSize(width, height, scale) {
+  const size = outputSize(width, height, scale);
   const pixels = size.width * size.height;
   if (pixels > MAX_OUTPUT_PIXELS || Math.max(size.width, size.height) > MAX_OUTPUT_SIDE) {
     throw new UserError(
-      `${image.width}x${image.height} at x${scale} would be ${size.width}x${size.height} ` +
+      `${width}x${height} at x${scale} would be ${size.width}x${size.height} ` +
       `(${(pixels / 1e6).toFixed(0)} Mpix); this page handles at most ` +
       `${MAX_OUTPUT_PIXELS / 1e6} Mpix and ${MAX_OUTPUT_SIDE} px a side: ` +
       `pick a smaller scale or picture, or use 'python main.py upscale'`);
   }
 }
 
-function progress(id, phase, done = 0, total = 0) {
-  self.postMessage({type: 'progress', id, phase, done, total});
+// done / total: network passes (one per tile, eight per tile with the self-ensemble).
+function progress(id, phase, done = 0, total = 0, passesPerTile = 1) {
+  self.postMessage({type: 'progress', id, phase, done, total, passesPerTile});
 }
 
 // Bicubic RGBA picture (height, width, 4) -> refined in place, tile by tile;
@@ -149,8 +152,14 @@ async function refineLuma(id, session, pixels, width, height, radius, tile, ense
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
   let networkMs = 0;
-  // (h, w) window -> the network's (h, w) output, a copy the session does not own
+  const perTile = ensemble ? 8 : 1;
+  const total = boxes.length * perTile;
+  let passes = 0;
+  // (h, w) window -> the network's (h, w) output, a copy the session does not own.
+  // Each pass first lets a Cancel in and then reports itself, so a one-tile picture
+  // or an ensemble's eight passes show progress and stop within one pass.
   const run = async (data, h, w) => {
+    await checkpoint(id);
     const dims = [1, 1, h, w];
     const start = performance.now();
     const input = new runtime.ort.Tensor('float32', data, dims);
@@ -162,16 +171,15 @@ async function refineLuma(id, session, pixels, width, height, radius, tile, ense
     }
     const out = output.data.slice();
     output.dispose();
+    progress(id, 'refining', ++passes, total, perTile);
     return out;
   };
-  for (let i = 0; i < boxes.length; i++) {
-    await checkpoint(id);
-    const box = boxes[i];
+  progress(id, 'refining', 0, total, perTile);
+  for (const box of boxes) {
     const [h, w] = [box.h + 2 * r, box.w + 2 * r];
     const window = tileInput(padded, width + 2 * r, box, r);
     const refined = ensemble ? await selfEnsemble(run, window, h, w) : await run(window, h, w);
     composeTile(pixels, width, 4, box, refined, r);
-    progress(id, 'refining', i + 1, boxes.length);
   }
   return {networkMs, tiles: boxes.length};
 }
@@ -193,9 +201,8 @@ async function upscale({id, file, name, model: url, tile, ensemble}) {
   const session = await sessionFor(url);   // created once per model, then reused
   const t0 = performance.now();
   progress(id, 'decoding');
-  const image = await decodeImage(file, name);
+  const image = await decodeImage(file, name, (w, h) => checkSize(w, h, meta.scale));
   const size = outputSize(image.width, image.height, meta.scale);
-  checkSize(image, size, meta.scale);
   const t1 = performance.now();
   await checkpoint(id);
   progress(id, 'interpolating');
