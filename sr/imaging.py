@@ -86,8 +86,19 @@ def load_image(path) -> Image.Image:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB (grey expanded, transparency dropped)."""
-    return img if img.mode == "RGB" else img.convert("RGB")
+    """Any Pillow image -> 8-bit RGB by the reading rules of `main.py upscale`
+    (sr.pictures: 16-bit rounded to 8 bits, CMYK through its ICC profile, palette
+    and other modes converted), grey expanded, transparency dropped.  Pillow's own
+    convert("RGB") would clip 16-bit grey to white."""
+    if img.mode == "RGB":
+        return img
+    from sr.pictures import picture_from_image, to_8bit   # sr.pictures imports this module
+    colour = picture_from_image(img).colour               # (H, W[, 3]) uint8 or uint16
+    if colour.dtype != np.uint8:
+        colour = to_8bit(colour)
+    if colour.ndim == 2:
+        colour = np.repeat(colour[..., None], 3, axis=2)
+    return Image.fromarray(np.ascontiguousarray(colour), "RGB")
 
 
 def resize(img: Image.Image, size) -> Image.Image:

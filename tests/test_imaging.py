@@ -6,7 +6,7 @@ from PIL import Image
 
 from sr.errors import UserError
 from sr.imaging import (degrade, grey_to_luma, load_image, luma, luma_to_grey, modcrop,
-                        rgb_to_ycbcr, save_image, ycbcr_to_rgb)
+                        rgb_to_ycbcr, save_image, to_rgb, ycbcr_to_rgb)
 from tests.helpers import picture
 
 
@@ -86,3 +86,17 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(OSError):
         save_image(Broken(), tmp_path / "x.png")
     assert os.listdir(tmp_path) == []
+
+
+def test_to_rgb_reads_16_bit_grey_and_cmyk_as_upscale_does(tmp_path):
+    """Training, evaluation and gen_samples.py see the picture `main.py upscale` sees:
+    Pillow's convert("RGB") would clip 16-bit grey to white."""
+    from sr.pictures import read_picture, to_8bit
+    grey16 = np.arange(0, 65536, 257, dtype=np.uint16).reshape(16, 16)
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    got = np.asarray(to_rgb(load_image(tmp_path / "grey16.png")))
+    assert np.array_equal(got, np.repeat(to_8bit(grey16)[..., None], 3, axis=2))
+    assert got[0, 1, 0] == 1 and got[-1, -1, 0] == 255
+    picture(12, 10).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    assert np.array_equal(np.asarray(to_rgb(load_image(tmp_path / "cmyk.jpg"))),
+                          read_picture(tmp_path / "cmyk.jpg").colour)
