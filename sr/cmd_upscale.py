@@ -151,14 +151,15 @@ def collect_jobs(items, recursive: bool, out_dir: Path) -> tuple:
             add(path, Path("."))
         elif glob.has_magic(item):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
-            files = [m for m in matches if m.is_file() and is_picture_name(m)]
-            for m in matches:
+            files = [(m, Path(".")) for m in matches if m.is_file() and is_picture_name(m)]
+            for m in matches:   # a matched folder keeps its name and, with -r, its tree
                 if m.is_dir():
-                    files += [f for f, _ in folder_pictures(m, recursive, exclude)]
+                    files += [(f, m.name / sub) for f, sub in
+                              folder_pictures(m, recursive, exclude)]
             if not files:
                 errors.append(f"{item}: no pictures match")
-            for file in files:
-                add(file, Path("."))
+            for file, sub in files:
+                add(file, sub)
         else:
             errors.append(f"{item}: no such file or folder")
     return jobs, errors

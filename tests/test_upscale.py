@@ -87,6 +87,12 @@ def test_recursive_folders_keep_their_structure_and_globs(tmp_path, model):
     assert upscale("-i", tmp_path / "in" / "*.png", "--model", model, "-o",
                    tmp_path / "globbed", "--suffix", "") == 0
     assert names(tmp_path / "globbed") == ["top.png"]
+    picture(12, 10, seed=3).save(tmp_path / "in" / "sub" / "top.png")   # same name, deeper
+    assert upscale("-i", tmp_path / "*", "-r", "--model", model, "-o", tmp_path / "trees",
+                   "--suffix", "") == 0   # a folder matched by a pattern keeps its name
+    assert (tmp_path / "trees" / "in" / "top.png").exists()
+    assert (tmp_path / "trees" / "in" / "sub" / "top.png").exists()
+    assert (tmp_path / "trees" / "in" / "sub" / "deep.png").exists()
 
 
 def test_same_stem_twice_gets_two_names(tmp_path, model):
