@@ -42,7 +42,9 @@ def test_config_rebuilds_the_same_architecture():
     model = srcnn.build("9-5-5", filters=(32, 16), residual=False)
     again = srcnn.SRCNN(**model.config)
     assert again.config == model.config
-    assert again.load_state_dict(model.state_dict())
+    again.load_state_dict(model.state_dict())   # raises if any shape differs
+    x = torch.rand(1, 1, 20, 20)
+    assert torch.equal(again(x), model(x))
 
 
 def test_rejects_even_kernels_and_unknown_names():

@@ -258,7 +258,8 @@ def test_out_of_range_numbers_are_refused_when_parsed(option, value, capsys):
         main.parse_args(["upscale", "-i", "x.png", "--format", "webp", option, str(value)])
     assert f"argument {option}: must be" in capsys.readouterr().err
     for fine in ("0", "100"):
-        assert main.parse_args(["upscale", "-i", "x.png", option, fine])
+        assert getattr(main.parse_args(["upscale", "-i", "x.png", option, fine]),
+                       option[2:].replace("-", "_")) == int(fine)
 
 
 def test_small_pixel_limit_is_said_in_pixels(tmp_path, model, capsys):
