@@ -158,7 +158,8 @@ def write_file_atomic(path, write, overwrite: bool = False) -> Path:
     The same guarantees as save_image, for writers other than Pillow's: without
     overwrite an existing file is never replaced (UserError instead, checked by
     os.link, so there is no check-then-write race); an interrupted or failed
-    write leaves no file behind.
+    write leaves no file behind.  (No fsync: it made a 1200x800 PNG's write 16%
+    slower here, for safety against a power cut, which this does not promise.)
     """
     path = Path(path)
     if path.is_dir():
@@ -177,16 +178,37 @@ def write_file_atomic(path, write, overwrite: bool = False) -> Path:
         if overwrite:
             os.replace(tmp, path)
         else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise UserError(f"{path}: already exists, not overwritten") from None
-            os.unlink(tmp)
+            publish_new(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def publish_new(tmp: str, path: Path) -> None:
+    """Give the finished temporary file tmp the name path, which must not exist.
+
+    os.link fails if path exists, so nothing is replaced and there is no race
+    between a check and the write.  Where the file system has no hard links
+    (FAT, exFAT, some network shares) an empty placeholder is created exclusively
+    instead and then replaced by the file."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise UserError(f"{path}: already exists, not overwritten") from None
+    except OSError:   # no hard links here
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise UserError(f"{path}: already exists, not overwritten") from None
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(path)   # the empty placeholder
+            raise
+        return
+    os.unlink(tmp)
 
 
 def _umask() -> int:

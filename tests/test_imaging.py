@@ -79,6 +79,20 @@ def test_save_never_replaces_and_leaves_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["out.png"]
 
 
+def test_without_hard_links_a_new_file_is_still_never_replaced(tmp_path, monkeypatch):
+    def no_links(*_):
+        raise PermissionError(1, "Operation not permitted")   # what FAT answers
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "out.png"
+    save_image(picture(8, 8), target)
+    before = target.read_bytes()
+    assert np.array_equal(np.asarray(Image.open(target)), np.asarray(picture(8, 8)))
+    with pytest.raises(UserError, match="already exists"):
+        save_image(picture(8, 8, seed=1), target)
+    assert target.read_bytes() == before
+    assert os.listdir(tmp_path) == ["out.png"]
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     class Broken:
         def save(self, *a, **k):
