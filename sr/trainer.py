@@ -58,7 +58,8 @@ class Trainer:
     """Runs config["epochs"] epochs of Adam with warm-up + cosine learning rate.
 
     config: plain training settings (epochs, batch, lr, seed, scale, ...), stored
-    in every checkpoint. source: PatchFolder or ImageCrops. val: PatchSet.
+    in every checkpoint. source: PatchFolder or ImageCrops. val: HeldOutPictures
+    (scored whole) or PatchSet (a gen_samples.py folder's held-out patches).
     """
 
     def __init__(self, model, config: dict, source, val, device: str, run_dir: Path,
@@ -125,7 +126,8 @@ class Trainer:
             self.writer.flush()
 
     # ---- the loop ----------------------------------------------------------
-    def train_step(self, x, t) -> float:
+    def train_step(self, x, t) -> torch.Tensor:
+        """One Adam step on (N, 1, P, P) pairs; the loss as a 0-d tensor (not synced)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.config["lr"] * lr_factor(self.step, self.total_steps)
         if self.cuda:
@@ -217,15 +219,18 @@ class Trainer:
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model.train()
-        with StopRequest() as stop:
-            while self.epoch <= self.config["epochs"]:
-                if not self.run_epoch(stop, stop_after):
-                    if self.step_in_epoch:  # part-way through an epoch
-                        self.save("last")
-                    return self.epoch > self.config["epochs"]
-        if self.writer:
-            self.writer.close()
-        return True
+        try:
+            with StopRequest() as stop:
+                while self.epoch <= self.config["epochs"]:
+                    if not self.run_epoch(stop, stop_after):
+                        if self.step_in_epoch:  # part-way through an epoch
+                            self.save("last")
+                        return self.epoch > self.config["epochs"]
+            return True
+        finally:   # stopped, failed or done: TensorBoard's last events reach the disk
+            if self.writer:
+                self.writer.close()
+                self.writer = None
 
 
 def open_tensorboard(folder: Path):
