@@ -23,7 +23,7 @@ from tqdm import tqdm
 from sr import cli
 from sr.errors import UserError
 from sr.imaging import load_image, modcrop
-from sr.patches import crop_pairs, patches_per_image
+from sr.patches import crop_pairs, cropped_size, fits_patch, patches_per_image
 
 
 def parse_args(argv=None):
@@ -65,6 +65,12 @@ def read_sizes(paths):
         except UserError as e:
             cli.warn(f"skipping {e}")
     return sizes
+
+
+def cut_note(size, scale: int) -> str:
+    """' once cut to multiples of scale (WxH)' where that cut shrinks the picture."""
+    cut = cropped_size(size, scale)
+    return "" if cut == tuple(size) else f" once cut to multiples of {scale} ({cut[0]}x{cut[1]})"
 
 
 def write_samples(args, sources, counts, folder: Path, rng) -> dict:
@@ -139,13 +145,15 @@ def main(argv=None) -> int:
         raise UserError(f"{args.input}: no pictures found (put JPEG/PNG/... files there)")
     check_output(args.output, Path(args.input), args.overwrite)
     sizes = read_sizes(paths)
-    for path, (w, h) in sizes:
-        if min(w - w % args.scale, h - h % args.scale) < args.size:
-            print(f"note: {path.name} ({w}x{h}) is smaller than a {args.size} px patch, skipped")
+    for path, size in sizes:
+        if not fits_patch(size, args.size, args.scale):
+            print(f"note: {path.name} ({size[0]}x{size[1]}) is smaller than a {args.size} px "
+                  f"patch{cut_note(size, args.scale)}, skipped")
     rng = np.random.default_rng(args.seed)
-    counts = patches_per_image([s for _, s in sizes], args.count, args.size, rng)
+    counts = patches_per_image([s for _, s in sizes], args.count, args.size, args.scale, rng)
     if sum(counts) == 0:
-        raise UserError(f"{args.input}: no picture is at least {args.size}x{args.size} px")
+        raise UserError(f"{args.input}: no picture is at least {args.size}x{args.size} px "
+                        f"once cut to multiples of the scale {args.scale}")
     tmp = temporary_folder_beside(args.output)
     try:
         origin = write_samples(args, sizes, counts, tmp, rng)

@@ -6,13 +6,27 @@ import numpy as np
 from sr.imaging import degraded_pair
 
 
-def patches_per_image(sizes, count: int, patch: int, rng: np.random.Generator):
+def cropped_size(size, scale: int) -> tuple[int, int]:
+    """(width, height) of a picture of this size once cut to multiples of scale,
+    as sr.imaging.modcrop (and so degraded_pair) cuts it before any patch is taken."""
+    w, h = size
+    return w - w % scale, h - h % scale
+
+
+def fits_patch(size, patch: int, scale: int) -> bool:
+    """Whether a picture of size (width, height) can give a patch x patch crop at
+    this scale: the one rule for it, used by gen_samples.py and --from-images."""
+    return min(cropped_size(size, scale)) >= patch
+
+
+def patches_per_image(sizes, count: int, patch: int, scale: int, rng: np.random.Generator):
     """Split count patches over images in proportion to their area.
 
-    sizes: list of (width, height); images smaller than patch get none.
-    Returns a list of ints, one per image.
+    sizes: list of (width, height); images that cannot give a patch at this scale
+    (fits_patch) get none.  Returns a list of ints, one per image.
     """
-    areas = np.array([w * h if min(w, h) >= patch else 0 for w, h in sizes], dtype=float)
+    areas = np.array([w * h if fits_patch((w, h), patch, scale) else 0 for w, h in sizes],
+                     dtype=float)
     if areas.sum() == 0:
         return [0] * len(sizes)
     return rng.multinomial(count, areas / areas.sum()).tolist()

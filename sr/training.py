@@ -27,7 +27,7 @@ from sr.errors import UserError
 from sr.evaluation import evaluate_image, mean_row
 from sr.imaging import degraded_pair, load_image, resize, rgb_to_ycbcr, to_rgb
 from sr.metrics import psnr_y
-from sr.patches import patches_per_image
+from sr.patches import fits_patch, patches_per_image
 from sr.upscaling import refine_batch
 
 # Validation patches per network call: 64 patches of 48 px and 9-5-5's 96
@@ -167,8 +167,9 @@ class ImageCrops:
 
     def __init__(self, images: dict, count: int, patch: int, scale: int, seed: int,
                  rescale: float = 1.0):
-        if not any(min(img.size) >= patch for img in images.values()):
-            raise UserError(f"every training picture is smaller than {patch} px (--patch)")
+        if not any(fits_patch(img.size, patch, scale) for img in images.values()):
+            raise UserError(f"every training picture is smaller than {patch} px (--patch) "
+                            f"once cut to multiples of the scale {scale}")
         self.images, self.count, self.patch, self.scale = images, count, patch, scale
         self.seed, self.rescale = seed, rescale
         self.hash = fingerprint(images)
@@ -189,9 +190,11 @@ class ImageCrops:
             w, h = img.size
             pictures.append(img if factor == 1.0 else
                             resize(img, (max(1, round(w * factor)), max(1, round(h * factor)))))
-        counts = patches_per_image([p.size for p in pictures], self.count, self.patch, rng)
+        counts = patches_per_image([p.size for p in pictures], self.count, self.patch,
+                                   self.scale, rng)
         if sum(counts) == 0:
-            raise UserError(f"every training picture is smaller than {self.patch} px")
+            raise UserError(f"every training picture is smaller than {self.patch} px "
+                            f"once cut to multiples of the scale {self.scale}")
         lr_out, hr_out = [], []
         for img, n in zip(pictures, counts):
             if n == 0:

@@ -107,3 +107,25 @@ def test_size_zero_is_refused_not_replaced_by_the_default(tmp_path):
     result = run_script("gen_samples.py", 3, "--size", 0, "-i", raw, "-o", tmp_path / "s")
     assert result.returncode == 2 and "error: --size must be at least" in result.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_a_picture_that_modcrop_cuts_below_the_patch_is_skipped(tmp_path):
+    """At x3, 32x32 is cut to 30x30 before cropping: too small for a 32 px patch;
+    33x33 stays 33x33 and gives patches."""
+    raw = make_raw(tmp_path / "raw", sizes=((100, 100), (32, 32), (33, 33)))
+    result = run_script("gen_samples.py", 60, "--size", 32, "--scale", 3,
+                        "-i", raw, "-o", tmp_path / "s")
+    assert result.returncode == 0, result.stderr
+    assert "p1.png (32x32) is smaller than a 32 px patch once cut to multiples of 3 (30x30)" \
+        in result.stdout
+    assert "p2.png" not in result.stdout
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["count"] == 60 and set(manifest["sources"].values()) == {"p0.png", "p2.png"}
+
+
+def test_only_pictures_that_modcrop_cuts_below_the_patch_is_a_clean_error(tmp_path):
+    raw = make_raw(tmp_path / "raw", sizes=((32, 32), (50, 32)))  # cut to 30x30, 48x30
+    result = run_script("gen_samples.py", 4, "--size", 32, "--scale", 3,
+                        "-i", raw, "-o", tmp_path / "s")
+    assert_clean_error(result, "no picture is at least 32x32 px", "multiples of the scale 3")
+    assert not (tmp_path / "s").exists()

@@ -284,6 +284,46 @@ def test_a_patch_larger_than_every_picture_is_refused_before_the_run(workspace, 
     assert not list((tmp_path / "runs").glob("*"))
 
 
+@pytest.fixture()
+def edge_pictures(tmp_path):
+    """A folder of two 33 px pictures, which modcrop cuts to 32 px at x2."""
+    (tmp_path / "edge").mkdir()
+    for i in range(2):
+        picture(33, 33, seed=60 + i).save(tmp_path / "edge" / f"a{i}.png")
+    return tmp_path / "edge"
+
+
+def test_pictures_that_modcrop_cuts_below_the_patch_are_refused_up_front(edge_pictures,
+                                                                          tmp_path):
+    result = run_script("main.py", "train", "--cpu", "-n", "-e", 1, "--from-images",
+                        edge_pictures, "--patch", 33, "--scale", 2, "--runs", tmp_path / "runs",
+                        "--models", tmp_path / "models", timeout=120)
+    assert_clean_error(result, "every training picture is smaller than 33 px (--patch)",
+                       "multiples of the scale 2")
+    assert not list((tmp_path / "runs").glob("*"))
+
+
+def test_pictures_that_modcrop_cuts_below_the_patch_get_no_crops(edge_pictures, tmp_path):
+    for i in range(3):
+        picture(40, 40, seed=70 + i).save(edge_pictures / f"b{i}.png")
+    result = run_script("main.py", "train", "--cpu", "-n", "-e", 1, "--from-images",
+                        edge_pictures, "--patch", 33, "--scale", 2, "--patches", 32,
+                        "--batch", 8, "--runs", tmp_path / "runs",
+                        "--output", tmp_path / "model.pt", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "model.pt").is_file()
+
+
+def test_rescaled_pictures_that_modcrop_cuts_below_the_patch_get_no_crops():
+    from sr.training import ImageCrops
+    # rescaled by ~0.95 to 33 px: cut to 32 px at x2; the 80 px picture always fits
+    crops = ImageCrops({"edge": picture(35, 35, seed=1), "big": picture(80, 80, seed=2)},
+                       64, 33, 2, seed=0, rescale=0.9)
+    for epoch in range(12):
+        lr, hr = crops.epoch(epoch)
+        assert lr.shape == hr.shape == (64, 1, 33, 33)
+
+
 @pytest.mark.parametrize("option", ["--runs", "--models", "--output"])
 def test_folders_that_cannot_be_written_are_refused_before_training(workspace, tmp_path,
                                                                     option):
