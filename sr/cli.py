@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from sr.errors import UserError
-from sr.imaging import IMAGE_SUFFIXES
+from sr.imaging import is_picture_name
 
 MODELS_DIR = "models"
 
@@ -51,12 +51,12 @@ def warn(message: str) -> None:
 
 
 def image_files(folder) -> list[Path]:
-    """Picture files (by suffix) directly inside folder, sorted by name."""
+    """Picture files (is_picture_name) directly inside folder, sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                  if p.is_file() and is_picture_name(p))
 
 
 def add_device_options(p) -> None:

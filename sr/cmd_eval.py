@@ -37,7 +37,8 @@ def run(args) -> int:
     rows = [dict(evaluate_file(model, f, args.scale, device, args.ensemble), image=f.stem)
             for f in files]
     mean = mean_row(rows)
-    print(f"x{args.scale}, model {model_path}, {len(rows)} images in {args.input}")
+    count = f"{len(rows)} picture{'s' if len(rows) != 1 else ''}"
+    print(f"x{args.scale}, model {model_path}, {count} in {args.input}")
     print(format_table(rows, mean))
     if args.json:
         write_text_atomic(args.json, json.dumps(

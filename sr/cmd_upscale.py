@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sr import cli
 from sr.errors import UserError
-from sr.imaging import IMAGE_SUFFIXES
+from sr.imaging import is_picture_name
 
 HELP = ("Upscale pictures: bicubic interpolation, then the network refines the luma "
         "(BT.601 YCbCr); chroma stays interpolated, alpha is bicubic. Files, folders and "
@@ -113,10 +113,6 @@ class Job:
     subfolder: Path          # relative folder under -o (kept from a recursive folder walk)
     target: Path | None = None
     stem: str = ""           # the output name's start: the input's stem, or stem-2...
-
-
-def is_picture_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
 def folder_pictures(folder: Path, recursive: bool, exclude: Path) -> list:

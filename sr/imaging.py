@@ -31,6 +31,12 @@ YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
+def is_picture_name(path: Path) -> bool:
+    """Whether a file found in a folder counts as a picture: by its suffix, and not
+    hidden (e.g. the ._photo.jpg files macOS leaves on shared drives)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) RGB on 0..255 (any dtype) -> (H, W, 3) float32 YCbCr on 0..255."""
     return (rgb.astype(np.float32) @ RGB_TO_YCBCR.T.astype(np.float32)

@@ -132,3 +132,14 @@ def test_an_unknown_option_is_reported_with_its_command_usage():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "main.py upscale: error: unrecognized arguments: --bogus" in result.stderr
     assert "usage: main.py upscale" in result.stderr
+
+
+def test_hidden_files_in_a_folder_are_not_pictures(tmp_path):
+    """macOS leaves ._name.png companions on shared drives: not pictures to eval."""
+    path = model_file(tmp_path)
+    (tmp_path / "pics").mkdir()
+    picture(40, 36).save(tmp_path / "pics" / "a.png")
+    (tmp_path / "pics" / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    result = run_script("main.py", "eval", "-i", tmp_path / "pics", "--model", path)
+    assert result.returncode == 0, result.stderr
+    assert "1 picture in" in result.stdout
