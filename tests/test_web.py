@@ -25,6 +25,7 @@ import main
 import srcnn
 from sr.checkpoint import save_checkpoint
 from sr.export import export_onnx, web_model_name, write_model_index
+from sr.pictures import read_picture
 
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="Playwright is not installed (pip install playwright)")
@@ -374,6 +375,51 @@ def test_a_new_job_hides_the_last_result_and_downloads_name_their_picture(page, 
     assert download.value.suggested_filename == "first.x2.ensemble.png"
 
 
+def test_a_result_shown_late_does_not_cover_the_next_job(page, url, tmp_path):
+    """A result without the bicubic 'before' picture (over 16 Mpix) waits for the browser
+    to decode the original; a picture picked meanwhile must not have the old result
+    shown, 'done' said and Cancel hidden while it runs. Here every result comes without
+    'before' and createImageBitmap waits until the test opens it."""
+    page.add_init_script("""
+        const listen = Worker.prototype.addEventListener;
+        Worker.prototype.addEventListener = function (type, listener, ...rest) {
+          if (type !== 'message') return listen.call(this, type, listener, ...rest);
+          const withoutBefore = (e) => listener(
+            e.data && e.data.type === 'result' ? {data: {...e.data, before: null}} : e);
+          return listen.call(this, type, withoutBefore, ...rest);
+        };
+        const decode = self.createImageBitmap;
+        window.gate = {waiting: 0, passed: 0, open: null};
+        self.createImageBitmap = async (...args) => {
+          const opened = new Promise((resolve) => { window.gate.open = resolve; });
+          window.gate.waiting++;
+          await opened;
+          try { return await decode(...args); } finally { window.gate.passed++; }
+        };
+    """)
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    fixture_picture(23, 17).save(first)
+    fixture_picture(60, 40).save(second)
+    open_page(page, url, "?tile=8")
+    page.set_input_files("#file", str(first))
+    page.wait_for_function("window.gate.waiting === 1", timeout=TIMEOUT_MS)
+    page.set_input_files("#file", str(second))   # while first.png's result waits
+    page.wait_for_selector("#status:has-text('second.png')", timeout=TIMEOUT_MS)
+    page.evaluate("window.gate.open()")
+    page.wait_for_function("window.gate.passed === 1", timeout=TIMEOUT_MS)
+    page.evaluate("new Promise((resolve) => setTimeout(resolve, 100))")
+    assert page.get_attribute("#status", "data-state") == "running", page.inner_text("#status")
+    assert page.is_hidden("#output") and page.is_visible("#cancel")
+
+    page.wait_for_function("window.gate.waiting === 2", timeout=TIMEOUT_MS)
+    page.evaluate("window.gate.open()")
+    page.wait_for_selector("#status[data-state=done]", timeout=TIMEOUT_MS)
+    assert page.is_visible("#output") and "60×40 → 120×80" in page.inner_text("#details")
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "second.x2.png"
+
+
 def test_a_picture_too_large_is_refused_from_its_png_header(page, url, tmp_path):
     """50000 x 50000 in the header, a few bytes of data: refused before anything is
     inflated or allocated (that took the tab's memory: 'Array buffer allocation failed')."""
@@ -471,6 +517,70 @@ def test_png_decoder_matches_pillow(page, url):
         np.testing.assert_array_equal(got, want, err_msg=name)
 
 
+def oriented_png(image: Image.Image, orientation: int, exif_after_pixels=False) -> bytes:
+    """A PNG with an eXIf chunk (before IDAT, as Pillow writes it, or moved after it)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = png_bytes(image, exif=exif)
+    if not exif_after_pixels:
+        return data
+    chunks, pos = [], 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        chunks.append(data[pos:pos + 12 + length])
+        pos += 12 + length
+    (exif_chunk,) = [c for c in chunks if c[4:8] == b"eXIf"]
+    rest = [c for c in chunks if c[4:8] != b"eXIf"]
+    return data[:8] + b"".join(rest[:-1]) + exif_chunk + rest[-1]   # ... IDAT, eXIf, IEND
+
+
+def picture_rgba(path: Path) -> np.ndarray:
+    """RGBA of sr.pictures.read_picture (8-bit pictures): what `main.py upscale` reads."""
+    picture = read_picture(path)
+    colour = picture.colour if not picture.grey else np.dstack([picture.colour] * 3)
+    alpha = picture.alpha if picture.alpha is not None else np.full(colour.shape[:2], 255)
+    return np.dstack([colour, alpha]).astype(np.uint8)
+
+
+def test_png_exif_orientation_matches_read_picture(page, url, tmp_path):
+    """All eight EXIF orientations, as Python's read_picture applies them, with the upright
+    size given to the size check from the header."""
+    open_page(page, url)
+    rgba = fixture_picture(37, 29)
+    cases = {f"orientation {o}": oriented_png(rgba, o) for o in range(1, 9)}
+    cases["orientation 6 after IDAT"] = oriented_png(rgba, 6, exif_after_pixels=True)
+    cases["orientation 7, rgb"] = oriented_png(rgba.convert("RGB"), 7)
+    for name, data in cases.items():
+        path = tmp_path / "oriented.png"
+        path.write_bytes(data)
+        checked, width, height, pixels = page.evaluate("""async (b64) => {
+            const {decodeImage} = await import('./decode.js');
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            let checked = null;
+            const img = await decodeImage(new Blob([bytes]), 'x.png',
+                                          (w, h) => { checked = [w, h]; });
+            let s = ''; for (const v of img.pixels) s += String.fromCharCode(v);
+            return [checked, img.width, img.height, btoa(s)];
+        }""", base64.b64encode(data).decode())
+        want = picture_rgba(path)
+        assert (height, width) == want.shape[:2] and checked == [width, height], name
+        got = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(height, width, 4)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+def test_exif_oriented_png_upscale_matches_python_upscale(page, url, site, tmp_path):
+    picture = tmp_path / "turned.png"
+    picture.write_bytes(oriented_png(fixture_picture(41, 29), 6))
+    want = np.asarray(python_upscale(picture, site["checkpoints"][2], 2, tmp_path / "python"))
+    assert want.shape == (82, 58, 4)   # upright: 29 x 41 at x2
+    open_page(page, url)
+    assert upscale_on_page(page, picture, 2) == "done", page.inner_text("#status")
+    got = np.asarray(downloaded_result(page))
+    assert got.shape == want.shape
+    share = fraction_within_one_level(got, want)
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+
+
 def test_browser_jpeg_decoding_matches_pillow(page, url):
     """JPEG is decoded by the browser (no colour conversion): the same pixels as Pillow."""
     open_page(page, url)
@@ -524,3 +634,26 @@ def test_bicubic_matches_pillow_exactly(page, url, size, new_size):
     want_alpha = np.asarray(image.getchannel("A").resize(new_size, Image.BICUBIC))
     np.testing.assert_array_equal(got[..., :3], want_rgb)
     np.testing.assert_array_equal(got[..., 3], want_alpha)
+
+
+
+def test_a_failed_model_session_is_tried_again(page, url, tmp_path):
+    """The x3 session fails once (say, out of memory): the next x3 job creates it again
+    rather than getting the same failure forever."""
+    source = (WEB / "runtime.js").read_text()
+    flaky = source.replace("async function createSession(ort, modelBytes, backend) {", """
+let sessions = 0;
+async function createSession(ort, modelBytes, backend) {
+  if (++sessions === 2) throw new Error('no memory for this session, this once');""")
+    assert flaky != source
+    page.route("**/runtime.js", lambda route: route.fulfill(body=flaky,
+                                                             content_type="text/javascript"))
+    picture = tmp_path / "small.png"
+    fixture_picture(23, 17).save(picture)
+    open_page(page, url, "?backend=wasm")   # session 1: x2, when the worker starts
+    assert upscale_on_page(page, picture, 3) == "error"
+    assert "this once" in page.inner_text("#status")
+    page.set_input_files("#file", str(picture))
+    page.wait_for_selector("#status[data-state=done], #status[data-state=error]",
+                           timeout=TIMEOUT_MS)
+    assert page.get_attribute("#status", "data-state") == "done", page.inner_text("#status")

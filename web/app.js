@@ -120,8 +120,12 @@ function clearResult() {
   $('output').hidden = true;
 }
 
-async function showResult(message, name, started) {
-  lastResult = {...message, name};
+// message: the worker's result for the picture file. A new job started while this
+// one awaits (a picture picked, the scale changed) replaces or clears lastResult:
+// then this result is dropped rather than shown over the new job.
+async function showResult(message, file, name, started) {
+  const result = {...message, name};
+  lastResult = result;
   const {width, height, pixels, timings, source} = message;
   const canvas = $('result');
   canvas.width = width;
@@ -129,7 +133,7 @@ async function showResult(message, name, started) {
   // The worker's RGBA buffer is shared with the ImageData, not copied.
   const data = new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length);
   canvas.getContext('2d').putImageData(new ImageData(data, width, height), 0, 0);
-  await showBefore(message);
+  if (!await showBefore(result, file)) return;
   $('output').hidden = false;
   const model = models.find((m) => m.meta.scale === message.scale).meta;
   const how = message.backend === 'webgpu' ? 'WebGPU'
@@ -150,7 +154,10 @@ async function showResult(message, name, started) {
 
 // The "before" side of the slider: the bicubic picture at full size when the worker
 // sent it, else the original picture stretched by the browser (said in the label).
-async function showBefore({before, width, height}) {
+// -> false, drawing nothing, when result is no longer the latest once the browser
+// has decoded the picture.
+async function showBefore(result, file) {
+  const {before, width, height} = result;
   const canvas = $('before');
   if (before) {
     canvas.width = width;
@@ -158,19 +165,31 @@ async function showBefore({before, width, height}) {
     const data = new Uint8ClampedArray(before.buffer, before.byteOffset, before.length);
     canvas.getContext('2d').putImageData(new ImageData(data, width, height), 0, 0);
     $('before-label').textContent = 'Before: bicubic';
-    return;
+    return true;
+  }
+  let bitmap = null;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    // drawn as "not shown" below
+  }
+  if (lastResult !== result) {
+    bitmap?.close();
+    return false;
   }
   try {
-    const bitmap = await createImageBitmap(lastPicture.file);
+    if (!bitmap) throw new Error('the browser cannot decode the picture');
     canvas.width = bitmap.width;
     canvas.height = bitmap.height;
     canvas.getContext('2d').drawImage(bitmap, 0, 0);
-    bitmap.close();
     $('before-label').textContent = 'Before: the original, enlarged by the browser';
   } catch {
     canvas.width = canvas.height = 1;
     $('before-label').textContent = 'Before: not shown';
+  } finally {
+    bitmap?.close();
   }
+  return true;
 }
 
 function onWorkerMessage({data}) {
@@ -183,7 +202,7 @@ function onWorkerMessage({data}) {
   if (data.type === 'progress') return onProgress(data);
   const finished = current;
   current = null;
-  if (data.type === 'result') showResult(data, finished.name, finished.started);
+  if (data.type === 'result') showResult(data, finished.file, finished.name, finished.started);
   else if (data.type === 'cancelled') setStatus('idle', `Cancelled ${finished.name}.`);
   else if (data.type === 'error') setStatus('error', `Error: ${data.message}`);
 }

@@ -1,6 +1,7 @@
 // Picture file -> RGBA pixels, as Pillow would read it for `main.py upscale`.
 //
-// PNG goes through png.js (exact, alpha unpremultiplied, no colour management).
+// PNG goes through png.js (exact, alpha unpremultiplied, no colour management, its
+// eXIf orientation applied as sr/pictures.py does).
 // Other formats (JPEG, WebP, GIF, BMP...) are decoded by the browser without colour
 // conversion and with EXIF orientation applied, as sr/imaging.load_image does; they
 // are read back through a canvas, which is exact for opaque pixels. (For translucent
@@ -13,8 +14,8 @@ import {UserError} from './errors.js';
 // -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha, decoder,
 //     iccProfile (PNG only: the iCCP chunk to write into the result, or null)}
 // checkSize(width, height), if given, may throw to refuse the picture by its size
-// before its pixels are unpacked (from a PNG's header; for other formats once the
-// browser has decoded it, before the copy into an array).
+// before its pixels are unpacked (from a PNG's header, upright; for other formats once
+// the browser has decoded it, before the copy into an array).
 export async function decodeImage(blob, name, checkSize = null) {
   const head = new Uint8Array(await blob.slice(0, 8).arrayBuffer());
   try {

@@ -5,9 +5,10 @@
 // it under transparent ones), and browsers apply gamma/ICC colour conversion. Pillow
 // does neither, and the page must match `main.py upscale`. So PNG (the lossless
 // format people upscale most) is decoded here exactly as Pillow reads it, and the
-// result is encoded here from the unpremultiplied pixels. Inflate/deflate are the
-// browser's own DecompressionStream / CompressionStream ("deflate" = zlib format,
-// which is what PNG stores).
+// result is encoded here from the unpremultiplied pixels. An eXIf chunk's orientation
+// is applied, as sr/pictures.py applies it. Inflate/deflate are the browser's own
+// DecompressionStream / CompressionStream ("deflate" = zlib format, which is what PNG
+// stores).
 
 import {UserError} from './errors.js';
 
@@ -28,10 +29,13 @@ function readUint32(bytes, pos) {
   return ((bytes[pos] << 24) >>> 0) + (bytes[pos + 1] << 16) + (bytes[pos + 2] << 8) + bytes[pos + 3];
 }
 
-// Chunks of the file: {header, palette, transparency, iccProfile, data: [Uint8Array...]}.
-// iccProfile is the iCCP chunk's body as it is (name, method, compressed profile).
+// Chunks of the file: {header, palette, transparency, iccProfile, exif, data: [Uint8Array...]}.
+// iccProfile is the iCCP chunk's body as it is (name, method, compressed profile);
+// exif the last eXIf chunk's body, before or after the image data (Pillow reads the
+// ones after it on load(), and a later one replaces an earlier one).
 function readChunks(bytes) {
-  const found = {header: null, palette: null, transparency: null, iccProfile: null, data: []};
+  const found = {header: null, palette: null, transparency: null, iccProfile: null, exif: null,
+                 data: []};
   let pos = 8;
   while (pos + 8 <= bytes.length) {
     const length = readUint32(bytes, pos);
@@ -42,12 +46,70 @@ function readChunks(bytes) {
     else if (type === 'PLTE') found.palette = body;
     else if (type === 'tRNS') found.transparency = body;
     else if (type === 'iCCP') found.iccProfile = body.slice();
+    else if (type === 'eXIf') found.exif = body;
     else if (type === 'IDAT') found.data.push(body);
     else if (type === 'IEND') return found;
     pos += 12 + length;   // length, type, body, CRC
   }
   if (!found.header || !found.data.length) throw new UserError('damaged PNG: the file is truncated');
   return found;   // no IEND: tolerated when the image data is there, as Pillow does
+}
+
+// The EXIF orientation (tag 0x0112 of IFD0) in an eXIf chunk's body, or 1. Read as
+// Pillow reads it (sr/pictures.py applies it): 'Exif\0\0' prefixes skipped, II or MM
+// byte order, the first 0x0112 entry, the first value of a (signed) SHORT or LONG.
+// Damaged EXIF counts as no orientation (Pillow refuses a bad header, keeps what it
+// read of a truncated directory).
+export function exifOrientation(exif) {
+  let data = exif;
+  const prefix = [0x45, 0x78, 0x69, 0x66, 0, 0];   // 'Exif\0\0'
+  while (data.length >= 6 && prefix.every((b, i) => data[i] === b)) data = data.subarray(6);
+  if (data.length < 8) return 1;
+  const order = String.fromCharCode(data[0], data[1]);
+  if (order !== 'II' && order !== 'MM') return 1;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const little = order === 'II';
+  const ifd = view.getUint32(4, little);
+  if (ifd + 2 > data.length) return 1;
+  const count = view.getUint16(ifd, little);
+  for (let i = 0, pos = ifd + 2; i < count && pos + 12 <= data.length; i++, pos += 12) {
+    if (view.getUint16(pos, little) !== 0x0112) continue;
+    const type = view.getUint16(pos + 2, little);
+    const size = {3: 2, 8: 2, 4: 4, 9: 4}[type];   // SHORT, SSHORT, LONG, SLONG
+    const n = view.getUint32(pos + 4, little);
+    if (!size || n === 0) return 1;
+    const at = size * n > 4 ? view.getUint32(pos + 8, little) : pos + 8;
+    if (at + size * n > data.length) return 1;
+    return type === 3 ? view.getUint16(at, little) : type === 8 ? view.getInt16(at, little)
+      : type === 4 ? view.getUint32(at, little) : view.getInt32(at, little);
+  }
+  return 1;
+}
+
+// Where an upright pixel comes from, for EXIF orientations 2..8 (Pillow's
+// ImageOps.exif_transpose): source index = start + x * dx + y * dy for the upright
+// pixel (x, y) of a w x h picture; swap: the upright picture is h x w.
+function orientationMap(orientation, w, h) {
+  return {
+    2: {start: w - 1, dx: -1, dy: w},
+    3: {start: w * h - 1, dx: -1, dy: -w},
+    4: {start: (h - 1) * w, dx: 1, dy: -w},
+    5: {start: 0, dx: w, dy: 1, swap: true},
+    6: {start: (h - 1) * w, dx: -w, dy: 1, swap: true},
+    7: {start: w * h - 1, dx: -w, dy: -1, swap: true},
+    8: {start: w - 1, dx: w, dy: -1, swap: true},
+  }[orientation] || null;
+}
+
+// RGBA pixels (h, w, 4) turned upright by map -> {pixels, width, height}.
+function applyOrientation(pixels, w, h, map) {
+  const [ow, oh] = map.swap ? [h, w] : [w, h];
+  const src = new Uint32Array(pixels.buffer, pixels.byteOffset, w * h);
+  const out = new Uint32Array(w * h);
+  for (let y = 0, o = 0; y < oh; y++) {
+    for (let x = 0, i = map.start + y * map.dy; x < ow; x++, i += map.dx) out[o++] = src[i];
+  }
+  return {pixels: new Uint8Array(out.buffer), width: ow, height: oh};
 }
 
 function readHeader(body) {
@@ -157,14 +219,19 @@ function expandPixels(raw, stride, w, h, png, out, place) {
 }
 
 // PNG bytes -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha,
-// iccProfile}. hasAlpha says whether the file has transparency (RGBA, grey+alpha,
+// iccProfile, orientation}: upright, the eXIf chunk's orientation applied as
+// `main.py upscale` does (width and height are the upright ones, for checkSize too).
+// hasAlpha says whether the file has transparency (RGBA, grey+alpha,
 // palette+tRNS), which decides, as in Python, whether the result keeps an alpha
 // channel. Colour values are not converted: the ICC profile, if any, is handed on
 // to the result file, as `main.py upscale` does.
 export async function decodePng(bytes, checkSize = null) {
   const png = readChunks(bytes);
   const {width, height, bitDepth, colourType, interlaced} = png.header;
-  checkSize?.(width, height);   // from the header: before inflating or allocating anything
+  const orientation = png.exif ? exifOrientation(png.exif) : 1;
+  const turn = orientationMap(orientation, width, height);
+  // the upright size, from the header: before inflating or allocating anything
+  checkSize?.(turn?.swap ? height : width, turn?.swap ? width : height);
   if (colourType === 3 && !png.palette) throw new UserError('damaged PNG: palette missing');
   const bitsPerPixel = SAMPLES[colourType] * bitDepth;
   const bpp = Math.max(1, bitsPerPixel >> 3);
@@ -182,7 +249,8 @@ export async function decodePng(bytes, checkSize = null) {
     expandPixels(raw, stride, w, h, png, pixels, (x, y) => (y0 + y * dy) * width + x0 + x * dx);
   }
   const hasAlpha = colourType === 4 || colourType === 6 || (colourType === 3 && !!png.transparency);
-  return {width, height, pixels, hasAlpha, iccProfile: png.iccProfile};
+  const upright = turn ? applyOrientation(pixels, width, height, turn) : {pixels, width, height};
+  return {...upright, hasAlpha, iccProfile: png.iccProfile, orientation};
 }
 
 // ---- encoding ----

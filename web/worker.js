@@ -36,13 +36,20 @@ const DEFAULT_TILES = {wasm: 1024, webgpu: 512};
 const models = new Map();     // url -> {bytes, meta, session (Promise) | null}
 let runtime = null;           // {ort, backend, threads, note}
 let queue = Promise.resolve();
-const cancelled = new Set();  // ids of jobs to stop
+const jobs = new Set();       // ids of jobs queued or running
+const cancelled = new Set();  // ids of those to stop (a finished job's id is not kept)
 
 self.onmessage = ({data}) => {
-  if (data.type === 'cancel') cancelled.add(data.id);
-  else if (data.type === 'init') queue = queue.then(() => init(data)).catch(reportError(null));
-  else if (data.type === 'upscale') {
-    queue = queue.then(() => upscale(data)).catch(reportError(data.id));
+  if (data.type === 'cancel') {
+    if (jobs.has(data.id)) cancelled.add(data.id);
+  } else if (data.type === 'init') {
+    queue = queue.then(() => init(data)).catch(reportError(null));
+  } else if (data.type === 'upscale') {
+    jobs.add(data.id);
+    queue = queue.then(() => upscale(data)).catch(reportError(data.id)).finally(() => {
+      jobs.delete(data.id);
+      cancelled.delete(data.id);   // a Cancel that came after the job's last checkpoint
+    });
   }
 };
 
@@ -101,7 +108,14 @@ async function init({models: urls, backend, threads}) {
 function sessionFor(url) {
   const model = models.get(url);
   if (!model) throw new UserError(`unknown model ${url}`);
-  if (!model.session) model.session = createSession(runtime.ort, model.bytes, runtime.backend);
+  if (!model.session) {
+    const session = createSession(runtime.ort, model.bytes, runtime.backend);
+    model.session = session;
+    // a failed creation is not kept: the next job with this model tries again
+    session.catch(() => {
+      if (model.session === session) model.session = null;
+    });
+  }
   return model.session;
 }
 
