@@ -1,10 +1,12 @@
-"""What the border handling is worth: Set5/Set14 PSNR of the shipped models with the
-picture padded once by the receptive radius (edge replicate; mirror, what the project
-does; zeros) and with every layer zero-padded (the original project's way).
+"""What the border handling is worth: PSNR of the shipped models with the picture
+padded once by the receptive radius (edge replicate; mirror, what the project does;
+zeros) and with every layer zero-padded (the original project's way).
 
     python bench/padding.py [--datasets ../shared/datasets] [--scales 2 3 4]
 
-Same protocol as main.py eval (sr.evaluation); only the padding differs.
+Scored on the 9 pictures training holds out of T91 (what the choice was made by,
+as bench/heldout.py), then on Set5 / Set14 (measured only).  Same protocol as
+main.py eval (sr.evaluation); only the padding differs.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from sr import cli  # noqa: E402
 from sr.checkpoint import load_model  # noqa: E402
 from sr.imaging import degraded_pair, load_image  # noqa: E402
 from sr.metrics import psnr_y  # noqa: E402
+from sr.training import held_out_pictures, load_pictures, split_pictures  # noqa: E402
 from sr.upscaling import colour_steps  # noqa: E402
 
 
@@ -43,8 +46,8 @@ def run(model, y: torch.Tensor, mode: str) -> torch.Tensor:
     return model.forward_valid(F.pad(y, (r, r, r, r), mode=pad_mode))
 
 
-def psnr_with(model, path: Path, scale: int, mode: str) -> float:
-    hr, bicubic = (np.asarray(p) for p in degraded_pair(load_image(path), scale))
+def psnr_with(model, img, scale: int, mode: str) -> float:
+    hr, bicubic = (np.asarray(p) for p in degraded_pair(img, scale))
     to_luma, from_luma = colour_steps(bicubic)
     y, ycc = to_luma(bicubic)                      # (H, W) float32 Y/255, YCbCr
     with torch.inference_mode():
@@ -58,15 +61,21 @@ def main() -> None:
     p.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4])
     args = p.parse_args()
     modes = ("replicate", "mirror", "zeros", "per-layer zeros")
-    print("| padding | " + " | ".join(f"x{s} Set5 / Set14" for s in args.scales) + " |")
+    datasets = Path(args.datasets)
+    t91 = load_pictures(cli.image_files(datasets / "T91"), cli.warn)
+    held = split_pictures(t91, 0.1, 1)[1]   # the shipped models' held-out pictures
+    print("| padding | " + " | ".join(f"x{s} held-out T91 / Set5 / Set14"
+                                      for s in args.scales) + " |")
     print("|---" * (len(args.scales) + 1) + "|")
     models = {s: load_model(f"models/srcnn_x{s}.shipped.pt", s)[0] for s in args.scales}
     for mode in modes:
         cells = []
         for s in args.scales:
-            means = [np.mean([psnr_with(models[s], f, s, mode)
-                              for f in cli.image_files(Path(args.datasets) / name)])
-                     for name in ("Set5", "Set14")]
+            sets = [held_out_pictures(held, s).pictures] + \
+                   [[load_image(f) for f in cli.image_files(datasets / name)]
+                    for name in ("Set5", "Set14")]
+            means = [np.mean([psnr_with(models[s], img, s, mode) for img in pictures])
+                     for pictures in sets]
             cells.append(" / ".join(f"{m:.3f}" for m in means))
         print(f"| {mode} | " + " | ".join(cells) + " |", flush=True)
 
