@@ -68,7 +68,7 @@ def native_pipeline(session, picture: Path, scale: int, tile: int, radius: int):
     img = Image.open(picture).convert("RGB")
     bicubic = np.asarray(resize(img, (img.width * scale, img.height * scale)))
     ycc = rgb_to_ycbcr(bicubic)
-    padded = np.pad(ycc[..., 0] / np.float32(255), radius, mode="edge")
+    padded = np.pad(ycc[..., 0] / np.float32(255), radius, mode="reflect")  # the mirror halo
     height, width = ycc.shape[:2]
     for top, bottom, left, right in tile_boxes(height, width, tile):
         window = padded[top:bottom + 2 * radius, left:right + 2 * radius][None, None]
