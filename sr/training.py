@@ -1,4 +1,5 @@
-"""Training data and the optimisation loop.
+"""What training draws on: its data, augmentation, learning-rate schedule, loss and
+validation (the loop itself, with checkpoints and records, is sr/trainer.py).
 
 Two sources of patch pairs, both degraded the way evaluation degrades pictures
 (Pillow bicubic down by the scale and back up):

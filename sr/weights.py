@@ -29,7 +29,7 @@ import numpy as np
 from sr.errors import UserError
 
 # The same tags as sr.checkpoint (which imports torch, so they are repeated here;
-# tests/test_upscale_weights.py checks that they agree).
+# tests/test_upscale_backends.py checks that they agree).
 FORMAT = "srcnn-checkpoint"
 VERSION = 1
 

@@ -72,7 +72,8 @@ def test_blocked_last_layer_is_the_same_convolution():
 
 
 def test_torch_half_keeps_float32_sum_and_quality():
-    """The GPU's float16 path, run on the CPU: within 1/50 of a grey level."""
+    """The GPU's float16 path, run on the CPU: no value more than one level off, and
+    on average less than 1/50 of a level (float16 moves only a few roundings)."""
     model = perturbed_model("9-1-5")
     picture = smooth_picture(40, 40, seed=7)
     try:
@@ -80,7 +81,7 @@ def test_torch_half_keeps_float32_sum_and_quality():
     except RuntimeError as e:   # an old CPU build without float16 convolutions
         pytest.skip(f"no float16 convolution on this CPU build: {e}")
     diff = np.abs(half.astype(int) - refine(model, picture, 0))
-    assert diff.max() <= 1
+    assert diff.max() <= 1 and diff.mean() < 1 / 50
 
 
 def test_weights_reader_matches_torch_load(tmp_path):

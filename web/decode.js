@@ -3,7 +3,7 @@
 // PNG goes through png.js (exact, alpha unpremultiplied, no colour management, its
 // eXIf orientation applied as sr/pictures.py does).
 // Other formats (JPEG, WebP, GIF, BMP...) are decoded by the browser without colour
-// conversion and with EXIF orientation applied, as sr/imaging.load_image does; they
+// conversion and with EXIF orientation applied, as sr/pictures.read_picture does; they
 // are read back through a canvas, which is exact for opaque pixels. (For translucent
 // non-PNG pictures the canvas premultiplies alpha: colour under transparent pixels
 // is lost, so results near transparency can differ from Python.)
