@@ -98,11 +98,15 @@ def check_options(args) -> None:
 
 
 def check_writable(folder: Path, what: str) -> None:
-    """UserError unless files can be created in folder (made here if missing, as the
-    run would make it): a run must learn this before it trains, not when it saves."""
+    """UserError unless the run will be able to create files in folder: a run must
+    learn this before it trains, not when it saves.  Tried with a temporary file in
+    folder, or, if folder is not there yet, in the nearest folder above it (where the
+    run will create it), so a refused command leaves no empty folder behind."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())   # "." or "/" at last
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(prefix=".write-test.", dir=folder):
+        if not existing.is_dir():
+            raise NotADirectoryError(0, "a file stands where a folder should be")
+        with tempfile.NamedTemporaryFile(prefix=".write-test.", dir=existing):
             pass
     except OSError as e:
         raise UserError(f"{folder}: cannot write {what} there "

@@ -343,6 +343,13 @@ def test_folders_that_cannot_be_written_are_refused_before_training(workspace, t
     assert not list((tmp_path / "runs").glob("*"))
 
 
+def test_a_refused_run_leaves_no_empty_folders(tmp_path):
+    """The first mistake of a new user (no samples yet) must not leave runs/ behind."""
+    result = run_script("main.py", "train", "--cpu", "-n", "-e", 1, cwd=tmp_path)
+    assert_clean_error(result, "no samples_gen_* folder")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 @pytest.mark.parametrize("option", ["--runs", "--models"])
 def test_read_only_folders_are_refused_before_training(workspace, tmp_path, option):
