@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from sr import cli
 from sr.errors import UserError
-from sr.imaging import load_image, modcrop
+from sr.imaging import load_rgb, modcrop
 from sr.patches import crop_pairs, cropped_size, fits_patch, patches_per_image
 
 
@@ -61,7 +61,7 @@ def read_sizes(paths):
     sizes = []
     for path in paths:
         try:
-            sizes.append((path, load_image(path).size))
+            sizes.append((path, load_rgb(path).size))   # a refused kind is skipped here
         except UserError as e:
             cli.warn(f"skipping {e}")
     return sizes
@@ -81,7 +81,7 @@ def write_samples(args, sources, counts, folder: Path, rng) -> dict:
         for (path, _), n in zip(sources, counts):
             if n == 0:
                 continue
-            img = modcrop(load_image(path), args.scale)
+            img = modcrop(load_rgb(path), args.scale)
             for hr, lr in crop_pairs(img, n, args.size, args.scale, rng):
                 name = f"{index:05d}"
                 hr.save(folder / f"{name}.large.png")
@@ -99,7 +99,7 @@ def check_output(output: Path, input_folder: Path, overwrite: bool) -> None:
     """UserError unless output is free, or with --overwrite a folder that holds only
     the files of an earlier gen_samples.py run (so the user's pictures, or any
     other folder, can never be deleted by a mistyped -o)."""
-    if not output.exists():
+    if not output.exists() or is_empty_folder(output):
         return
     if not overwrite:
         raise UserError(f"{output}: already exists; use --overwrite to replace it "
@@ -124,8 +124,15 @@ def temporary_folder_beside(output: Path) -> Path:
         raise UserError(f"{output}: cannot write there ({e.strerror})") from None
 
 
+def is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
 def publish(tmp: Path, output: Path, overwrite: bool) -> None:
-    """Move the finished folder into place; an old one is replaced only with --overwrite."""
+    """Move the finished folder into place; an old one is replaced only with --overwrite
+    (an empty folder is simply filled)."""
+    if is_empty_folder(output):
+        output.rmdir()
     if output.exists():
         if not overwrite:
             raise UserError(f"{output}: already exists; use --overwrite to replace it "

@@ -60,10 +60,12 @@ def check_json_target(target: Path, pictures, overwrite: bool) -> None:
 
 
 def evaluate_file(model, path: Path, scale: int, device, ensemble: bool) -> dict:
-    """evaluate_image of one file; a picture too small to score names itself."""
+    """evaluate_image of one file; a picture it cannot score (too small, of a kind
+    that is refused) is named in the error.  load_image's errors name it already."""
     from sr.evaluation import evaluate_image
     from sr.imaging import load_image
+    img = load_image(path)
     try:
-        return evaluate_image(model, load_image(path), scale, device=device, ensemble=ensemble)
+        return evaluate_image(model, img, scale, device=device, ensemble=ensemble)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None

@@ -107,6 +107,16 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(colour), "RGB")
 
 
+def load_rgb(path) -> Image.Image:
+    """load_image + to_rgb; UserError naming the file if it cannot be read or is of a
+    kind that is refused (float pictures)."""
+    img = load_image(path)
+    try:
+        return to_rgb(img)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+
+
 def resize(img: Image.Image, size) -> Image.Image:
     """Pillow bicubic resize to size = (width, height)."""
     return img.resize(tuple(int(v) for v in size), Image.BICUBIC)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from sr.errors import UserError
 from sr.evaluation import evaluate_image, mean_row
-from sr.imaging import degraded_pair, load_image, resize, rgb_to_ycbcr, to_rgb
+from sr.imaging import degraded_pair, load_rgb, resize, rgb_to_ycbcr
 from sr.metrics import psnr_y
 from sr.patches import fits_patch, patches_per_image
 from sr.upscaling import refine_batch
@@ -99,8 +99,8 @@ def load_patch_folder(folder, scale: int | None = None) -> PatchSet:
         small = folder / f"{name}.small.png"
         if not small.is_file():
             raise UserError(f"{small}: missing (its .large.png twin exists)")
-        hr.append(np.asarray(to_rgb(load_image(folder / f"{name}.large.png"))))
-        lr.append(np.asarray(to_rgb(load_image(small))))
+        hr.append(np.asarray(load_rgb(folder / f"{name}.large.png")))
+        lr.append(np.asarray(load_rgb(small)))
         if hr[-1].shape != lr[-1].shape or hr[-1].shape[:2] != hr[0].shape[:2]:
             raise UserError(f"{small}: size differs from the other patches")
     sources = [manifest.get("sources", {}).get(n, n) for n in names]
@@ -216,7 +216,7 @@ def load_pictures(paths, warn) -> dict:
     images = {}
     for path in paths:
         try:
-            images[path.name] = to_rgb(load_image(path))
+            images[path.name] = load_rgb(path)
         except UserError as e:
             warn(f"skipping {e}")
     return images

@@ -86,6 +86,15 @@ def test_eval_json_never_replaces_a_picture_or_an_existing_file(tmp_path):
     assert '"mean"' in (tmp_path / "old.json").read_text()
 
 
+def test_eval_names_an_unreadable_picture_once(tmp_path):
+    path = model_file(tmp_path)
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "bad.png").write_text("not a picture")
+    result = run_script("main.py", "eval", "-i", tmp_path / "pics", "--model", path)
+    assert_clean_error(result, "bad.png: not a readable image")
+    assert result.stderr.count("bad.png:") == 1
+
+
 def test_eval_names_a_picture_too_small_to_score(tmp_path):
     path = model_file(tmp_path, scale=3)
     (tmp_path / "pics").mkdir()

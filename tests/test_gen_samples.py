@@ -129,3 +129,21 @@ def test_only_pictures_that_modcrop_cuts_below_the_patch_is_a_clean_error(tmp_pa
                         "-i", raw, "-o", tmp_path / "s")
     assert_clean_error(result, "no picture is at least 32x32 px", "multiples of the scale 3")
     assert not (tmp_path / "s").exists()
+
+
+def test_a_picture_of_a_refused_kind_is_skipped_up_front_with_its_name(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    Image.fromarray(np.full((80, 80), 0.5, np.float32)).save(raw / "float.tif")
+    result = run_script("gen_samples.py", 200, "--size", 32, "-i", raw, "-o", tmp_path / "s")
+    assert result.returncode == 0, result.stderr
+    assert "skipping" in result.stderr and "float.tif: 32-bit float pictures" in result.stderr
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert "float.tif" not in manifest["sources"].values() and manifest["count"] == 200
+
+
+def test_an_empty_output_folder_is_filled_without_overwrite(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    (tmp_path / "s").mkdir()
+    result = run_script("gen_samples.py", 3, "-i", raw, "-o", tmp_path / "s")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "s").glob("*.large.png"))) == 3
