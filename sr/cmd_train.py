@@ -152,6 +152,7 @@ def new_config(args) -> dict:
     """Plain training settings from the command line (stored in checkpoints)."""
     config = {k: getattr(args, k) for k in ("epochs", "batch", "lr", "seed", "val_fraction",
                                              "val_seed")}
+    config["publish_to"] = {"output": args.output, "models": str(args.models)}
     if args.from_images:
         config["data"] = {"kind": "images", "path": str(args.from_images),
                           "patch": args.patch, "patches": args.patches,
@@ -233,6 +234,7 @@ def prepare(args, device, resume: Path | None):
         if "progress" not in ckpt:
             raise UserError(f"{path}: a finished model, not a resumable run (no progress)")
         config = ckpt["train"]
+        check_resumable(args, config, ckpt["progress"], path)
         source, val = build_data(config)
         if source.hash != ckpt["data_hash"]:
             raise UserError(f"{path}: the training data changed since this run started")
@@ -250,12 +252,46 @@ def prepare(args, device, resume: Path | None):
     return model, config, source, val, run_dir, None
 
 
+# Settings a resumed run keeps from its start: (option, config key, data key or None).
+RUN_SETTINGS = [("-e", "epochs", None), ("--batch", "batch", None), ("--lr", "lr", None),
+                ("--seed", "seed", None), ("--val-fraction", "val_fraction", None),
+                ("--val-seed", "val_seed", None), ("--patch", "data", "patch"),
+                ("--patches", "data", "patches"), ("--rescale", "data", "rescale")]
+
+
+def check_resumable(args, config: dict, progress: dict, path: Path) -> None:
+    """UserError for a run that has finished, or for options given with --resume that
+    contradict the run's own settings (they would be silently ignored)."""
+    if progress["epoch"] > config["epochs"]:
+        raise UserError(f"{path}: this run has finished and was published; to train it "
+                        f"further start a new run from it: --init {path.parent / 'best.pt'}")
+    for option, key, data_key in RUN_SETTINGS:
+        dest = "epochs" if option == "-e" else option[2:].replace("-", "_")
+        given, default = getattr(args, dest), DEFAULTS[dest]
+        recorded = config.get(key) if data_key is None else config.get(key, {}).get(data_key)
+        if recorded is not None and given != default and given != recorded:
+            raise UserError(f"--resume continues the run with its own settings: {option} "
+                            f"{given} differs from its {recorded}; to change it, start a "
+                            f"new run from it: --init {path.parent / 'last.pt'}")
+
+
+def destination(args, config: dict, scale: int) -> Path:
+    """Where the finished model goes: --output or --models as given now, else where
+    the run was told to publish when it started (a resumed run keeps it)."""
+    from sr.checkpoint import timestamp
+    start = config.get("publish_to", {})
+    output = args.output or (None if args.models != cli.MODELS_DIR else start.get("output"))
+    models = args.models if args.models != cli.MODELS_DIR else \
+        start.get("models", cli.MODELS_DIR)
+    return Path(output or Path(models) / f"srcnn_x{scale}.{timestamp()}.pt")
+
+
 def publish(args, trainer, run_dir: Path) -> Path:
     """Copy the best weights of the run to the models folder (a small, final model)."""
-    from sr.checkpoint import load_model, save_checkpoint, timestamp
+    from sr.checkpoint import load_model, save_checkpoint
     best, ckpt = load_model(run_dir / "best.pt")
     scale = ckpt["scale"]
-    path = Path(args.output or Path(args.models) / f"srcnn_x{scale}.{timestamp()}.pt")
+    path = destination(args, ckpt["train"], scale)
     train = dict(ckpt["train"], best_val_psnr=ckpt["best_psnr"], run=str(run_dir),
                  history=trainer.history)
     return save_checkpoint(path, best, scale, train)

@@ -99,6 +99,23 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(workspace):
         torch.testing.assert_close(parts[key], whole[key], rtol=0, atol=1e-6)
 
 
+def test_resume_keeps_the_runs_settings_and_destination(workspace, tmp_path):
+    def main_train(*extra):
+        return run_script("main.py", "train", "--cpu", "-i", workspace / "samples",
+                          "--runs", tmp_path / "runs", "--batch", 8, *extra, cwd=tmp_path)
+    stopped = main_train("-n", "-e", 1, "--models", tmp_path / "mine", "--stop-after", 2)
+    assert stopped.returncode == 130, stopped.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    assert_clean_error(main_train("--resume", run, "-e", 5),
+                       "-e 5 differs from its 1", f"--init {run / 'last.pt'}")
+    resumed = main_train("--resume", run)   # no --models: the run's own, not ./models
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(list((tmp_path / "mine").glob("srcnn_x2.*.pt"))) == 1
+    assert not (tmp_path / "models").exists()
+    assert_clean_error(main_train("--resume", run), "this run has finished")
+    assert len(list((tmp_path / "mine").glob("*.pt"))) == 1   # not published twice
+
+
 def test_ctrl_c_saves_a_resumable_checkpoint(workspace):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1")
     proc = subprocess.Popen(
