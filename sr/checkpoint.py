@@ -18,7 +18,7 @@ import torch
 
 from sr.errors import UserError
 from sr.imaging import write_file_atomic
-from sr.weights import checked_model_file, checked_models_dir
+from sr.weights import checked_model_file, checked_models_dir, weights_from_dict
 from srcnn import SRCNN
 
 FORMAT = "srcnn-checkpoint"
@@ -63,7 +63,17 @@ def read_checkpoint(path) -> dict:
         raise UserError(f"{path}: not an SRCNN checkpoint (missing format tag)")
     if ckpt.get("version") != VERSION:
         raise UserError(f"{path}: checkpoint version {ckpt.get('version')} is not supported")
+    check_weights(ckpt, path)
     return ckpt
+
+
+def check_weights(ckpt: dict, path) -> None:
+    """The same checks of architecture, scale and weights (shapes, finite values) as
+    upscale's torch-free reader (sr.weights.weights_from_dict): UserError if any fails."""
+    state = ckpt.get("state_dict")
+    if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+        state = {k: v.detach().cpu().numpy() for k, v in state.items()}
+    weights_from_dict({**ckpt, "state_dict": state}, path)
 
 
 def model_from_checkpoint(ckpt: dict, path="checkpoint") -> SRCNN:

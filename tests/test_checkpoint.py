@@ -99,3 +99,16 @@ def test_cli_refuses_a_model_of_another_scale(tmp_path):
                         "-o", tmp_path / "out")
     assert_clean_error(result, "x4, not x2")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_pytorch_reader_refuses_what_the_torch_free_one_refuses(tmp_path):
+    """eval, train and export load with PyTorch: the same checks as upscale's reader."""
+    model = perturbed_model()
+    with torch.no_grad():
+        model.conv1.weight[0, 0, 0, 0] = float("nan")
+    path = save_checkpoint(tmp_path / "nan.pt", model, 2)
+    with pytest.raises(UserError, match="weights are not finite"):
+        load_model(path)
+    picture(20, 20).save(tmp_path / "in.png")
+    assert_clean_error(run_script("main.py", "eval", "-i", tmp_path, "--model", path),
+                       "weights are not finite")
