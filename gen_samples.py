@@ -44,6 +44,8 @@ def parse_args(argv=None):
                    help="replace an output folder of samples that gen_samples.py wrote "
                    "(a folder holding anything else is never replaced)")
     args = p.parse_args(argv)
+    if args.large and args.size not in (None, 64):
+        p.error(f"-64 and --size {args.size} contradict each other: give one")
     if args.size is None:
         args.size = 64 if args.large else 32
     args.output = Path(args.output or f"samples_gen_{args.size}")

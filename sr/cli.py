@@ -53,6 +53,8 @@ def warn(message: str) -> None:
 def image_files(folder) -> list[Path]:
     """Picture files (is_picture_name) directly inside folder, sorted by name."""
     folder = Path(folder)
+    if folder.is_file():
+        raise UserError(f"{folder}: is a file; give the folder that holds the pictures")
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
     return sorted(p for p in folder.iterdir()

@@ -147,3 +147,13 @@ def test_an_empty_output_folder_is_filled_without_overwrite(tmp_path):
     result = run_script("gen_samples.py", 3, "-i", raw, "-o", tmp_path / "s")
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "s").glob("*.large.png"))) == 3
+
+
+def test_contradicting_sizes_and_a_file_as_input_folder_are_refused(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    result = run_script("gen_samples.py", 3, "-64", "--size", 32, "-i", raw,
+                        "-o", tmp_path / "s")
+    assert result.returncode == 2 and "-64 and --size 32 contradict" in result.stderr
+    assert_clean_error(run_script("gen_samples.py", 3, "-i", raw / "p0.png",
+                                  "-o", tmp_path / "s"), "p0.png: is a file")
+    assert not (tmp_path / "s").exists()
