@@ -81,7 +81,7 @@ def test_a_fine_tune_that_only_gets_worse_keeps_the_starting_weights(workspace, 
     for key in start:
         torch.testing.assert_close(tuned[key], start[key], rtol=0, atol=0)
     (run,) = [r for r in (workspace / "keep").iterdir()
-              if "start.pt" in (r / "config.json").read_text()]
+              if json.loads((r / "config.json").read_text())["continued_from"]]
     last = torch.load(run / "last.pt", weights_only=True)["state_dict"]
     assert any(not torch.equal(last[k], start[k]) for k in start)  # the epoch did move
 
