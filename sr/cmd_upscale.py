@@ -126,6 +126,37 @@ def folder_pictures(folder: Path, recursive: bool, exclude: Path) -> list:
     return sorted(found)
 
 
+def glob_pictures(pattern: str, recursive: bool, exclude: Path) -> list:
+    """(file, folder under -o) for the pictures a glob pattern matches.  Folders are
+    kept relative to the pattern's fixed start ('shots' in 'shots/**/*.png'): a
+    matched folder always keeps its name, and with -r every picture keeps its tree."""
+    base = Path(*iter_until_magic(Path(pattern).parts))
+    matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
+    files = []
+    for m in matches:
+        if m.is_dir():
+            files += [(f, relative_folder(m, base) / sub)
+                      for f, sub in folder_pictures(m, recursive, exclude)]
+        elif m.is_file() and is_picture_name(m):
+            files.append((m, relative_folder(m.parent, base) if recursive else Path(".")))
+    return files
+
+
+def iter_until_magic(parts):
+    """The leading parts of a path that hold no glob characters."""
+    for part in parts:
+        if glob.has_magic(part):
+            return
+        yield part
+
+
+def relative_folder(folder: Path, base: Path) -> Path:
+    try:
+        return folder.relative_to(base)
+    except ValueError:   # e.g. '..' in the pattern: no tree to keep
+        return Path(folder.name)
+
+
 def collect_jobs(items, recursive: bool, out_dir: Path) -> tuple:
     """Jobs for -i items (files, folders, glob patterns) and one-line errors for
     items that match nothing.  A file named explicitly is tried whatever its suffix."""
@@ -146,12 +177,7 @@ def collect_jobs(items, recursive: bool, out_dir: Path) -> tuple:
         elif path.exists():
             add(path, Path("."))
         elif glob.has_magic(item):
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
-            files = [(m, Path(".")) for m in matches if m.is_file() and is_picture_name(m)]
-            for m in matches:   # a matched folder keeps its name and, with -r, its tree
-                if m.is_dir():
-                    files += [(f, m.name / sub) for f, sub in
-                              folder_pictures(m, recursive, exclude)]
+            files = glob_pictures(item, recursive, exclude)
             if not files:
                 errors.append(f"{item}: no pictures match")
             for file, sub in files:

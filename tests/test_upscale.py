@@ -93,6 +93,10 @@ def test_recursive_folders_keep_their_structure_and_globs(tmp_path, model):
     assert (tmp_path / "trees" / "in" / "top.png").exists()
     assert (tmp_path / "trees" / "in" / "sub" / "top.png").exists()
     assert (tmp_path / "trees" / "in" / "sub" / "deep.png").exists()
+    assert upscale("-i", str(tmp_path / "in") + "/**/*.png", "-r", "--model", model, "-o",
+                   tmp_path / "deep", "--suffix", "") == 0   # kept from the pattern's start
+    assert names(tmp_path / "deep") == ["sub", "top.png"]
+    assert names(tmp_path / "deep" / "sub") == ["deep.png", "top.png"]
 
 
 def test_same_stem_twice_gets_two_names(tmp_path, model):
