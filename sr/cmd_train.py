@@ -218,7 +218,9 @@ def starting_model(args, config: dict):
             print(f"fine-tuning {parent} (use -n to start fresh)")
             return model, parent
         except UserError:
-            print(f"no x{config['scale']} model in {args.models}/ yet: starting fresh")
+            where = (f"no x{config['scale']} model in {args.models}/ yet" if
+                     Path(args.models).is_dir() else f"{args.models}/ does not exist yet")
+            print(f"{where}: starting fresh (-n says so without looking)")
     return srcnn.build(args.arch, residual=not args.plain), None
 
 

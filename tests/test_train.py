@@ -67,6 +67,12 @@ def test_without_new_it_fine_tunes_the_latest_model(workspace):
     assert len(list((workspace / "tune-models").glob("*.pt"))) == 2
 
 
+def test_a_missing_models_folder_is_said_before_starting_fresh(workspace, tmp_path):
+    result = train(workspace, "fresh", "-e", 1, "--models", tmp_path / "typo")
+    assert result.returncode == 0, result.stderr
+    assert f"{tmp_path / 'typo'}/ does not exist yet: starting fresh" in result.stdout
+
+
 def test_a_fine_tune_that_only_gets_worse_keeps_the_starting_weights(workspace, tmp_path):
     assert train(workspace, "keep", "-n", "-e", 2, "--output", tmp_path / "start.pt")\
         .returncode == 0
