@@ -242,6 +242,21 @@ def test_page_matches_python_upscale(page, url, site, tmp_path, scale, tile):
     assert fraction_within_one_level(shown[opaque], want[opaque]) >= 0.999
 
 
+@pytest.mark.parametrize("mode", ["L", "LA"])
+def test_a_grey_png_comes_back_grey_as_from_python(page, url, site, tmp_path, mode):
+    picture = tmp_path / "grey.png"
+    fixture_picture(41, 29).convert(mode).save(picture)
+    want = python_upscale(picture, site["checkpoints"][2], 2, tmp_path / "python")
+    assert want.mode == mode
+    open_page(page, url)
+    assert upscale_on_page(page, picture, 2) == "done", page.inner_text("#status")
+    got = downloaded_result(page)
+    assert got.mode == mode and got.size == want.size
+    share = fraction_within_one_level(np.asarray(got).reshape(29 * 2, 41 * 2, -1),
+                                      np.asarray(want).reshape(29 * 2, 41 * 2, -1))
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+
+
 def test_self_ensemble_matches_python_upscale_ensemble(page, url, site, tmp_path):
     picture = tmp_path / "small.png"
     fixture_picture(41, 29).save(picture)

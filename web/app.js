@@ -214,8 +214,8 @@ async function download() {
   const button = $('download');
   button.disabled = true;
   try {
-    const {pixels, width, height, hasAlpha, scale, iccProfile, ensemble, name} = lastResult;
-    const blob = await encodePng(pixels, width, height, hasAlpha, iccProfile);
+    const {pixels, width, height, hasAlpha, grey, scale, iccProfile, ensemble, name} = lastResult;
+    const blob = await encodePng(pixels, width, height, hasAlpha, iccProfile, grey);
     const link = document.createElement('a');
     link.href = URL.createObjectURL(blob);
     const stem = name.replace(/(.)\.[^.]*$/, '$1');   // '.hidden.png' keeps '.hidden'

@@ -12,7 +12,8 @@ import {isPng, decodePng} from './png.js';
 import {UserError} from './errors.js';
 
 // -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha, decoder,
-//     iccProfile (PNG only: the iCCP chunk to write into the result, or null)}
+//     iccProfile (PNG only: the iCCP chunk to write into the result, or null),
+//     grey (PNG only: a grey or grey+alpha file, whose result is written grey)}
 // checkSize(width, height), if given, may throw to refuse the picture by its size
 // before its pixels are unpacked (from a PNG's header, upright; for other formats once
 // the browser has decoded it, before the copy into an array).
@@ -54,5 +55,5 @@ async function decodeWithBrowser(blob, checkSize) {
   for (let i = 3; i < pixels.length; i += 4) {
     if (pixels[i] !== 255) { hasAlpha = true; break; }
   }
-  return {width, height, pixels, hasAlpha, decoder: 'browser', iccProfile: null};
+  return {width, height, pixels, hasAlpha, grey: false, decoder: 'browser', iccProfile: null};
 }

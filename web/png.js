@@ -249,8 +249,9 @@ export async function decodePng(bytes, checkSize = null) {
     expandPixels(raw, stride, w, h, png, pixels, (x, y) => (y0 + y * dy) * width + x0 + x * dx);
   }
   const hasAlpha = colourType === 4 || colourType === 6 || (colourType === 3 && !!png.transparency);
+  const grey = colourType === 0 || colourType === 4;   // written back as grey, as in Python
   const upright = turn ? applyOrientation(pixels, width, height, turn) : {pixels, width, height};
-  return {...upright, hasAlpha, iccProfile: png.iccProfile, orientation};
+  return {...upright, hasAlpha, grey, iccProfile: png.iccProfile, orientation};
 }
 
 // ---- encoding ----
@@ -283,16 +284,17 @@ function chunk(type, body) {
 }
 
 // Rows [y0, y1) of the picture, each as filter byte 1 ("Sub": difference to the pixel
-// on the left, good for photographs) + the row's bytes. pixels: (height, width, 4).
-function filteredRows(pixels, width, channels, y0, y1) {
-  const stride = width * channels;
+// on the left, good for photographs) + the row's bytes. pixels: (height, width, 4);
+// picks: which of R, G, B, A (0..3) each written pixel holds, e.g. [0, 3] for grey+alpha.
+function filteredRows(pixels, width, picks, y0, y1) {
+  const stride = width * picks.length;
   const out = new Uint8Array((y1 - y0) * (stride + 1));
   let o = 0;
   for (let y = y0; y < y1; y++) {
     out[o++] = 1;
     const row = y * width * 4;
     for (let x = 0; x < width; x++) {
-      for (let c = 0; c < channels; c++) {
+      for (const c of picks) {
         const i = row + x * 4 + c;
         out[o++] = pixels[i] - (x > 0 ? pixels[i - 4] : 0);   // wraps mod 256
       }
@@ -301,20 +303,25 @@ function filteredRows(pixels, width, channels, y0, y1) {
   return out;
 }
 
-// RGBA pixels (height, width, 4) -> PNG Blob: 8-bit RGBA when withAlpha, else RGB.
-// iccProfile: an iCCP chunk body from decodePng, written back unchanged (or null).
-export async function encodePng(pixels, width, height, withAlpha, iccProfile = null) {
-  const channels = withAlpha ? 4 : 3;
+// RGBA pixels (height, width, 4) -> PNG Blob, 8 bits per sample: RGBA when withAlpha,
+// else RGB; grey (R = G = B, from a grey PNG): grey or grey+alpha, as `main.py upscale`
+// writes a grey picture. iccProfile: an iCCP chunk body from decodePng, written back
+// unchanged (or null).
+export async function encodePng(pixels, width, height, withAlpha, iccProfile = null,
+                                grey = false) {
+  const picks = grey ? (withAlpha ? [0, 3] : [0]) : (withAlpha ? [0, 1, 2, 3] : [0, 1, 2]);
+  const colourType = (grey ? 0 : 2) + (withAlpha ? 4 : 0);   // 0, 4, 2 or 6
+  const channels = picks.length;
   const header = new Uint8Array(13);
   header.set(uint32Bytes(width), 0);
   header.set(uint32Bytes(height), 4);
-  header.set([8, withAlpha ? 6 : 2, 0, 0, 0], 8);
+  header.set([8, colourType, 0, 0, 0], 8);
   const compressor = new CompressionStream('deflate');
   const writer = compressor.writable.getWriter();
   const compressed = new Response(compressor.readable).arrayBuffer();
   const rowsPerWrite = Math.max(1, Math.floor((1 << 22) / (width * channels)));
   for (let y = 0; y < height; y += rowsPerWrite) {   // a few MB at a time, not all at once
-    await writer.write(filteredRows(pixels, width, channels, y, Math.min(height, y + rowsPerWrite)));
+    await writer.write(filteredRows(pixels, width, picks, y, Math.min(height, y + rowsPerWrite)));
   }
   await writer.close();
   const data = new Uint8Array(await compressed);

@@ -230,7 +230,7 @@ async function upscale({id, file, name, model: url, tile, ensemble}) {
   const transfer = before ? [pixels.buffer, before.buffer] : [pixels.buffer];
   self.postMessage({
     type: 'result', id, width: size.width, height: size.height, pixels, before,
-    hasAlpha: image.hasAlpha, iccProfile: image.iccProfile,
+    hasAlpha: image.hasAlpha, grey: image.grey, iccProfile: image.iccProfile,
     source: {width: image.width, height: image.height, decoder: image.decoder},
     scale: meta.scale, tiles, ensemble: Boolean(ensemble), backend: runtime.backend,
     threads: runtime.threads,
