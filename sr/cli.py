@@ -86,15 +86,22 @@ def add_model_options(p, fractional: bool = False) -> None:
     p.add_argument("--models", default=MODELS_DIR, help="folder of checkpoints")
 
 
-def integer_scale(text: str) -> int:
-    """argparse type for a model's scale: an integer >= 2."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"the scale must be an integer >= 2, not {text}")
-    return value
+def whole_number(rule: str, low: int, high: int | None = None):
+    """argparse type for an integer from low to high (no upper end if None); anything
+    else is refused with 'rule, not TEXT'."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{rule}, not {text}")
+        return value
+    return parse
+
+
+# a model's scale (eval, export-onnx, train)
+integer_scale = whole_number("the scale must be an integer >= 2", 2)
 
 
 def scale_factor(text: str) -> float:

@@ -1,7 +1,6 @@
 """`main.py upscale`: bicubic interpolation refined by the network, for files and folders."""
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import re
@@ -61,6 +60,10 @@ def add_arguments(p) -> None:
                         "work, so that a slip of --scale cannot fill the memory (a result "
                         "takes about 10 bytes a pixel for 8-bit RGB, 33 for 16-bit RGBA). "
                         "0: none")
+    # Pillow's JPEG and WebP range: WebP refuses the rest only once the picture is
+    # done, JPEG clips it silently
+    quality = cli.whole_number("must be %d (smallest) to %d (best)" % QUALITY_RANGE,
+                               *QUALITY_RANGE)
     p.add_argument("--quality", type=quality, default=JPEG_QUALITY,
                    help="JPEG/WebP quality, %d (smallest) to %d (best)" % QUALITY_RANGE)
     p.add_argument("--png-level", type=int, default=PNG_LEVEL, choices=range(10),
@@ -78,31 +81,8 @@ def add_arguments(p) -> None:
     cli.add_device_options(p)
 
 
-def pixel_limit_option(text: str) -> int:
-    """argparse type for --max-pixels and --max-output-pixels: pixels, 0 for no limit."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of pixels (0: no limit), "
-                                         f"not {text}")
-    return value
-
-
-def quality(text: str) -> int:
-    """argparse type for --quality: Pillow's JPEG and WebP range (WebP refuses the rest
-    only once the picture is done; JPEG clips it silently)."""
-    from sr.picture_files import QUALITY_RANGE
-    low, high = QUALITY_RANGE
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"must be {low} (smallest) to {high} (best), "
-                                         f"not {text}")
-    return value
+# --max-pixels and --max-output-pixels: a number of pixels, 0 for no limit
+pixel_limit_option = cli.whole_number("must be a number of pixels (0: no limit)", 0)
 
 
 # --- which files --------------------------------------------------------------------
