@@ -18,8 +18,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sr import cli  # noqa: E402
 from sr.checkpoint import load_model  # noqa: E402
-from sr.training import (held_out_pictures, load_pictures, split_pictures,  # noqa: E402
-                         validation_psnr)
+from sr.training import held_out_pictures, split_folder, validation_psnr  # noqa: E402
+
+
+def add_model_and_pictures(p) -> None:
+    """--images, --scale and --model: for benchmarks of one model on the shipped
+    models' split of the training pictures (model_and_split)."""
+    p.add_argument("--images", required=True, help="the training pictures (e.g. T91)")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--model", help="default: models/srcnn_x<scale>.shipped.pt")
+
+
+def model_and_split(args):
+    """(model, {name: picture} trained on, {name: picture} held out) for the options of
+    add_model_and_pictures; the split is the shipped models' (fraction 0.1, seed 1)."""
+    model, _ = load_model(args.model or f"models/srcnn_x{args.scale}.shipped.pt", args.scale)
+    train, held = split_folder(Path(args.images), 0.1, 1, cli.warn)
+    return model, train, held
 
 
 def main() -> int:
@@ -31,8 +46,7 @@ def main() -> int:
     p.add_argument("--val-seed", type=int, default=1, help="the training run's --val-seed "
                    "(runs recorded before that option: its --seed)")
     args = p.parse_args()
-    images = load_pictures(cli.image_files(Path(args.images)), cli.warn)
-    _, held = split_pictures(images, args.val_fraction, args.val_seed)
+    _, held = split_folder(Path(args.images), args.val_fraction, args.val_seed, cli.warn)
     val = held_out_pictures(held, args.scale)
     print(f"x{args.scale}, {val.summary()}: " + " ".join(Path(n).stem for n in held))
     for path in args.models:

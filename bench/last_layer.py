@@ -24,11 +24,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from heldout import add_model_and_pictures, model_and_split  # noqa: E402
 from sr import cli  # noqa: E402
-from sr.checkpoint import load_model  # noqa: E402
 from sr.imaging import degraded_pair  # noqa: E402
-from sr.training import (held_out_pictures, load_pictures, luma_plane,  # noqa: E402
-                         split_pictures, validation_psnr)
+from sr.training import held_out_pictures, luma_plane, validation_psnr  # noqa: E402
 
 
 @torch.inference_mode()
@@ -66,13 +65,9 @@ def with_last_layer(model, weights: torch.Tensor):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--images", required=True, help="the training pictures (e.g. T91)")
-    p.add_argument("--scale", type=int, default=4)
-    p.add_argument("--model", help="default: models/srcnn_x<scale>.shipped.pt")
+    add_model_and_pictures(p)
     args = p.parse_args()
-    model, _ = load_model(args.model or f"models/srcnn_x{args.scale}.shipped.pt", args.scale)
-    images = load_pictures(cli.image_files(Path(args.images)), cli.warn)
-    train, held = split_pictures(images, 0.1, 1)
+    model, train, held = model_and_split(args)
     start = time.perf_counter()
     xtx, xty, pixels = normal_equations(model, train.values(), args.scale)
     # dead ReLU channels make X'X singular: a ridge of 1e-8 of its mean diagonal

@@ -24,7 +24,7 @@ from sr import cli  # noqa: E402
 from sr.checkpoint import load_model  # noqa: E402
 from sr.imaging import degraded_pair, load_image  # noqa: E402
 from sr.metrics import psnr_y  # noqa: E402
-from sr.training import held_out_pictures, load_pictures, split_pictures  # noqa: E402
+from sr.training import held_out_pictures, split_folder  # noqa: E402
 from sr.upscaling import colour_steps  # noqa: E402
 
 
@@ -62,8 +62,7 @@ def main() -> None:
     args = p.parse_args()
     modes = ("replicate", "mirror", "zeros", "per-layer zeros")
     datasets = Path(args.datasets)
-    t91 = load_pictures(cli.image_files(datasets / "T91"), cli.warn)
-    held = split_pictures(t91, 0.1, 1)[1]   # the shipped models' held-out pictures
+    held = split_folder(datasets / "T91", 0.1, 1, cli.warn)[1]   # the shipped models' split
     print("| padding | " + " | ".join(f"x{s} held-out T91 / Set5 / Set14"
                                       for s in args.scales) + " |")
     print("|---" * (len(args.scales) + 1) + "|")

@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from heldout import add_model_and_pictures, model_and_split  # noqa: E402
 from sr import cli  # noqa: E402
-from sr.checkpoint import load_model  # noqa: E402
 from sr.imaging import (RGB_TO_YCBCR, degraded_pair, luma, rgb_to_ycbcr,  # noqa: E402
                         to_uint8, ycbcr_to_rgb)
-from sr.training import held_out_pictures, load_pictures, split_pictures  # noqa: E402
+from sr.training import held_out_pictures  # noqa: E402
 
 CORNERS = np.array([[(m >> 2) & 1, (m >> 1) & 1, m & 1] for m in range(8)], np.float64)
 
@@ -63,13 +63,9 @@ def scores(model, img, scale: int) -> list[float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--images", required=True, help="the training pictures (e.g. T91)")
-    p.add_argument("--scale", type=int, default=4)
-    p.add_argument("--model", help="default: models/srcnn_x<scale>.shipped.pt")
+    add_model_and_pictures(p)
     args = p.parse_args()
-    model, _ = load_model(args.model or f"models/srcnn_x{args.scale}.shipped.pt", args.scale)
-    images = load_pictures(cli.image_files(Path(args.images)), cli.warn)
-    _, held = split_pictures(images, 0.1, 1)
+    model, _, held = model_and_split(args)
     rows = np.array([scores(model, img, args.scale)
                      for img in held_out_pictures(held, args.scale).pictures])
     mean = rows.mean(axis=0)

@@ -27,8 +27,7 @@ from sr import cli  # noqa: E402
 from sr.evaluation import evaluate_image, mean_row  # noqa: E402
 from sr.imaging import load_image  # noqa: E402
 from sr.trainer import StopRequest, Trainer  # noqa: E402
-from sr.training import (ImageCrops, held_out_pictures, load_pictures,  # noqa: E402
-                         split_pictures)
+from sr.training import ImageCrops, held_out_pictures, split_folder  # noqa: E402
 
 MACS_PER_PIXEL = {"9-1-5": 8_032, "9-5-5": 57_184}
 
@@ -93,8 +92,7 @@ def set5_psnr(model, folder: Path, scale: int) -> float:
 
 def to_psnr(args) -> None:
     torch.manual_seed(0)
-    images = load_pictures(cli.image_files(args.images), cli.warn)
-    train, held = split_pictures(images, 0.1, 0)
+    train, held = split_folder(args.images, 0.1, 0, cli.warn)
     source = ImageCrops(train, args.patches, 48, args.scale, 0, rescale=0.6)
     val_set = held_out_pictures(held, args.scale)
     config = {"batch": args.batch, "epochs": args.max_epochs, "lr": 1e-3, "seed": 0,

@@ -173,7 +173,7 @@ def held_out_seed(config: dict) -> int:
 def build_data(config: dict):
     """(source, held-out data) for a config; fills in config["scale"]."""
     from sr.training import (ImageCrops, PatchFolder, held_out_pictures, load_patch_folder,
-                             load_pictures, split_pictures, split_validation)
+                             split_folder, split_validation)
     data = config["data"]
     if data["kind"] == "samples":
         patches = load_patch_folder(data["path"], config.get("scale"))
@@ -181,10 +181,8 @@ def build_data(config: dict):
         train, val = split_validation(patches.sources, config["val_fraction"],
                                       held_out_seed(config))
         return PatchFolder(patches.subset(train)), patches.subset(val)
-    images = load_pictures(cli.image_files(data["path"]), cli.warn)
-    if not images:
-        raise UserError(f"{data['path']}: no readable pictures")
-    train, held = split_pictures(images, config["val_fraction"], held_out_seed(config))
+    train, held = split_folder(data["path"], config["val_fraction"], held_out_seed(config),
+                               cli.warn)
     source = ImageCrops(train, data["patches"], data["patch"], config["scale"],
                         config["seed"], data["rescale"])
     return source, held_out_pictures(held, config["scale"])

@@ -135,6 +135,16 @@ def split_pictures(images: dict, fraction: float, seed: int) -> tuple[dict, dict
             {names[i]: images[names[i]] for i in val})
 
 
+def split_folder(folder, fraction: float, seed: int, warn) -> tuple[dict, dict]:
+    """The readable pictures of a folder, split as training splits them:
+    ({name: picture} to train on, {name: picture} held out)."""
+    from sr.cli import image_files
+    images = load_pictures(image_files(folder), warn)
+    if not images:
+        raise UserError(f"{folder}: no readable pictures")
+    return split_pictures(images, fraction, seed)
+
+
 def fingerprint(names) -> str:
     """Short hash of the training data list (recorded in checkpoints)."""
     return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
