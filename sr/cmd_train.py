@@ -252,11 +252,11 @@ def prepare(args, device, resume: Path | None):
     return model, config, source, val, run_dir, None
 
 
-# Settings a resumed run keeps from its start: (option, config key, data key or None).
-RUN_SETTINGS = [("-e", "epochs", None), ("--batch", "batch", None), ("--lr", "lr", None),
-                ("--seed", "seed", None), ("--val-fraction", "val_fraction", None),
-                ("--val-seed", "val_seed", None), ("--patch", "data", "patch"),
-                ("--patches", "data", "patches"), ("--rescale", "data", "rescale")]
+# Settings a resumed run keeps from its start: (option, args name); the run's config
+# records each under the same name, the data's (patch, patches, rescale) in "data".
+RUN_SETTINGS = [("-e", "epochs"), ("--batch", "batch"), ("--lr", "lr"), ("--seed", "seed"),
+                ("--val-fraction", "val_fraction"), ("--val-seed", "val_seed"),
+                ("--patch", "patch"), ("--patches", "patches"), ("--rescale", "rescale")]
 
 
 def check_resumable(args, config: dict, progress: dict, path: Path) -> None:
@@ -265,11 +265,10 @@ def check_resumable(args, config: dict, progress: dict, path: Path) -> None:
     if progress["epoch"] > config["epochs"]:
         raise UserError(f"{path}: this run has finished and was published; to train it "
                         f"further start a new run from it: --init {path.parent / 'best.pt'}")
-    for option, key, data_key in RUN_SETTINGS:
-        dest = "epochs" if option == "-e" else option[2:].replace("-", "_")
-        given, default = getattr(args, dest), DEFAULTS[dest]
-        recorded = config.get(key) if data_key is None else config.get(key, {}).get(data_key)
-        if recorded is not None and given != default and given != recorded:
+    for option, name in RUN_SETTINGS:
+        recorded = config[name] if name in config else config["data"].get(name)
+        given = getattr(args, name)
+        if recorded is not None and given != DEFAULTS[name] and given != recorded:
             raise UserError(f"--resume continues the run with its own settings: {option} "
                             f"{given} differs from its {recorded}; to change it, start a "
                             f"new run from it: --init {path.parent / 'last.pt'}")
@@ -279,11 +278,14 @@ def destination(args, config: dict, scale: int) -> Path:
     """Where the finished model goes: --output or --models as given now, else where
     the run was told to publish when it started (a resumed run keeps it)."""
     from sr.checkpoint import timestamp
+    if args.output:
+        return Path(args.output)
     start = config.get("publish_to", {})
-    output = args.output or (None if args.models != cli.MODELS_DIR else start.get("output"))
+    if args.models == cli.MODELS_DIR and start.get("output"):
+        return Path(start["output"])
     models = args.models if args.models != cli.MODELS_DIR else \
         start.get("models", cli.MODELS_DIR)
-    return Path(output or Path(models) / f"srcnn_x{scale}.{timestamp()}.pt")
+    return Path(models) / f"srcnn_x{scale}.{timestamp()}.pt"
 
 
 def publish(args, trainer, run_dir: Path) -> Path:
