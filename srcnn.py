@@ -6,7 +6,8 @@ The network refines an image that was already interpolated to the target size:
     patch extraction (k1 x k1, f1 filters) -> ReLU
     non-linear mapping (k2 x k2, f2 filters) -> ReLU
     reconstruction (k3 x k3, 1 filter)
-"9-1-5" and "9-5-5" name the kernel sizes (k1, k2, k3) of the paper's variants.
+"9-1-5" and "9-5-5" name the kernel sizes (k1, k2, k3) of the paper's variants;
+"11-5-5" sees 2 px further (radius 9) for 59,841 parameters.
 
 All convolutions are "valid" (no padding).  `forward` pads the input once by the
 receptive radius (mirror image about the edge, "reflect"), so the output has the
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ARCHITECTURES = {"9-1-5": (9, 1, 5), "9-5-5": (9, 5, 5)}
+ARCHITECTURES = {"9-1-5": (9, 1, 5), "9-5-5": (9, 5, 5), "11-5-5": (11, 5, 5)}
 
 
 class SRCNN(nn.Module):
@@ -91,7 +92,7 @@ class SRCNN(nn.Module):
 
 
 def build(architecture: str = "9-5-5", filters=(64, 32), residual=True) -> SRCNN:
-    """SRCNN from a name in ARCHITECTURES ("9-1-5" or "9-5-5")."""
+    """SRCNN from a name in ARCHITECTURES ("9-1-5", "9-5-5" or "11-5-5")."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; "
                          f"choose from {', '.join(ARCHITECTURES)}")
@@ -100,3 +101,25 @@ def build(architecture: str = "9-5-5", filters=(64, 32), residual=True) -> SRCNN
 
 def architecture_name(model: SRCNN) -> str:
     return "-".join(str(k) for k in model.kernels)
+
+
+def grown(model: SRCNN, kernels) -> SRCNN:
+    """A copy of model with larger kernels that computes what model computes.
+
+    Each old kernel sits in the middle of the new one and the new outer taps are zero,
+    so every output pixel still sees only the pixels it saw before (the mirror padding
+    by the larger radius repeats the same pixels).  Training can then go on from it
+    and put the wider context to use, e.g. 9-5-5 -> 11-5-5.  (The sums gain zero
+    terms, so results agree to float rounding, not always bit for bit.)
+    """
+    kernels = tuple(int(k) for k in kernels)
+    if len(kernels) != 3 or any(new < old or (new - old) % 2
+                                for new, old in zip(kernels, model.kernels)):
+        raise ValueError(f"cannot grow kernels {model.kernels} into {kernels}")
+    bigger = SRCNN(kernels, model.filters, model.residual)
+    state = model.state_dict()
+    for i, (new, old) in enumerate(zip(kernels, model.kernels), start=1):
+        p = (new - old) // 2                                    # zero taps on each side
+        state[f"conv{i}.weight"] = F.pad(state[f"conv{i}.weight"], (p, p, p, p))
+    bigger.load_state_dict(state)
+    return bigger.train(model.training)

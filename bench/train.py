@@ -29,7 +29,7 @@ from sr.imaging import load_image  # noqa: E402
 from sr.trainer import StopRequest, Trainer  # noqa: E402
 from sr.training import ImageCrops, held_out_pictures, split_folder  # noqa: E402
 
-MACS_PER_PIXEL = {"9-1-5": 8_032, "9-5-5": 57_184}
+MACS_PER_PIXEL = {"9-1-5": 8_032, "9-5-5": 57_184, "11-5-5": 59_744}
 
 
 def sync(device: str) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-MACS = {"9-1-5": 8032, "9-5-5": 57184}       # multiply-adds per output pixel (GUIDE §3)
+MACS = {"9-1-5": 8032, "9-5-5": 57184, "11-5-5": 59744}  # multiply-adds per output pixel
 DATASETS = ROOT.parent / "shared" / "datasets"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from sr import cli
 from sr.errors import UserError
 
+ARCHITECTURES = ["9-1-5", "9-5-5", "11-5-5"]   # srcnn.ARCHITECTURES, without importing torch
 DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=0.1,
                 val_seed=1, patch=48, patches=4000, rescale=1.0, runs="runs")
 
@@ -53,8 +54,11 @@ def add_arguments(p) -> None:
     model.add_argument("--init", metavar="FILE",
                        help="start from the weights of this model, of any scale "
                        "(e.g. fine-tune an x2 model into x3)")
-    model.add_argument("--arch", choices=["9-1-5", "9-5-5"], default=d["arch"],
-                       help="kernel sizes of the three layers (for a new model)")
+    model.add_argument("--arch", choices=ARCHITECTURES,
+                       help=f"kernel sizes of the three layers of a new model (default: "
+                       f"{d['arch']}); given with a starting model (--init, or the newest "
+                       "in --models), its kernels are grown to these with zero taps around "
+                       "them, so it starts computing exactly what it did: 9-5-5 -> 11-5-5")
     model.add_argument("--plain", action="store_true",
                        help="predict the image itself, not a residual over bicubic")
     model.add_argument("-e", "--epochs", type=int, default=d["epochs"],
@@ -209,17 +213,31 @@ def starting_model(args, config: dict):
     if args.init:
         model, _ = load_model(args.init)
         print(f"starting from the weights of {args.init}")
-        return model, Path(args.init)
+        return grown_to_arch(model, args.arch, args.init), Path(args.init)
     if not args.new:
         try:
             model, _, parent = latest_model(args.models, config["scale"], warn=cli.warn)
             print(f"fine-tuning {parent} (use -n to start fresh)")
-            return model, parent
+            return grown_to_arch(model, args.arch, parent), parent
         except UserError:
             where = (f"no x{config['scale']} model in {args.models}/ yet" if
                      Path(args.models).is_dir() else f"{args.models}/ does not exist yet")
             print(f"{where}: starting fresh (-n says so without looking)")
-    return srcnn.build(args.arch, residual=not args.plain), None
+    return srcnn.build(args.arch or DEFAULTS["arch"], residual=not args.plain), None
+
+
+def grown_to_arch(model, arch: str | None, path):
+    """model, or, if --arch names larger kernels, model grown to them (srcnn.grown)."""
+    import srcnn
+    if arch is None or arch == srcnn.architecture_name(model):
+        return model
+    try:
+        bigger = srcnn.grown(model, srcnn.ARCHITECTURES[arch])
+    except ValueError:
+        raise UserError(f"--arch {arch}: the {srcnn.architecture_name(model)} network of "
+                        f"{path} cannot grow into it (kernels can only get larger)") from None
+    print(f"grown from {srcnn.architecture_name(model)} to {arch}")
+    return bigger
 
 
 def prepare(args, device, resume: Path | None):
@@ -228,6 +246,7 @@ def prepare(args, device, resume: Path | None):
     resume: the last.pt that --resume names (see find_resume), or None."""
     import torch
     from sr.checkpoint import load_model, timestamp
+    from srcnn import architecture_name
     if resume:
         path = resume
         model, ckpt = load_model(path)
@@ -235,6 +254,10 @@ def prepare(args, device, resume: Path | None):
             raise UserError(f"{path}: a finished model, not a resumable run (no progress)")
         config = ckpt["train"]
         check_resumable(args, config, ckpt["progress"], path)
+        if args.arch and args.arch != architecture_name(model):
+            raise UserError(f"--resume continues the run's own {architecture_name(model)} "
+                            f"network; to grow it, start a new run from it: --init "
+                            f"{path.parent / 'last.pt'} --arch {args.arch}")
         source, val = build_data(config)
         if source.hash != ckpt["data_hash"]:
             raise UserError(f"{path}: the training data changed since this run started")

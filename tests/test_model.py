@@ -6,7 +6,8 @@ import srcnn
 from tests.helpers import perturbed_model
 
 
-@pytest.mark.parametrize("arch, radius, params", [("9-1-5", 6, 8129), ("9-5-5", 8, 57281)])
+@pytest.mark.parametrize("arch, radius, params", [("9-1-5", 6, 8129), ("9-5-5", 8, 57281),
+                                                  ("11-5-5", 9, 59841)])
 def test_architecture_sizes(arch, radius, params):
     model = srcnn.build(arch)
     assert model.radius == radius
@@ -14,8 +15,8 @@ def test_architecture_sizes(arch, radius, params):
     assert params <= 60_000
 
 
-@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
-@pytest.mark.parametrize("shape", [(1, 1, 17, 23), (3, 1, 40, 9), (2, 1, 9, 9)])
+@pytest.mark.parametrize("arch", list(srcnn.ARCHITECTURES))
+@pytest.mark.parametrize("shape", [(1, 1, 17, 23), (3, 1, 40, 10), (2, 1, 10, 10)])
 def test_output_has_input_shape(arch, shape):
     model = perturbed_model(arch)
     assert model(torch.rand(shape)).shape == shape
@@ -52,3 +53,26 @@ def test_rejects_even_kernels_and_unknown_names():
         srcnn.SRCNN(kernels=(9, 2, 5))
     with pytest.raises(ValueError):
         srcnn.build("9-3-5")
+
+
+@pytest.mark.parametrize("small, big", [("9-5-5", "11-5-5"), ("9-1-5", "9-5-5"),
+                                        ("9-1-5", "11-5-5")])
+def test_a_grown_network_computes_exactly_what_it_grew_from(small, big):
+    model = perturbed_model(small)
+    bigger = srcnn.grown(model, srcnn.ARCHITECTURES[big])
+    assert srcnn.architecture_name(bigger) == big and bigger.radius > model.radius
+    x = torch.rand(2, 1, 31, 26)             # borders included: the mirror gives the same pixels
+    with torch.no_grad():
+        torch.testing.assert_close(bigger(x), model(x), rtol=0, atol=1e-6)
+
+
+def test_kernels_cannot_shrink_or_grow_by_odd_steps():
+    model = perturbed_model("9-5-5")
+    for kernels in [(9, 1, 5), (10, 5, 5), (11, 5)]:
+        with pytest.raises(ValueError):
+            srcnn.grown(model, kernels)
+
+
+def test_train_offers_every_architecture():
+    from sr.cmd_train import ARCHITECTURES
+    assert ARCHITECTURES == list(srcnn.ARCHITECTURES)

@@ -92,6 +92,18 @@ def test_a_fine_tune_that_only_gets_worse_keeps_the_starting_weights(workspace, 
     assert any(not torch.equal(last[k], start[k]) for k in start)  # the epoch did move
 
 
+def test_arch_grows_the_starting_model_and_never_shrinks_it(workspace, tmp_path):
+    start = model_file(tmp_path, arch="9-5-5")
+    result = train(workspace, "grow", "--init", start, "--arch", "11-5-5", "-e", 1,
+                   "--output", tmp_path / "grown.pt")
+    assert result.returncode == 0, result.stderr
+    assert "grown from 9-5-5 to 11-5-5" in result.stdout
+    model, _ = load_model(tmp_path / "grown.pt")
+    assert model.kernels == (11, 5, 5)
+    assert_clean_error(train(workspace, "shrink", "--init", start, "--arch", "9-1-5", "-e", 1),
+                       "--arch 9-1-5", "cannot grow into it")
+
+
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(workspace):
     assert train(workspace, "whole", "-n", "-e", 2, "--seed", 5).returncode == 0
     stopped = train(workspace, "parts", "-n", "-e", 2, "--seed", 5, "--stop-after", 31)
@@ -114,6 +126,8 @@ def test_resume_keeps_the_runs_settings_and_destination(workspace, tmp_path):
     (run,) = (tmp_path / "runs").iterdir()
     assert_clean_error(main_train("--resume", run, "-e", 5),
                        "-e 5 differs from its 1", f"--init {run / 'last.pt'}")
+    assert_clean_error(main_train("--resume", run, "--arch", "11-5-5"),
+                       "continues the run's own 9-1-5 network", "--arch 11-5-5")
     resumed = main_train("--resume", run)   # no --models: the run's own, not ./models
     assert resumed.returncode == 0, resumed.stderr
     assert len(list((tmp_path / "mine").glob("srcnn_x2.*.pt"))) == 1

@@ -21,7 +21,7 @@ def test_checkpoint_tags_agree():
     assert (weights_module.FORMAT, weights_module.VERSION) == (FORMAT, VERSION)
 
 
-@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5", "11-5-5"])
 def test_onnxruntime_matches_torch_forward_valid(arch):
     model = perturbed_model(arch)
     runner = OnnxRuntimeRunner(weights_of(model))
@@ -35,7 +35,7 @@ def test_onnxruntime_matches_torch_forward_valid(arch):
         np.testing.assert_allclose(got, want, atol=2e-6)
 
 
-@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5", "11-5-5"])
 def test_onnxruntime_same_8bit_results_as_torch(arch):
     """Different float kernels may flip a rounding by one level on rare pixels."""
     model = perturbed_model(arch)

@@ -74,7 +74,7 @@ def test_halo_window_mirrors_like_padding(r):
     assert (halo_window(np.array([[4]]), (0, 1, 0, 1), 2) == 4).all()  # a 1x1 picture
 
 
-@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5", "11-5-5"])
 def test_refine_unchanged_for_evaluation(arch):
     """The torch path gives exactly what the whole-image code gave (evaluation numbers)."""
     model = perturbed_model(arch)
@@ -82,7 +82,7 @@ def test_refine_unchanged_for_evaluation(arch):
     assert (refine(model, picture, tile=0) == old_refine(model, picture)).all()
 
 
-@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5", "11-5-5"])
 def test_refine_batch_equals_one_by_one(arch):
     """Training's validation (one call for many patches) scores what eval would."""
     model = perturbed_model(arch)
@@ -94,7 +94,7 @@ def test_refine_batch_equals_one_by_one(arch):
     assert (batch != patches).any()   # the model did something
 
 
-@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5", "11-5-5"])
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_tiled_equals_untiled_on_odd_sizes(arch, backend):
     model = perturbed_model(arch)
@@ -107,7 +107,7 @@ def test_tiled_equals_untiled_on_odd_sizes(arch, backend):
             assert tiled.tobytes() == whole.tobytes(), (tile, shape)
 
 
-@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5", "11-5-5"])
 def test_tiled_equals_untiled_16bit(arch):
     model = perturbed_model(arch)
     runner = OnnxRuntimeRunner(weights_of(model), workers=2)
