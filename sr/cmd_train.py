@@ -347,7 +347,8 @@ def run(args) -> int:
             print(f"training {architecture_name(model)} x{config['scale']} on {device}"
                   f"{f' x {dist.world} processes' if dist.active else ''}: "
                   f"{len(source)} patches/epoch, {val.summary()}, "
-                  f"{trainer.total_steps} steps; records in {run_dir}/")
+                  f"{trainer.total_steps} step{'s' if trainer.total_steps != 1 else ''}; "
+                  f"records in {run_dir}/")
         start_psnr = trainer.score_start() if not ckpt and config["continued_from"] else None
         finished = trainer.run(args.stop_after)
         if not finished:

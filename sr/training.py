@@ -29,6 +29,7 @@ from sr.evaluation import evaluate_image, mean_row
 from sr.imaging import degraded_pair, load_rgb, resize, rgb_to_ycbcr
 from sr.metrics import psnr_y
 from sr.patches import fits_patch, patches_per_image
+from sr.pictures import pixel_amount
 from sr.upscaling import refine_batch
 
 # Validation patches per network call: 64 patches of 48 px and 9-5-5's 96
@@ -241,7 +242,7 @@ class HeldOutPictures:
     def summary(self) -> str:
         pixels = sum(w * h for w, h in (p.size for p in self.pictures))
         n = len(self.pictures)
-        return (f"{n} held-out picture{'s' if n != 1 else ''} ({pixels / 1e6:.2f} Mpix) "
+        return (f"{n} held-out picture{'s' if n != 1 else ''} ({pixel_amount(pixels)}) "
                 f"scored whole")
 
 

@@ -253,6 +253,14 @@ def test_large_held_out_pictures_are_cropped_to_the_validation_budget():
     assert len(held_out_pictures(images, 2, side=128, budget=1).pictures) == 1
 
 
+def test_the_held_out_summary_counts_small_sets_exactly():
+    images = {"a": picture(60, 40, seed=1), "b": picture(40, 40, seed=2)}
+    assert held_out_pictures(images, 2, side=128, budget=10_000).summary() == \
+        "2 held-out pictures (4000 pixels) scored whole"
+    assert held_out_pictures({"a": images["a"]}, 2).summary() == \
+        "1 held-out picture (2400 pixels) scored whole"
+
+
 BAD_VALUES = [("--batch", 0), ("--batch", -2), ("--lr", -1), ("--lr", 0), ("--lr", "nan"),
               ("--lr", "inf"), ("--seed", -1), ("--seed", 2 ** 32), ("--val-seed", -1),
               ("-e", 0), ("-e", -1), ("--stop-after", 0), ("--val-fraction", 0),
