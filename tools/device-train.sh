@@ -9,6 +9,8 @@
 #       s2="SEED=2 INIT=models/srcnn_x4.shipped.pt LR=3e-4" s3="SEED=3 INIT=..."
 #   (a seed changes the starting weights, crops and batch order, never the
 #   held-out pictures (--val-seed 1), so bench/heldout.py can choose between runs)
+#   w11="ARCH=11-5-5 INIT=models/srcnn_x4.shipped.pt LR=3e-4 SEED=2" grows the
+#   shipped x4 to 11-5-5 first (a 12-epoch CPU cycle of it tied its start)
 # Each variant NAME="SETTINGS" is tools/train-shipped.sh with those environment
 # settings, for the scales in SCALES (default 2 3 4); all variants and scales run
 # at the same time.  Without variants: the shipped recipe, models straight into OUT.
