@@ -58,7 +58,7 @@ def add_arguments(p) -> None:
                        help=f"kernel sizes of the three layers of a new model (default: "
                        f"{d['arch']}); given with a starting model (--init, or the newest "
                        "in --models), its kernels are grown to these with zero taps around "
-                       "them, so it starts computing exactly what it did: 9-5-5 -> 11-5-5")
+                       "them, so it starts out computing what it did: 9-5-5 -> 11-5-5")
     model.add_argument("--plain", action="store_true",
                        help="predict the image itself, not a residual over bicubic")
     model.add_argument("-e", "--epochs", type=int, default=d["epochs"],
