@@ -242,6 +242,21 @@ def test_page_matches_python_upscale(page, url, site, tmp_path, scale, tile):
     assert fraction_within_one_level(shown[opaque], want[opaque]) >= 0.999
 
 
+def test_a_translucent_webp_matches_python_upscale_under_transparency(page, url, site,
+                                                                      tmp_path):
+    """The colour kept under transparent pixels of a WebP reaches the result as in
+    Python: bicubic spreads it into the visible neighbours."""
+    picture = tmp_path / "fixture.webp"
+    fixture_picture().save(picture, "WEBP", lossless=True, exact=True)
+    want = np.asarray(python_upscale(picture, site["checkpoints"][2], 2, tmp_path / "python",
+                                     "--format", "png"))
+    open_page(page, url)
+    assert upscale_on_page(page, picture, 2) == "done", page.inner_text("#status")
+    got = np.asarray(downloaded_result(page))
+    share = fraction_within_one_level(got, want)         # every pixel, not only opaque ones
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+
+
 @pytest.mark.parametrize("mode", ["L", "LA"])
 def test_a_grey_png_comes_back_grey_as_from_python(page, url, site, tmp_path, mode):
     picture = tmp_path / "grey.png"
@@ -611,6 +626,28 @@ def test_browser_jpeg_decoding_matches_pillow(page, url):
     got = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(height, width, 4)
     want = np.asarray(Image.open(buffer).convert("RGBA"))
     assert fraction_within_one_level(got, want) >= 0.999
+
+
+def test_browser_decoding_keeps_the_colour_under_transparent_webp_pixels(page, url):
+    """A translucent WebP is decoded by the browser but read back without the canvas's
+    premultiplication: every byte as Pillow reads it, including the colour of fully
+    transparent pixels (which bicubic enlargement spreads into their neighbours)."""
+    open_page(page, url)
+    rgba = np.asarray(fixture_picture(45, 31).convert("RGBA")).copy()
+    rgba[..., 3] = np.random.default_rng(3).choice([0, 1, 77, 254, 255], rgba.shape[:2])
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, "WEBP", lossless=True, exact=True)
+    width, height, pixels = page.evaluate("""async (b64) => {
+        const {decodeImage} = await import('./decode.js');
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const img = await decodeImage(new Blob([bytes], {type: 'image/webp'}), 'x.webp');
+        let s = ''; for (const v of img.pixels) s += String.fromCharCode(v);
+        return [img.width, img.height, btoa(s)];
+    }""", base64.b64encode(buffer.getvalue()).decode())
+    got = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(height, width, 4)
+    want = np.asarray(Image.open(buffer).convert("RGBA"))
+    assert (want == rgba).all()                    # the file keeps the hidden colour
+    assert (got == want).all(), f"{(got != want).any(axis=2).sum()} pixels differ"
 
 
 def test_png_encoder_keeps_pixels_and_colour_profile(page, url):

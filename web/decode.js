@@ -4,9 +4,11 @@
 // eXIf orientation applied as sr/pictures.py does).
 // Other formats (JPEG, WebP, GIF, BMP...) are decoded by the browser without colour
 // conversion and with EXIF orientation applied, as sr/pictures.read_picture does; they
-// are read back through a canvas, which is exact for opaque pixels. (For translucent
-// non-PNG pictures the canvas premultiplies alpha: colour under transparent pixels
-// is lost, so results near transparency can differ from Python.)
+// are read back through a canvas, which is exact for opaque pixels. A 2D canvas stores
+// premultiplied alpha, so translucent pictures are read again through WebGL: a texture
+// uploaded without premultiplication and read through a framebuffer returns the
+// decoded bytes unchanged, colour under transparent pixels included (where WebGL is
+// missing, the canvas's pixels are kept and that colour can differ from Python's).
 
 import {isPng, decodePng} from './png.js';
 import {UserError} from './errors.js';
@@ -47,13 +49,47 @@ async function decodeWithBrowser(blob, checkSize) {
     bitmap.close();
     throw e;
   }
-  const context = new OffscreenCanvas(width, height).getContext('2d', {willReadFrequently: true});
-  context.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  const pixels = new Uint8Array(context.getImageData(0, 0, width, height).data.buffer);
+  let pixels = readWithCanvas(bitmap);
   let hasAlpha = false;
   for (let i = 3; i < pixels.length; i += 4) {
     if (pixels[i] !== 255) { hasAlpha = true; break; }
   }
+  if (hasAlpha) pixels = readWithWebGl(bitmap) ?? pixels;
+  bitmap.close();
   return {width, height, pixels, hasAlpha, grey: false, decoder: 'browser', iccProfile: null};
+}
+
+// ImageBitmap -> Uint8Array (height, width, 4) RGBA, premultiplied and back (exact
+// where alpha is 255).
+function readWithCanvas(bitmap) {
+  const {width, height} = bitmap;
+  const context = new OffscreenCanvas(width, height).getContext('2d', {willReadFrequently: true});
+  context.drawImage(bitmap, 0, 0);
+  return new Uint8Array(context.getImageData(0, 0, width, height).data.buffer);
+}
+
+// ImageBitmap (premultiplyAlpha: 'none') -> Uint8Array (height, width, 4) RGBA as
+// decoded, or null where WebGL 2 is missing or the picture exceeds its texture size.
+function readWithWebGl(bitmap) {
+  const {width, height} = bitmap;
+  const gl = new OffscreenCanvas(1, 1).getContext('webgl2');
+  if (!gl) return null;
+  try {
+    if (Math.max(width, height) > gl.getParameter(gl.MAX_TEXTURE_SIZE)) return null;
+    gl.bindTexture(gl.TEXTURE_2D, gl.createTexture());
+    gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
+    gl.pixelStorei(gl.UNPACK_COLORSPACE_CONVERSION_WEBGL, gl.NONE);
+    gl.pixelStorei(gl.UNPACK_FLIP_Y_WEBGL, false);       // row 0 stays the top row
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, width, height, 0, gl.RGBA, gl.UNSIGNED_BYTE,
+                  bitmap);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, gl.createFramebuffer());
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D,
+                            gl.getParameter(gl.TEXTURE_BINDING_2D), 0);
+    if (gl.checkFramebufferStatus(gl.FRAMEBUFFER) !== gl.FRAMEBUFFER_COMPLETE) return null;
+    const pixels = new Uint8Array(width * height * 4);
+    gl.readPixels(0, 0, width, height, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+    return gl.getError() === gl.NO_ERROR ? pixels : null;
+  } finally {
+    gl.getExtension('WEBGL_lose_context')?.loseContext();   // browsers cap live contexts
+  }
 }
