@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 import main
 import srcnn
@@ -564,6 +564,27 @@ def oriented_png(image: Image.Image, orientation: int, exif_after_pixels=False) 
     return data[:8] + b"".join(rest[:-1]) + exif_chunk + rest[-1]   # ... IDAT, eXIf, IEND
 
 
+def png_with_text_orientation(image: Image.Image, xmp=None, xmp_zip=False, raw_exif=None,
+                              exif=None) -> bytes:
+    """A PNG whose orientation is in text chunks, as other programs write it: XMP
+    (tiff:Orientation) and ImageMagick's hex 'Raw profile type exif', maybe with eXIf."""
+    info = PngImagePlugin.PngInfo()
+    if xmp is not None:
+        info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>'
+                      '<rdf:Description tiff:Orientation="%d"/></rdf:RDF></x:xmpmeta>' % xmp,
+                      zip=xmp_zip)
+    if raw_exif is not None:
+        tags = Image.Exif()
+        tags[0x0112] = raw_exif
+        hexed = tags.tobytes().hex()
+        info.add_text("Raw profile type exif", f"\nexif\n{len(hexed) // 2:8d}\n" + "\n".join(
+            hexed[i:i + 72] for i in range(0, len(hexed), 72)) + "\n", zip=True)
+    extra = {"exif": exif} if exif is not None else {}
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", pnginfo=info, **extra)
+    return buffer.getvalue()
+
+
 def picture_rgba(path: Path) -> np.ndarray:
     """RGBA of sr.pictures.read_picture (8-bit pictures): what `main.py upscale` reads."""
     picture = read_picture(path)
@@ -580,6 +601,22 @@ def test_png_exif_orientation_matches_read_picture(page, url, tmp_path):
     cases = {f"orientation {o}": oriented_png(rgba, o) for o in range(1, 9)}
     cases["orientation 6 after IDAT"] = oriented_png(rgba, 6, exif_after_pixels=True)
     cases["orientation 7, rgb"] = oriented_png(rgba.convert("RGB"), 7)
+    exif_3 = Image.Exif()
+    exif_3[0x0112] = 3
+    cases["xmp 6"] = png_with_text_orientation(rgba, xmp=6)
+    cases["xmp 8, compressed"] = png_with_text_orientation(rgba, xmp=8, xmp_zip=True)
+    cases["eXIf 3 before xmp 6"] = png_with_text_orientation(rgba, xmp=6, exif=exif_3)
+    cases["raw exif 5"] = png_with_text_orientation(rgba, raw_exif=5)
+    cases["raw exif 5 before xmp 6"] = png_with_text_orientation(rgba, xmp=6, raw_exif=5)
+    plain = png_bytes(rgba)
+    body = b"XML:com.adobe.xmp\0\0\0en"                   # cut off inside the language tag
+    damaged = len(body).to_bytes(4, "big") + b"iTXt" + body + \
+        zlib.crc32(b"iTXt" + body).to_bytes(4, "big")
+    cases["damaged xmp"] = plain[:-12] + damaged + plain[-12:]   # before IEND
+    expected = {"xmp 6": 6, "xmp 8, compressed": 8, "eXIf 3 before xmp 6": 3,
+                "raw exif 5": 5, "raw exif 5 before xmp 6": 5, "damaged xmp": None}
+    for name, orientation in expected.items():      # the files say what they should
+        assert Image.open(io.BytesIO(cases[name])).getexif().get(0x0112) == orientation, name
     for name, data in cases.items():
         path = tmp_path / "oriented.png"
         path.write_bytes(data)

@@ -5,8 +5,8 @@
 // it under transparent ones), and browsers apply gamma/ICC colour conversion. Pillow
 // does neither, and the page must match `main.py upscale`. So PNG (the lossless
 // format people upscale most) is decoded here exactly as Pillow reads it, and the
-// result is encoded here from the unpremultiplied pixels. An eXIf chunk's orientation
-// is applied, as sr/pictures.py applies it. Inflate/deflate are the browser's own
+// result is encoded here from the unpremultiplied pixels. The orientation Pillow finds
+// (eXIf chunk, ImageMagick's raw EXIF text, XMP) is applied, as sr/pictures.py applies it. Inflate/deflate are the browser's own
 // DecompressionStream / CompressionStream ("deflate" = zlib format, which is what PNG
 // stores).
 
@@ -29,13 +29,15 @@ function readUint32(bytes, pos) {
   return ((bytes[pos] << 24) >>> 0) + (bytes[pos + 1] << 16) + (bytes[pos + 2] << 8) + bytes[pos + 3];
 }
 
-// Chunks of the file: {header, palette, transparency, iccProfile, exif, data: [Uint8Array...]}.
-// iccProfile is the iCCP chunk's body as it is (name, method, compressed profile);
-// exif the last eXIf chunk's body, before or after the image data (Pillow reads the
-// ones after it on load(), and a later one replaces an earlier one).
+// Chunks of the file: {header, palette, transparency, iccProfile, exif, rawExif, xmp,
+// data: [Uint8Array...]}. iccProfile is the iCCP chunk's body as it is (name, method,
+// compressed profile); exif the last eXIf chunk's body, before or after the image data
+// (Pillow reads the ones after it on load(), and a later one replaces an earlier one);
+// rawExif and xmp the last text chunks (type and body) that Pillow reads an orientation
+// from when there is no eXIf orientation: ImageMagick's 'Raw profile type exif' and XMP.
 function readChunks(bytes) {
   const found = {header: null, palette: null, transparency: null, iccProfile: null, exif: null,
-                 data: []};
+                 rawExif: null, xmp: null, data: []};
   let pos = 8;
   while (pos + 8 <= bytes.length) {
     const length = readUint32(bytes, pos);
@@ -47,6 +49,11 @@ function readChunks(bytes) {
     else if (type === 'tRNS') found.transparency = body;
     else if (type === 'iCCP') found.iccProfile = body.slice();
     else if (type === 'eXIf') found.exif = body;
+    else if (TEXT_CHUNKS.includes(type)) {
+      const keyword = textKeyword(body);
+      if (keyword === 'Raw profile type exif') found.rawExif = {type, body};
+      else if (keyword === 'XML:com.adobe.xmp' && type === 'iTXt') found.xmp = {type, body};
+    }
     else if (type === 'IDAT') found.data.push(body);
     else if (type === 'IEND') return found;
     pos += 12 + length;   // length, type, body, CRC
@@ -55,35 +62,92 @@ function readChunks(bytes) {
   return found;   // no IEND: tolerated when the image data is there, as Pillow does
 }
 
-// The EXIF orientation (tag 0x0112 of IFD0) in an eXIf chunk's body, or 1. Read as
-// Pillow reads it (sr/pictures.py applies it): 'Exif\0\0' prefixes skipped, II or MM
-// byte order, the first 0x0112 entry, the first value of a (signed) SHORT or LONG.
+// The EXIF orientation (tag 0x0112 of IFD0) in EXIF bytes, or null if there is none.
+// Read as Pillow reads it (sr/pictures.py applies it): 'Exif\0\0' prefixes skipped, II or
+// MM byte order, the first 0x0112 entry, the first value of a (signed) SHORT or LONG.
 // Damaged EXIF counts as no orientation (Pillow refuses a bad header, keeps what it
 // read of a truncated directory).
 export function exifOrientation(exif) {
   let data = exif;
   const prefix = [0x45, 0x78, 0x69, 0x66, 0, 0];   // 'Exif\0\0'
   while (data.length >= 6 && prefix.every((b, i) => data[i] === b)) data = data.subarray(6);
-  if (data.length < 8) return 1;
+  if (data.length < 8) return null;
   const order = String.fromCharCode(data[0], data[1]);
-  if (order !== 'II' && order !== 'MM') return 1;
+  if (order !== 'II' && order !== 'MM') return null;
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const little = order === 'II';
   const ifd = view.getUint32(4, little);
-  if (ifd + 2 > data.length) return 1;
+  if (ifd + 2 > data.length) return null;
   const count = view.getUint16(ifd, little);
   for (let i = 0, pos = ifd + 2; i < count && pos + 12 <= data.length; i++, pos += 12) {
     if (view.getUint16(pos, little) !== 0x0112) continue;
     const type = view.getUint16(pos + 2, little);
     const size = {3: 2, 8: 2, 4: 4, 9: 4}[type];   // SHORT, SSHORT, LONG, SLONG
     const n = view.getUint32(pos + 4, little);
-    if (!size || n === 0) return 1;
+    if (!size || n === 0) return null;
     const at = size * n > 4 ? view.getUint32(pos + 8, little) : pos + 8;
-    if (at + size * n > data.length) return 1;
+    if (at + size * n > data.length) return null;
     return type === 3 ? view.getUint16(at, little) : type === 8 ? view.getInt16(at, little)
       : type === 4 ? view.getUint32(at, little) : view.getInt32(at, little);
   }
-  return 1;
+  return null;
+}
+
+// The orientation Pillow's getexif() gives a PNG, 1 if none: the eXIf chunk's, else
+// that of ImageMagick's hex 'Raw profile type exif' text (used only without eXIf);
+// where those have no orientation tag, the first tiff:Orientation digit in the XMP.
+async function pngOrientation(png) {
+  let exif = png.exif;
+  if (!exif && png.rawExif) exif = rawProfileBytes(await chunkText(png.rawExif));
+  const fromExif = exif ? exifOrientation(exif) : null;
+  if (fromExif !== null) return fromExif;
+  const match = png.xmp && /tiff:Orientation(="|>)([0-9])/.exec(await chunkText(png.xmp));
+  return match ? Number(match[2]) : 1;
+}
+
+// ---- text chunks (only for the orientation) ----
+
+const TEXT_CHUNKS = ['tEXt', 'zTXt', 'iTXt'];
+const MAX_TEXT_BYTES = 1 << 20;   // Pillow's MAX_TEXT_CHUNK: larger text is not read
+
+function textKeyword(body) {
+  const end = body.indexOf(0);
+  return end > 0 ? String.fromCharCode(...body.subarray(0, end)) : '';
+}
+
+// A text chunk's text as latin-1 characters (the patterns looked for are ASCII), or ''
+// if it is damaged or too large: tEXt keyword\0 text; zTXt keyword\0 method zlib-text;
+// iTXt keyword\0 flag method language\0 translated\0 text (zlib if flag is 1).
+async function chunkText({type, body}) {
+  let pos = body.indexOf(0) + 1;
+  let compressed = type === 'zTXt';
+  if (type === 'zTXt') pos += 1;
+  if (type === 'iTXt') {
+    compressed = body[pos] === 1;
+    pos = body.indexOf(0, pos + 2) + 1;            // past the language tag
+    pos = pos && body.indexOf(0, pos) + 1;         // past the translated keyword
+    if (!pos) return '';
+  }
+  let text = body.subarray(pos);
+  if (compressed) {
+    try {
+      text = await inflate([text]);
+    } catch (e) {
+      return '';
+    }
+  }
+  if (text.length > MAX_TEXT_BYTES) return '';
+  let s = '';
+  for (let i = 0; i < text.length; i += 8192) s += String.fromCharCode(...text.subarray(i, i + 8192));
+  return s;
+}
+
+// 'Raw profile type exif' text ("\nexif\n  <length>\n<hex lines>") -> EXIF bytes, as
+// Pillow decodes it (the lines from the fourth on, joined); null if it is not hex.
+function rawProfileBytes(text) {
+  const hex = text.split('\n').slice(3).join('');
+  if (hex.length % 2 || /[^0-9a-fA-F]/.test(hex)) return null;
+  return Uint8Array.from(hex.match(/../g) || [], (h) => parseInt(h, 16));
 }
 
 // Where an upright pixel comes from, for EXIF orientations 2..8 (Pillow's
@@ -228,7 +292,7 @@ function expandPixels(raw, stride, w, h, png, out, place) {
 export async function decodePng(bytes, checkSize = null) {
   const png = readChunks(bytes);
   const {width, height, bitDepth, colourType, interlaced} = png.header;
-  const orientation = png.exif ? exifOrientation(png.exif) : 1;
+  const orientation = await pngOrientation(png);
   const turn = orientationMap(orientation, width, height);
   // the upright size, from the header: before inflating or allocating anything
   checkSize?.(turn?.swap ? height : width, turn?.swap ? width : height);
