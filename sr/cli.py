@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def run(main) -> None:
     try:
         status = main()
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if not later_torchrun_process():   # they all find the same mistake: say it once
+            print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:   # e.g. a read-only or full disk, a file where a folder should be
         print(f"error: {os_error_text(e)}", file=sys.stderr)
@@ -26,6 +28,12 @@ def run(main) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)
+
+
+def later_torchrun_process() -> bool:
+    """True in the processes after the first of a run started by torchrun (which sets
+    WORLD_SIZE and RANK; sr/distributed.py reads them the same way)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -185,7 +185,7 @@ def test_torchrun_refuses_a_batch_smaller_than_its_processes(workspace, tmp_path
          str(tmp_path / "models")],
         env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    assert "error: --batch 1 is smaller than the 2 processes" in result.stderr
+    assert result.stderr.count("error: --batch 1 is smaller than the 2 processes") == 1
     assert not list((tmp_path / "runs").glob("*")) and not list((tmp_path / "models").glob("*"))
 
 
