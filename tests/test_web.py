@@ -648,19 +648,24 @@ def test_exif_oriented_png_upscale_matches_python_upscale(page, url, site, tmp_p
     assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
 
 
+def decoded_by_page(page, data: bytes, kind: str) -> np.ndarray:
+    """decode.js's RGBA (H, W, 4) of a file of type image/<kind>."""
+    width, height, pixels = page.evaluate("""async ([b64, kind]) => {
+        const {decodeImage} = await import('./decode.js');
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const img = await decodeImage(new Blob([bytes], {type: `image/${kind}`}), `x.${kind}`);
+        let s = ''; for (const v of img.pixels) s += String.fromCharCode(v);
+        return [img.width, img.height, btoa(s)];
+    }""", [base64.b64encode(data).decode(), kind])
+    return np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(height, width, 4)
+
+
 def test_browser_jpeg_decoding_matches_pillow(page, url):
     """JPEG is decoded by the browser (no colour conversion): the same pixels as Pillow."""
     open_page(page, url)
     buffer = io.BytesIO()
     fixture_picture(45, 31).convert("RGB").save(buffer, "JPEG", quality=85)
-    width, height, pixels = page.evaluate("""async (b64) => {
-        const {decodeImage} = await import('./decode.js');
-        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const img = await decodeImage(new Blob([bytes], {type: 'image/jpeg'}), 'x.jpg');
-        let s = ''; for (const v of img.pixels) s += String.fromCharCode(v);
-        return [img.width, img.height, btoa(s)];
-    }""", base64.b64encode(buffer.getvalue()).decode())
-    got = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(height, width, 4)
+    got = decoded_by_page(page, buffer.getvalue(), "jpeg")
     want = np.asarray(Image.open(buffer).convert("RGBA"))
     assert fraction_within_one_level(got, want) >= 0.999
 
@@ -674,14 +679,7 @@ def test_browser_decoding_keeps_the_colour_under_transparent_webp_pixels(page, u
     rgba[..., 3] = np.random.default_rng(3).choice([0, 1, 77, 254, 255], rgba.shape[:2])
     buffer = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buffer, "WEBP", lossless=True, exact=True)
-    width, height, pixels = page.evaluate("""async (b64) => {
-        const {decodeImage} = await import('./decode.js');
-        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const img = await decodeImage(new Blob([bytes], {type: 'image/webp'}), 'x.webp');
-        let s = ''; for (const v of img.pixels) s += String.fromCharCode(v);
-        return [img.width, img.height, btoa(s)];
-    }""", base64.b64encode(buffer.getvalue()).decode())
-    got = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(height, width, 4)
+    got = decoded_by_page(page, buffer.getvalue(), "webp")
     want = np.asarray(Image.open(buffer).convert("RGBA"))
     assert (want == rgba).all()                    # the file keeps the hidden colour
     assert (got == want).all(), f"{(got != want).any(axis=2).sum()} pixels differ"
