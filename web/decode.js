@@ -89,6 +89,8 @@ function readWithWebGl(bitmap) {
     const pixels = new Uint8Array(width * height * 4);
     gl.readPixels(0, 0, width, height, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
     return gl.getError() === gl.NO_ERROR ? pixels : null;
+  } catch (e) {
+    return null;                    // e.g. no memory for the texture: keep the canvas's pixels
   } finally {
     gl.getExtension('WEBGL_lose_context')?.loseContext();   // browsers cap live contexts
   }
