@@ -7,7 +7,7 @@ import numpy as np
 from sr.errors import UserError
 from sr.imaging import degraded_pair
 from sr.metrics import SSIM_WINDOW, psnr_y, ssim_y
-from sr.upscaling import refine
+from sr.upscaling import refine, refine_with
 
 
 def evaluate_image(model, img, scale: int, tile: int = 0, device="cpu",
@@ -16,11 +16,11 @@ def evaluate_image(model, img, scale: int, tile: int = 0, device="cpu",
     (ensemble: the x8 self-ensemble of `main.py upscale --ensemble`)."""
     hr, bicubic = (np.asarray(p) for p in degraded_pair(img, scale))
     check_scorable(hr.shape[:2], scale)
-    runner = None
     if ensemble:
         from sr.inference import SelfEnsemble, TorchRunner
-        runner = SelfEnsemble(TorchRunner(model, device, half=False))
-    ours = refine(model, bicubic, tile, device, runner=runner)
+        ours = refine_with(SelfEnsemble(TorchRunner(model, device, half=False)), bicubic, tile)
+    else:
+        ours = refine(model, bicubic, tile, device)
     return {"psnr_bicubic": psnr_y(hr, bicubic, scale), "psnr": psnr_y(hr, ours, scale),
             "ssim_bicubic": ssim_y(hr, bicubic, scale), "ssim": ssim_y(hr, ours, scale)}
 

@@ -1,9 +1,9 @@
 """Upscaling a picture: interpolate with bicubic, refine the luma with the network.
 
-refine() is the single pipeline behind `main.py upscale`, evaluation and the
+refine_with() is the single pipeline behind `main.py upscale`, evaluation and the
 validation PSNR during training, so their numbers always agree.  What runs the
-network underneath is a runner (sr/inference.py): PyTorch by default, ONNX
-Runtime for the upscale command on the CPU.
+network underneath is a runner (sr/inference.py): ONNX Runtime for the upscale
+command on the CPU, PyTorch elsewhere (refine() is that pipeline with PyTorch).
 """
 from __future__ import annotations
 
@@ -53,17 +53,21 @@ def colour_steps(pixels: np.ndarray):
 
 
 def refine(model, bicubic: np.ndarray, tile: int = DEFAULT_TILE, device="cpu",
-           on_tile=None, runner=None) -> np.ndarray:
+           on_tile=None) -> np.ndarray:
+    """refine_with() by PyTorch in float32 on device: exactly model.forward_valid."""
+    from sr.inference import TorchRunner
+    return refine_with(TorchRunner(model, device, half=False), bicubic, tile, on_tile)
+
+
+def refine_with(runner, bicubic: np.ndarray, tile: int = DEFAULT_TILE,
+                on_tile=None) -> np.ndarray:
     """Bicubic-interpolated picture -> refined picture of the same shape and type.
 
+    runner: what runs the network (sr/inference.py).
     bicubic: (H, W, 3) RGB or (H, W) grey, uint8 (or uint16 for 16-bit pictures).
     tile: output tile side; 0 means one tile.  The result does not depend on it.
-    runner: what runs the network (sr/inference.py); default: PyTorch in float32
-        on device, exactly model.forward_valid.
+    on_tile: called once per finished tile (progress).
     """
-    if runner is None:
-        from sr.inference import TorchRunner
-        runner = TorchRunner(model, device, half=False)
     to_luma, from_luma = colour_steps(bicubic)
     out = np.empty_like(bicubic)
     return map_tiles(runner, bicubic, out, tile, to_luma, from_luma, on_tile)
@@ -118,7 +122,7 @@ def upscale_picture(runner, picture: Picture, scale: float, tile: int = DEFAULT_
     never multiplied in."""
     size = output_size(picture.size, scale)
     bicubic = resize_plane(picture.colour, size)
-    refined = refine(None, bicubic, tile, runner=runner, on_tile=on_tile)
+    refined = refine_with(runner, bicubic, tile, on_tile)
     del bicubic
     alpha = resize_plane(picture.alpha, size) if picture.alpha is not None else None
     return Picture(refined, alpha, picture.icc, list(picture.notes))

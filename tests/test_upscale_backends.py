@@ -11,7 +11,7 @@ import srcnn
 from sr.checkpoint import FORMAT, VERSION, save_checkpoint
 from sr.errors import UserError
 from sr.inference import OnnxRuntimeRunner, TorchRunner, blocked_last_layer, torch_model
-from sr.upscaling import refine
+from sr.upscaling import refine, refine_with
 from sr.weights import nearest_weights, read_weights
 from sr import weights as weights_module
 from tests.test_upscale_tiling import perturbed_model, smooth_picture, weights_of
@@ -40,7 +40,7 @@ def test_onnxruntime_same_8bit_results_as_torch(arch):
     """Different float kernels may flip a rounding by one level on rare pixels."""
     model = perturbed_model(arch)
     picture = smooth_picture(96, 128, seed=4)
-    fast = refine(None, picture, 0, runner=OnnxRuntimeRunner(weights_of(model)))
+    fast = refine_with(OnnxRuntimeRunner(weights_of(model)), picture, 0)
     slow = refine(model, picture, 0)
     diff = np.abs(fast.astype(int) - slow)
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
@@ -77,7 +77,7 @@ def test_torch_half_keeps_float32_sum_and_quality():
     model = perturbed_model("9-1-5")
     picture = smooth_picture(40, 40, seed=7)
     try:
-        half = refine(None, picture, 0, runner=TorchRunner(model, "cpu", half=True))
+        half = refine_with(TorchRunner(model, "cpu", half=True), picture, 0)
     except RuntimeError as e:   # an old CPU build without float16 convolutions
         pytest.skip(f"no float16 convolution on this CPU build: {e}")
     diff = np.abs(half.astype(int) - refine(model, picture, 0))

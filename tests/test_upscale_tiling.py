@@ -11,7 +11,7 @@ import srcnn
 from sr.imaging import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from sr.inference import OnnxRuntimeRunner, TorchRunner
 from sr.tiling import halo_window, tile_boxes
-from sr.upscaling import refine, refine_batch
+from sr.upscaling import refine, refine_batch, refine_with
 from sr.weights import Weights
 
 
@@ -101,9 +101,9 @@ def test_tiled_equals_untiled_on_odd_sizes(arch, backend):
     runner = TorchRunner(model) if backend == "torch" else OnnxRuntimeRunner(weights_of(model))
     for shape, grey in [((47, 83), False), ((31, 29), True)]:
         picture = smooth_picture(*shape, seed=1, grey=grey)
-        whole = refine(None, picture, tile=10_000, runner=runner)
+        whole = refine_with(runner, picture, tile=10_000)
         for tile in (5, 16, 17, 30):
-            tiled = refine(None, picture, tile=tile, runner=runner)
+            tiled = refine_with(runner, picture, tile=tile)
             assert tiled.tobytes() == whole.tobytes(), (tile, shape)
 
 
@@ -112,24 +112,24 @@ def test_tiled_equals_untiled_16bit(arch):
     model = perturbed_model(arch)
     runner = OnnxRuntimeRunner(weights_of(model), workers=2)
     picture = smooth_picture(37, 53, seed=2).astype(np.uint16) * 257 + 91
-    whole = refine(None, picture, tile=0, runner=runner)
+    whole = refine_with(runner, picture, tile=0)
     assert whole.dtype == np.uint16
-    assert refine(None, picture, tile=11, runner=runner).tobytes() == whole.tobytes()
+    assert refine_with(runner, picture, tile=11).tobytes() == whole.tobytes()
 
 
 def test_parallel_workers_give_the_same_bytes():
     model = perturbed_model("9-1-5")
     picture = smooth_picture(70, 90, seed=3)
-    one = refine(None, picture, 16, runner=OnnxRuntimeRunner(weights_of(model), workers=1))
-    two = refine(None, picture, 16, runner=OnnxRuntimeRunner(weights_of(model), workers=2))
+    one = refine_with(OnnxRuntimeRunner(weights_of(model), workers=1), picture, 16)
+    two = refine_with(OnnxRuntimeRunner(weights_of(model), workers=2), picture, 16)
     assert one.tobytes() == two.tobytes()
 
 
 def test_progress_callback_once_per_tile():
     model = perturbed_model("9-1-5")
     calls = []
-    refine(None, smooth_picture(20, 33), 8, runner=OnnxRuntimeRunner(weights_of(model)),
-           on_tile=lambda: calls.append(1))
+    refine_with(OnnxRuntimeRunner(weights_of(model)), smooth_picture(20, 33), 8,
+                on_tile=lambda: calls.append(1))
     assert len(calls) == 3 * 5
 
 
