@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from sr import cli
 from sr.errors import UserError
-from sr.imaging import load_rgb, modcrop
-from sr.patches import crop_pairs, cropped_size, fits_patch, patches_per_image
+from sr.imaging import cropped_size, load_rgb, modcrop
+from sr.patches import crop_pairs, fits_patch, patches_per_image
 
 
 def parse_args(argv=None):

@@ -122,10 +122,16 @@ def resize(img: Image.Image, size) -> Image.Image:
     return img.resize(tuple(int(v) for v in size), Image.BICUBIC)
 
 
+def cropped_size(size, scale: int) -> tuple[int, int]:
+    """(width, height) of a picture of this size once modcrop has cut it to multiples
+    of scale (known before the picture is decoded)."""
+    w, h = size
+    return w - w % scale, h - h % scale
+
+
 def modcrop(img: Image.Image, scale: int) -> Image.Image:
     """Drop the right/bottom remainder so both sides are multiples of scale."""
-    w, h = img.size
-    return img.crop((0, 0, w - w % scale, h - h % scale))
+    return img.crop((0, 0, *cropped_size(img.size, scale)))
 
 
 def degrade(hr: Image.Image, scale: int) -> Image.Image:

@@ -3,14 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sr.imaging import degraded_pair
-
-
-def cropped_size(size, scale: int) -> tuple[int, int]:
-    """(width, height) of a picture of this size once cut to multiples of scale,
-    as sr.imaging.modcrop (and so degraded_pair) cuts it before any patch is taken."""
-    w, h = size
-    return w - w % scale, h - h % scale
+from sr.imaging import cropped_size, degraded_pair
 
 
 def fits_patch(size, patch: int, scale: int) -> bool:

@@ -32,9 +32,14 @@ CPU_TILE = 256
 GPU_BYTES_PER_PIXEL = 600
 
 
+def tile_side(height: int, width: int, tile: int) -> int:
+    """The side tile_boxes uses: tile (at least 1), or the whole plane for 0."""
+    return max(1, int(tile)) if tile else max(height, width)
+
+
 def tile_boxes(height: int, width: int, tile: int):
     """Yield (top, bottom, left, right) boxes of at most tile x tile covering the plane."""
-    tile = max(1, int(tile)) if tile else max(height, width)
+    tile = tile_side(height, width, tile)
     for top in range(0, height, tile):
         for left in range(0, width, tile):
             yield top, min(top + tile, height), left, min(left + tile, width)
@@ -43,7 +48,7 @@ def tile_boxes(height: int, width: int, tile: int):
 def count_tiles(height: int, width: int, tile: int) -> int:
     """len(list(tile_boxes(...))), by arithmetic: counting them one by one would take
     forever for a huge result."""
-    tile = max(1, int(tile)) if tile else max(height, width)
+    tile = tile_side(height, width, tile)
     return -(-height // tile) * -(-width // tile)
 
 
