@@ -54,6 +54,16 @@ def os_error_text(e: OSError) -> str:
     return f"{e.filename}: {e.strerror}"
 
 
+def count_of(n: int, noun: str) -> str:
+    """'1 picture', '2 pictures': a count for messages (nouns that take an s)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def nearest_existing(path: Path) -> Path:
+    """path, or the nearest folder above it that exists ("." or "/" at last)."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 

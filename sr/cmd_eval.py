@@ -37,8 +37,8 @@ def run(args) -> int:
     rows = [dict(evaluate_file(model, f, args.scale, device, args.ensemble), image=f.stem)
             for f in files]
     mean = mean_row(rows)
-    count = f"{len(rows)} picture{'s' if len(rows) != 1 else ''}"
-    print(f"x{args.scale}, model {model_path}, {count} in {args.input}")
+    print(f"x{args.scale}, model {model_path}, {cli.count_of(len(rows), 'picture')} in "
+          f"{args.input}")
     print(format_table(rows, mean))
     if args.json:
         write_text_atomic(args.json, json.dumps(

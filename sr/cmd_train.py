@@ -106,7 +106,7 @@ def check_writable(folder: Path, what: str) -> None:
     learn this before it trains, not when it saves.  Tried with a temporary file in
     folder, or, if folder is not there yet, in the nearest folder above it (where the
     run will create it), so a refused command leaves no empty folder behind."""
-    existing = next(p for p in (folder, *folder.parents) if p.exists())   # "." or "/" at last
+    existing = cli.nearest_existing(folder)
     try:
         if not existing.is_dir():
             raise NotADirectoryError(0, "a file stands where a folder should be")
@@ -347,8 +347,7 @@ def run(args) -> int:
             print(f"training {architecture_name(model)} x{config['scale']} on {device}"
                   f"{f' x {dist.world} processes' if dist.active else ''}: "
                   f"{len(source)} patches/epoch, {val.summary()}, "
-                  f"{trainer.total_steps} step{'s' if trainer.total_steps != 1 else ''}; "
-                  f"records in {run_dir}/")
+                  f"{cli.count_of(trainer.total_steps, 'step')}; records in {run_dir}/")
         start_psnr = trainer.score_start() if not ckpt and config["continued_from"] else None
         finished = trainer.run(args.stop_after)
         if not finished:

@@ -377,12 +377,10 @@ def run(args) -> int:
 def check_output_folder(out_dir: Path) -> None:
     """-o must be a folder or not be there yet: a file there (or above it) would fail
     every picture in turn, each with the same message."""
-    for folder in (out_dir, *out_dir.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                where = "" if folder == out_dir else f"{folder} "
-                raise UserError(f"-o {out_dir}: {where}is a file, not a folder")
-            return
+    existing = cli.nearest_existing(out_dir)
+    if not existing.is_dir():
+        where = "" if existing == out_dir else f"{existing} "
+        raise UserError(f"-o {out_dir}: {where}is a file, not a folder")
 
 
 def upscale_all(runner, jobs, args, tile: int, default_suffix: bool) -> tuple:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sr.cli import count_of, image_files
 from sr.errors import UserError
 from sr.evaluation import evaluate_image, mean_row
 from sr.imaging import degraded_pair, load_rgb, resize, rgb_to_ycbcr
@@ -139,7 +140,6 @@ def split_pictures(images: dict, fraction: float, seed: int) -> tuple[dict, dict
 def split_folder(folder, fraction: float, seed: int, warn) -> tuple[dict, dict]:
     """The readable pictures of a folder, split as training splits them:
     ({name: picture} to train on, {name: picture} held out)."""
-    from sr.cli import image_files
     images = load_pictures(image_files(folder), warn)
     if not images:
         raise UserError(f"{folder}: no readable pictures")
@@ -180,8 +180,7 @@ class ImageCrops:
     def __init__(self, images: dict, count: int, patch: int, scale: int, seed: int,
                  rescale: float = 1.0):
         if not any(fits_patch(img.size, patch, scale) for img in images.values()):
-            raise UserError(f"every training picture is smaller than {patch} px (--patch) "
-                            f"once cut to multiples of the scale {scale}")
+            raise no_patch_fits(patch, scale)
         self.images, self.count, self.patch, self.scale = images, count, patch, scale
         self.seed, self.rescale = seed, rescale
         self.hash = fingerprint(images)
@@ -204,9 +203,8 @@ class ImageCrops:
                             resize(img, (max(1, round(w * factor)), max(1, round(h * factor)))))
         counts = patches_per_image([p.size for p in pictures], self.count, self.patch,
                                    self.scale, rng)
-        if sum(counts) == 0:
-            raise UserError(f"every training picture is smaller than {self.patch} px "
-                            f"once cut to multiples of the scale {self.scale}")
+        if sum(counts) == 0:   # every picture rescaled below the patch this epoch
+            raise no_patch_fits(self.patch, self.scale)
         lr_out, hr_out = [], []
         for img, n in zip(pictures, counts):
             if n == 0:
@@ -220,6 +218,11 @@ class ImageCrops:
                 windows = plane.unfold(0, self.patch, 1).unfold(1, self.patch, 1)  # (h', w', P, P)
                 out.append(windows[tops, lefts][:, None])  # (n, 1, P, P)
         return torch.cat(lr_out), torch.cat(hr_out)
+
+
+def no_patch_fits(patch: int, scale: int) -> UserError:
+    return UserError(f"every training picture is smaller than {patch} px (--patch) "
+                     f"once cut to multiples of the scale {scale}")
 
 
 def load_pictures(paths, warn) -> dict:
@@ -241,9 +244,8 @@ class HeldOutPictures:
 
     def summary(self) -> str:
         pixels = sum(w * h for w, h in (p.size for p in self.pictures))
-        n = len(self.pictures)
-        return (f"{n} held-out picture{'s' if n != 1 else ''} ({pixel_amount(pixels)}) "
-                f"scored whole")
+        return (f"{count_of(len(self.pictures), 'held-out picture')} "
+                f"({pixel_amount(pixels)}) scored whole")
 
 
 def held_out_pictures(images: dict, scale: int, side: int = VALIDATION_SIDE,
