@@ -26,6 +26,7 @@ from heldout import add_model_and_pictures, model_and_split  # noqa: E402
 from sr import cli  # noqa: E402
 from sr.imaging import (RGB_TO_YCBCR, degraded_pair, luma, rgb_to_ycbcr,  # noqa: E402
                         to_uint8, ycbcr_to_rgb)
+from sr.metrics import psnr  # noqa: E402
 from sr.training import held_out_pictures  # noqa: E402
 
 CORNERS = np.array([[(m >> 2) & 1, (m >> 1) & 1, m & 1] for m in range(8)], np.float64)
@@ -41,9 +42,8 @@ def luma_targeted(rgb: np.ndarray) -> np.ndarray:
     return np.take_along_axis(corners, pick[..., None, None], -2)[..., 0, :].astype(np.uint8)
 
 
-def psnr(a: np.ndarray, b: np.ndarray, shave: int) -> float:
-    diff = (a.astype(np.float64) - b)[shave:-shave, shave:-shave]
-    return 10 * np.log10(255 ** 2 / np.mean(diff ** 2))
+def shaved_psnr(a: np.ndarray, b: np.ndarray, shave: int) -> float:
+    return psnr(a[shave:-shave, shave:-shave], b[shave:-shave, shave:-shave])
 
 
 def scores(model, img, scale: int) -> list[float]:
@@ -57,8 +57,8 @@ def scores(model, img, scale: int) -> list[float]:
     nearest, targeted = to_uint8(rgb), luma_targeted(rgb)
     sharp = luma(hr)
     lumas = [luma(np.clip(rgb, 0, 255)), luma(nearest), luma(targeted)]
-    return ([psnr(sharp, y, scale) for y in lumas]
-            + [psnr(hr, x.astype(np.float64), scale) for x in (nearest, targeted)])
+    return ([shaved_psnr(sharp, y, scale) for y in lumas]
+            + [shaved_psnr(hr, x.astype(np.float64), scale) for x in (nearest, targeted)])
 
 
 def main() -> None:

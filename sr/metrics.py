@@ -21,7 +21,12 @@ def psnr_y(reference: np.ndarray, test: np.ndarray, shave: int) -> float:
     """PSNR in dB of test against reference, on shaved luma."""
     if reference.shape != test.shape:
         raise ValueError(f"shapes differ: {reference.shape} vs {test.shape}")
-    diff = _shaved_luma(reference, shave) - _shaved_luma(test, shave)
+    return psnr(_shaved_luma(reference, shave), _shaved_luma(test, shave))
+
+
+def psnr(reference: np.ndarray, test: np.ndarray) -> float:
+    """PSNR in dB, peak 255, of two arrays of one shape on 0..255 (any dtype)."""
+    diff = reference.astype(np.float64) - test
     mse = float(np.mean(diff ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
 
