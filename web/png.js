@@ -6,9 +6,9 @@
 // does neither, and the page must match `main.py upscale`. So PNG (the lossless
 // format people upscale most) is decoded here exactly as Pillow reads it, and the
 // result is encoded here from the unpremultiplied pixels. The orientation Pillow finds
-// (eXIf chunk, ImageMagick's raw EXIF text, XMP) is applied, as sr/pictures.py applies it. Inflate/deflate are the browser's own
-// DecompressionStream / CompressionStream ("deflate" = zlib format, which is what PNG
-// stores).
+// (eXIf chunk, ImageMagick's raw EXIF text, XMP) is applied, as sr/pictures.py applies
+// it. Inflate/deflate are the browser's own DecompressionStream / CompressionStream
+// ("deflate" = zlib format, which is what PNG stores).
 
 import {UserError} from './errors.js';
 
@@ -283,7 +283,7 @@ function expandPixels(raw, stride, w, h, png, out, place) {
 }
 
 // PNG bytes -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha,
-// iccProfile, orientation}: upright, the eXIf chunk's orientation applied as
+// iccProfile, orientation}: upright, the orientation (pngOrientation) applied as
 // `main.py upscale` does (width and height are the upright ones, for checkSize too).
 // hasAlpha says whether the file has transparency (RGBA, grey+alpha,
 // palette+tRNS), which decides, as in Python, whether the result keeps an alpha
