@@ -48,18 +48,35 @@ def chosen_checkpoints(args) -> dict:
 
 def run(args) -> int:
     from sr.checkpoint import load_model
-    from sr.export import export_onnx, web_model_name, write_model_index
+    from sr.export import export_onnx, web_model_name, web_models, write_model_index
     chosen = chosen_checkpoints(args)
-    if args.output and len(chosen) > 1:
-        raise UserError("-o writes one file: give one --scale")
+    if args.output:
+        if len(chosen) > 1:
+            raise UserError("-o writes one file: give one --scale")
+        targets = {scale: cli.check_file_target("-o", args.output, args.overwrite,
+                                                inputs=chosen.values())
+                   for scale in chosen}
+    else:
+        targets = {scale: Path(args.web) / web_model_name(scale) for scale in chosen}
+        check_page_folder(Path(args.web), targets.values(), chosen.values())
+        web_models(args.web, skip=[t.name for t in targets.values()])  # the others readable?
     for scale, model_path in chosen.items():
         model, _ = load_model(model_path, scale)
-        if args.output:
-            target = export_onnx(model, scale, args.output, args.overwrite)
-        else:
-            target = export_onnx(model, scale, Path(args.web) / web_model_name(scale),
-                                 overwrite=True)
+        target = export_onnx(model, scale, targets[scale], args.overwrite or not args.output)
         print(f"exported {model_path} (x{scale}) -> {target}")
     if not args.output:
         print(f"wrote {write_model_index(args.web)}")
     return 0
+
+
+def check_page_folder(web: Path, targets, checkpoints) -> None:
+    """Before any work: --web is a folder (or can become one) and none of the page's
+    files about to be replaced is one of the checkpoints being exported."""
+    above = cli.nearest_existing(web)
+    if not above.is_dir():
+        raise UserError(f"--web {web}: {above} is a file, not a folder")
+    inputs = {Path(c).resolve() for c in checkpoints}
+    for target in targets:
+        if target.resolve() in inputs:
+            raise UserError(f"{target}: is the checkpoint being exported; inputs are never "
+                            f"replaced")

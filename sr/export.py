@@ -9,6 +9,8 @@ import contextlib
 import io
 import json
 import re
+import signal
+import threading
 from pathlib import Path
 
 import onnx
@@ -40,7 +42,7 @@ def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
     dims = {0: torch.export.Dim("batch", min=1),
             2: torch.export.Dim("height", min=model.radius + 1),
             3: torch.export.Dim("width", min=model.radius + 1)}
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter chats on stdout
+    with contextlib.redirect_stdout(io.StringIO()), interrupt_kept():  # it chats on stdout
         program = torch.onnx.export(model, (example,), dynamo=True, external_data=False,
                                     input_names=["luma"], output_names=["upscaled"],
                                     dynamic_shapes={"x": dims}, opset_version=OPSET,
@@ -56,9 +58,38 @@ def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
     return write_file_atomic(path, lambda f: f.write(data), overwrite=overwrite)
 
 
+@contextlib.contextmanager
+def interrupt_kept():
+    """Ctrl-C stays a KeyboardInterrupt inside: the exporter wraps whatever it meets,
+    a Ctrl-C too, in errors of its own (TorchExportError, or worse)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield                                    # signal handlers live in the main thread
+        return
+    pressed = []
+
+    def on_sigint(signum, frame):
+        pressed.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    except Exception:
+        if pressed:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def read_metadata(path) -> dict:
     """metadata_props of an ONNX file as a dict of strings."""
-    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:   # protobuf's DecodeError, or a file that is not ONNX at all
+        raise UserError(f"{path}: not a readable ONNX file ({type(e).__name__}); "
+                        f"re-export or delete it") from None
+    return {p.key: p.value for p in proto.metadata_props}
 
 
 def web_model_name(scale: int) -> str:
@@ -96,14 +127,15 @@ def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
     return dict(sorted(found.items()))
 
 
-def web_models(web_dir) -> list[dict]:
+def web_models(web_dir, skip=()) -> list[dict]:
     """The page's model files in web_dir, by scale: [{"file", "scale", "architecture"}].
 
-    Reads each file's metadata_props; a file without a scale is an error.
+    Reads each file's metadata_props (not those named in skip); a file without a
+    scale, or not ONNX, is an error.
     """
     entries = []
     for path in sorted(Path(web_dir).glob("srcnn*.onnx")):
-        if not re.fullmatch(r"srcnn(_x\d+)?\.onnx", path.name):
+        if not re.fullmatch(r"srcnn(_x\d+)?\.onnx", path.name) or path.name in skip:
             continue
         meta = read_metadata(path)
         if "scale" not in meta or "radius" not in meta:

@@ -72,3 +72,53 @@ def test_export_to_a_file_never_replaces_without_overwrite(tmp_path):
     assert target.read_bytes() == b"keep me"
     with pytest.raises(UserError, match="no x4 model"):
         main.main(["export-onnx", "--models", str(models), "--scale", "4"])
+
+
+def test_export_never_replaces_the_checkpoint_it_reads(tmp_path):
+    checkpoint = save_checkpoint(tmp_path / "m.pt", small_model(), 2)
+    before = checkpoint.read_bytes()
+    with pytest.raises(UserError, match="one of the inputs"):
+        main.main(["export-onnx", "--model", str(checkpoint), "-o", str(checkpoint),
+                   "--overwrite"])
+    web = tmp_path / "web"   # a checkpoint that carries the page's name
+    page_named = save_checkpoint(web / "srcnn.onnx", small_model(), 2)
+    with pytest.raises(UserError, match="checkpoint being exported"):
+        main.main(["export-onnx", "--model", str(page_named), "--web", str(web)])
+    assert checkpoint.read_bytes() == before
+    assert page_named.read_bytes()[:2] == b"PK"   # still the (zip) checkpoint
+
+
+def test_export_checks_where_it_writes_before_exporting(tmp_path, monkeypatch):
+    import sr.export
+    monkeypatch.setattr(sr.export, "export_onnx", lambda *a, **k: pytest.fail("exported"))
+    checkpoint = save_checkpoint(tmp_path / "models" / "x2.pt", small_model(), 2)
+    (tmp_path / "afile").write_text("in the way")
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "srcnn_x5.onnx").write_text("not ONNX")   # the index could not be written
+    for args, said in [(["-o", str(tmp_path / "new") + "/"], "names a folder"),
+                       (["-o", str(tmp_path / "afile" / "x.onnx")], "afile is a file"),
+                       (["--web", str(tmp_path / "afile" / "web")], "afile is a file"),
+                       (["--web", str(web)], "srcnn_x5.onnx: not a readable ONNX file")]:
+        with pytest.raises(UserError, match=said):
+            main.main(["export-onnx", "--model", str(checkpoint), *args])
+    assert sorted(p.name for p in web.iterdir()) == ["srcnn_x5.onnx"]
+
+
+def test_ctrl_c_inside_the_exporter_stays_an_interrupt():
+    """The exporter wraps what it catches, Ctrl-C too, in errors of its own."""
+    import os
+    import signal
+    import time
+
+    from sr.export import interrupt_kept
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_kept():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt as e:
+                raise RuntimeError("an exporter's own error") from e
+    with pytest.raises(RuntimeError, match="not an interrupt"):   # others pass unchanged
+        with interrupt_kept():
+            raise RuntimeError("not an interrupt")
