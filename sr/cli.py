@@ -64,12 +64,33 @@ def nearest_existing(path: Path) -> Path:
     return next(p for p in (path, *path.parents) if p.exists())
 
 
+def check_file_target(option: str, text: str, overwrite: bool, inputs=()) -> Path:
+    """Before any work, the file an option names as output: not a name ending in a
+    slash, not a folder, not below a file, not one of the inputs (even with
+    overwrite), and not an existing file unless overwrite."""
+    path = Path(text)
+    if text.endswith(("/", os.sep)):
+        raise UserError(f"{option} {text}: names a folder; give a file name")
+    if path.is_dir():
+        raise UserError(f"{option} {text}: is a folder, not a file")
+    above = nearest_existing(path.parent)
+    if not above.is_dir():
+        raise UserError(f"{option} {text}: cannot write there ({above} is a file)")
+    if any(path.resolve() == Path(p).resolve() for p in inputs):
+        raise UserError(f"{option} {text}: is one of the inputs; inputs are never replaced")
+    if path.exists() and not overwrite:
+        raise UserError(f"{option} {text}: already exists; pass --overwrite to replace it")
+    return path
+
+
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
 def image_files(folder) -> list[Path]:
     """Picture files (is_picture_name) directly inside folder, sorted by name."""
+    if str(folder) == "":   # Path("") would be the current folder
+        raise UserError("an empty folder name; give the folder that holds the pictures")
     folder = Path(folder)
     if folder.is_file():
         raise UserError(f"{folder}: is a file; give the folder that holds the pictures")
@@ -142,8 +163,32 @@ def pick_device(args) -> str:
     if args.device:
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError("--device cuda: this PyTorch has no usable CUDA device")
-        return args.device
+        return usable_device(args.device)
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def usable_device(name: str) -> str:
+    """name, if PyTorch can use it (a CUDA index must exist; another device must
+    take a tensor and give it back); else a UserError: a misspelt name, a device
+    this PyTorch was not built for, 'meta', cuda:7 on a machine with one GPU."""
+    import torch
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device name PyTorch knows "
+                        f"(e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "cuda":   # no tensor: under torchrun it would put a context on
+        count = torch.cuda.device_count()   # GPU 0 for every process
+        if device.index is not None and device.index >= count:
+            raise UserError(f"--device {name}: this machine has {count_of(count, 'GPU')} "
+                            f"(cuda:0 to cuda:{count - 1})")
+        return name
+    try:
+        torch.zeros(1, device=device).cpu()
+    except Exception as e:   # RuntimeError, NotImplementedError, AssertionError ...
+        reason = str(e).strip().split(". ")[0][:100] or type(e).__name__
+        raise UserError(f"--device {name}: this PyTorch cannot use it ({reason})") from None
+    return name
 
 
 def model_for(args, scale: int):

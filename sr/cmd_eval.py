@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from sr import cli
@@ -26,37 +27,45 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from sr.evaluation import format_table, mean_row
     from sr.imaging import write_text_atomic
-    device = cli.pick_device(args)
-    model, _, model_path = cli.model_for(args, args.scale)
-    model.to(device)
     files = cli.image_files(args.input)
     if not files:
         raise UserError(f"{args.input}: no pictures found")
     if args.json:
-        check_json_target(Path(args.json), files, args.overwrite)
-    rows = [dict(evaluate_file(model, f, args.scale, device, args.ensemble), image=f.stem)
-            for f in files]
+        cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
+    device = cli.pick_device(args)
+    model, _, model_path = cli.model_for(args, args.scale)
+    model.to(device)
+    rows = [dict(evaluate_file(model, f, args.scale, device, args.ensemble), image=name)
+            for f, name in zip(files, row_names(files))]
     mean = mean_row(rows)
     print(f"x{args.scale}, model {model_path}, {cli.count_of(len(rows), 'picture')} in "
           f"{args.input}")
     print(format_table(rows, mean))
     if args.json:
-        write_text_atomic(args.json, json.dumps(
+        write_text_atomic(args.json, json.dumps(json_safe(
             {"scale": args.scale, "model": str(model_path), "ensemble": args.ensemble,
-             "images": rows, "mean": mean},
-            indent=1), overwrite=args.overwrite)
+             "images": rows, "mean": mean}), indent=1, allow_nan=False),
+            overwrite=args.overwrite)
     return 0
 
 
-def check_json_target(target: Path, pictures, overwrite: bool) -> None:
-    """Before any work: --json must not be a folder, one of the pictures, or (without
-    --overwrite) an existing file."""
-    if target.is_dir():
-        raise UserError(f"--json {target}: is a folder, not a file")
-    if any(target.resolve() == p.resolve() for p in pictures):
-        raise UserError(f"--json {target}: is one of the pictures being evaluated")
-    if target.exists() and not overwrite:
-        raise UserError(f"--json {target}: already exists; use --overwrite to replace it")
+def row_names(files) -> list[str]:
+    """Each picture's name in the table: its stem, or its whole name where two
+    pictures share a stem (baby.png and baby.jpg)."""
+    stems = [f.stem for f in files]
+    return [f.stem if stems.count(f.stem) == 1 else f.name for f in files]
+
+
+def json_safe(value):
+    """value with every infinite or undefined float as None (JSON has neither: a flat
+    picture the model reproduces exactly has an infinite PSNR)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def evaluate_file(model, path: Path, scale: int, device, ensemble: bool) -> dict:

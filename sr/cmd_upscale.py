@@ -42,8 +42,8 @@ def add_arguments(p) -> None:
                    help="descend into sub-folders (their structure is kept under -o)")
     p.add_argument("-o", "--output", default="images_upscaled", help="output folder")
     p.add_argument("--suffix", default=None,
-                   help="added to the input's stem for the output name; "
-                        "None: .<date--time> of this run")
+                   help="added to the input's stem for the output name (default: "
+                        "'.' and the date and time of this run, e.g. .2026-11-27--05-00-00)")
     p.add_argument("--format", choices=FORMATS, default="png",
                    help="output format; JPEG gets PNG for pictures with transparency")
     p.add_argument("--overwrite", action="store_true",
@@ -95,19 +95,20 @@ class Job:
     stem: str = ""           # the output name's start: the input's stem, or stem-2...
 
 
-def folder_pictures(folder: Path, recursive: bool, exclude: Path) -> list:
+def folder_pictures(folder: Path, recursive: bool, exclude: Path | None) -> list:
     """(file, folder relative to `folder`) for pictures by suffix, sorted; hidden
     files and anything under the output folder are left out."""
     walk = folder.rglob("*") if recursive else folder.iterdir()
     found = []
     for path in walk:
-        if path.is_file() and is_picture_name(path) and exclude not in path.resolve().parents:
+        if path.is_file() and is_picture_name(path) and not under(path, exclude):
             found.append((path, path.parent.relative_to(folder)))
     return sorted(found)
 
 
-def glob_pictures(pattern: str, recursive: bool, exclude: Path) -> list:
-    """(file, folder under -o) for the pictures a glob pattern matches.  Folders are
+def glob_pictures(pattern: str, recursive: bool, exclude: Path | None) -> list:
+    """(file, folder under -o) for the pictures a glob pattern matches, none from
+    under the output folder (earlier results are not upscaled again).  Folders are
     kept relative to the pattern's fixed start ('shots' in 'shots/**/*.png'): a
     matched folder always keeps its name, and with -r every picture keeps its tree."""
     base = Path(*iter_until_magic(Path(pattern).parts))
@@ -117,9 +118,14 @@ def glob_pictures(pattern: str, recursive: bool, exclude: Path) -> list:
         if m.is_dir():
             files += [(f, relative_folder(m, base) / sub)
                       for f, sub in folder_pictures(m, recursive, exclude)]
-        elif m.is_file() and is_picture_name(m):
+        elif m.is_file() and is_picture_name(m) and not under(m, exclude):
             files.append((m, relative_folder(m.parent, base) if recursive else Path(".")))
     return files
+
+
+def under(path: Path, folder: Path | None) -> bool:
+    """Whether path lies somewhere below folder (a resolved path; None: nowhere)."""
+    return folder is not None and folder in path.resolve().parents
 
 
 def iter_until_magic(parts):
@@ -151,7 +157,9 @@ def collect_jobs(items, recursive: bool, out_dir: Path) -> tuple:
 
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if not item:   # Path("") would be the current folder
+            errors.append('-i "": an empty name')
+        elif path.is_dir():
             for file, sub in folder_pictures(path, recursive, exclude):
                 add(file, sub)
         elif path.exists():
@@ -159,7 +167,9 @@ def collect_jobs(items, recursive: bool, out_dir: Path) -> tuple:
         elif glob.has_magic(item):
             files = glob_pictures(item, recursive, exclude)
             if not files:
-                errors.append(f"{item}: no pictures match")
+                errors.append(f"{item}: no pictures match" + (
+                    f" outside -o {out_dir} (pictures under -o are never read: they are "
+                    f"earlier results)" if glob_pictures(item, recursive, None) else ""))
             for file, sub in files:
                 add(file, sub)
         else:
@@ -347,7 +357,7 @@ def run(args) -> int:
     if not jobs:
         if errors:
             return 1                      # each already said on its own line
-        raise UserError("nothing to upscale: no pictures in " + " ".join(args.input))
+        raise UserError(nothing_found(args.input, out_dir))
     default_suffix = args.suffix is None
     plan_targets(jobs, out_dir, f".{timestamp()}" if default_suffix else args.suffix,
                  EXTENSIONS[args.format], unique_on_disk=default_suffix and not (
@@ -372,6 +382,17 @@ def run(args) -> int:
     print(f"{done} upscaled, {skipped} skipped, {failed} failed in "
           f"{time.perf_counter() - started:.1f} s")
     return 1 if failed else 0
+
+
+def nothing_found(items, out_dir: Path) -> str:
+    """Why no picture was found: none there, or every one under -o, which is never read."""
+    out = out_dir.resolve()
+    inside = [i for i in items if i and Path(i).is_dir() and (
+        out == Path(i).resolve() or out in Path(i).resolve().parents)]
+    if inside:
+        return (f"nothing to upscale: {' '.join(inside)} is under -o {out_dir}, and pictures "
+                f"under -o are never read (they are earlier results); choose another -o")
+    return "nothing to upscale: no pictures in " + " ".join(items)
 
 
 def check_output_folder(out_dir: Path) -> None:

@@ -1,4 +1,6 @@
 """The commands as a user runs them: outputs, and clean errors for bad input."""
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -77,7 +79,7 @@ def test_eval_json_never_replaces_a_picture_or_an_existing_file(tmp_path):
         return run_script("main.py", "eval", "-i", tmp_path / "pics", "--model", path,
                           "--json", json_path, *extra)
     assert_clean_error(evaluate(tmp_path / "pics" / "a.png", "--overwrite"),
-                       "one of the pictures")
+                       "one of the inputs")
     assert_clean_error(evaluate(tmp_path / "old.json"), "already exists")
     assert_clean_error(evaluate(tmp_path / "pics"), "is a folder")
     assert (tmp_path / "pics" / "a.png").read_bytes() == before
@@ -152,3 +154,54 @@ def test_hidden_files_in_a_folder_are_not_pictures(tmp_path):
     result = run_script("main.py", "eval", "-i", tmp_path / "pics", "--model", path)
     assert result.returncode == 0, result.stderr
     assert "1 picture in" in result.stdout
+
+
+def test_eval_json_is_strict_json_and_names_are_unique(tmp_path):
+    """Bicubic reproduces a flat picture exactly: an infinite PSNR, which JSON cannot
+    hold; two pictures of one stem keep apart by their extensions."""
+    path = model_file(tmp_path)
+    (tmp_path / "pics").mkdir()
+    Image.new("RGB", (40, 36), (120, 80, 60)).save(tmp_path / "pics" / "flat.png")
+    picture(40, 36).save(tmp_path / "pics" / "a.png")
+    picture(40, 36, seed=1).save(tmp_path / "pics" / "a.bmp")
+    result = run_script("main.py", "eval", "-i", tmp_path / "pics", "--model", path,
+                        "--json", tmp_path / "out.json")
+    assert result.returncode == 0, result.stderr
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+    numbers = json.loads((tmp_path / "out.json").read_text(), parse_constant=refuse)
+    rows = {row["image"]: row for row in numbers["images"]}
+    assert sorted(rows) == ["a.bmp", "a.png", "flat"]
+    assert rows["flat"]["psnr_bicubic"] is None and rows["flat"]["ssim_bicubic"] == 1.0
+    assert numbers["mean"]["psnr_bicubic"] is None
+    assert rows["a.png"]["psnr"] != rows["a.bmp"]["psnr"]
+
+
+def test_eval_checks_its_json_target_before_any_work(tmp_path):
+    path = model_file(tmp_path)
+    (tmp_path / "pics").mkdir()
+    picture(40, 36).save(tmp_path / "pics" / "a.png")
+    (tmp_path / "afile").write_text("keep")
+    for target, said in [(tmp_path / "afile" / "x.json", "afile is a file"),
+                         (str(tmp_path / "new") + "/", "names a folder")]:
+        result = run_script("main.py", "eval", "-i", tmp_path / "pics", "--model", path,
+                            "--json", target)
+        assert_clean_error(result, said)
+        assert result.stdout == ""   # no table: refused before the evaluation
+    assert not (tmp_path / "new").exists() and (tmp_path / "afile").read_text() == "keep"
+    assert_clean_error(run_script("main.py", "eval", "-i", "", "--model", path),
+                       "an empty folder name")
+
+
+@pytest.mark.parametrize("name, said", [("foo", "not a device name PyTorch knows"),
+                                        ("meta", "this PyTorch cannot use it")])
+def test_an_unusable_device_is_one_line(tmp_path, name, said):
+    path = model_file(tmp_path)
+    (tmp_path / "pics").mkdir()
+    picture(40, 36).save(tmp_path / "pics" / "a.png")
+    for command in (["eval", "-i", tmp_path / "pics"],
+                    ["upscale", "-i", tmp_path / "pics", "-o", tmp_path / "out"]):
+        result = run_script("main.py", *command, "--model", path, "--device", name)
+        assert_clean_error(result, f"--device {name}: {said}")
+    assert not (tmp_path / "out").exists()

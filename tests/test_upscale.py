@@ -280,3 +280,31 @@ def test_output_folder_that_is_a_file_is_said_once(tmp_path, model):
         with pytest.raises(UserError, match=f"-o .*{said}, not a folder"):
             upscale("-i", tmp_path / "ok.png", "--model", model, "-o", tmp_path / out)
     assert (tmp_path / "afile").read_text() == "keep"
+
+
+def test_results_under_the_output_folder_are_never_read_again(tmp_path, model, capsys):
+    """A pattern, like a folder, leaves out what is under -o: earlier results."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    picture(12, 10).save(shots / "a.png")
+    assert upscale("-i", shots / "*.png", "--model", model, "-o", shots / "big",
+                   "--suffix", "_x2") == 0
+    assert upscale("-i", str(shots) + "/**/*.png", "-r", "--model", model,
+                   "-o", shots / "big", "--suffix", "_x2", "--overwrite") == 0
+    assert names(shots / "big") == ["a_x2.png"]   # not big/big/a_x2_x2.png
+    capsys.readouterr()
+    assert upscale("-i", shots / "big" / "*.png", "--model", model, "-o", shots / "big",
+                   "--suffix", "_x2") == 1
+    assert "no pictures match outside -o" in capsys.readouterr().err
+    with pytest.raises(UserError, match="is under -o .*never read"):
+        upscale("-i", shots / "big", "--model", model, "-o", shots / "big")
+    assert names(shots / "big") == ["a_x2.png"]
+
+
+def test_an_empty_input_name_is_not_the_current_folder(tmp_path, model, capsys,
+                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    picture(8, 8).save(tmp_path / "here.png")
+    assert upscale("-i", "", "--model", model, "-o", tmp_path / "out") == 1
+    assert '-i "": an empty name' in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
