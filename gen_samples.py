@@ -14,6 +14,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import stat
 import tempfile
 from pathlib import Path
 
@@ -22,21 +24,32 @@ from tqdm import tqdm
 
 from sr import cli
 from sr.errors import UserError
-from sr.imaging import cropped_size, load_rgb, modcrop
+from sr.imaging import cropped_size, current_umask, load_rgb, modcrop
 from sr.patches import crop_pairs, fits_patch, patches_per_image
+
+# At most this many pairs: 1,000,000 is 2,000,000 files in one folder (3 GB of 32 px
+# pairs, 11 GB of 64 px, measured on test pictures), and the manifest lists every
+# pair's source, in memory until written.  (Far above it, numpy's multinomial cannot
+# even take the count: it must fit a C long.)
+MAX_COUNT = 1_000_000
+
+pair_count = cli.whole_number(f"must be from 1 to {MAX_COUNT}", 1, MAX_COUNT)
+# the rule of `main.py train --seed`, so that any seed given here works there too
+seed_number = cli.whole_number("must be between 0 and 2**32 - 1", 0, 2 ** 32 - 1)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Crop sharp/degraded training patch pairs from pictures.",
         formatter_class=cli.HelpFormatter)
-    p.add_argument("count", type=int, help="number of patch pairs to write")
+    p.add_argument("count", type=pair_count,
+                   help=f"number of patch pairs to write (at most {MAX_COUNT})")
     p.add_argument("-64", dest="large", action="store_true",
                    help="64 px patches instead of 32 px (same as --size 64)")
     p.add_argument("--size", type=int, default=None,
                    help="patch side in pixels (default 32, or 64 with -64)")
     p.add_argument("--scale", type=int, default=2, help="degradation scale factor")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed")
     p.add_argument("--input", "-i", default="images_raw", help="folder of pictures")
     p.add_argument("--output", "-o", default=None,
                    help="output folder (default samples_gen_<size>)")
@@ -49,8 +62,6 @@ def parse_args(argv=None):
     if args.size is None:
         args.size = 64 if args.large else 32
     args.output = Path(args.output or f"samples_gen_{args.size}")
-    if args.count < 1:
-        p.error("count must be at least 1")
     if args.scale < 2:
         p.error("--scale must be at least 2")
     if args.size < 2 * args.scale:
@@ -76,20 +87,19 @@ def cut_note(size, scale: int) -> str:
 
 
 def write_samples(args, sources, counts, folder: Path, rng) -> dict:
-    """Crop and save the pairs into folder; returns {pair id: source file name}."""
+    """Crop and save the pairs into folder, each saved as soon as it is cut (memory
+    does not grow with the count); returns {pair id: source file name}."""
     origin = {}
-    index = 0
     with tqdm(total=args.count, unit="pair", desc="cropping") as bar:
         for (path, _), n in zip(sources, counts):
             if n == 0:
                 continue
             img = modcrop(load_rgb(path), args.scale)
             for hr, lr in crop_pairs(img, n, args.size, args.scale, rng):
-                name = f"{index:05d}"
+                name = f"{len(origin):05d}"
                 hr.save(folder / f"{name}.large.png")
                 lr.save(folder / f"{name}.small.png")
                 origin[name] = path.name
-                index += 1
                 bar.update(1)
     return origin
 
@@ -121,9 +131,11 @@ def temporary_folder_beside(output: Path) -> Path:
     """A new hidden folder next to output, to fill before it takes output's name."""
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp.", dir=output.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp.", dir=output.parent))
     except OSError as e:
         raise UserError(f"{output}: cannot write there ({e.strerror})") from None
+    os.chmod(tmp, 0o777 & ~current_umask())   # mkdtemp makes 0700: widen it as mkdir would
+    return tmp
 
 
 def is_empty_folder(path: Path) -> bool:
@@ -132,7 +144,9 @@ def is_empty_folder(path: Path) -> bool:
 
 def publish(tmp: Path, output: Path, overwrite: bool) -> None:
     """Move the finished folder into place; an old one is replaced only with --overwrite
-    (an empty folder is simply filled)."""
+    (an empty folder is simply filled).  A folder that was there keeps its mode."""
+    if output.is_dir():
+        os.chmod(tmp, stat.S_IMODE(output.stat().st_mode))
     if is_empty_folder(output):
         output.rmdir()
     if output.exists():
@@ -163,6 +177,20 @@ def main(argv=None) -> int:
     if sum(counts) == 0:
         raise UserError(f"{args.input}: no picture is at least {args.size}x{args.size} px "
                         f"once cut to multiples of the scale {args.scale}")
+    # SIGTERM (kill, timeout) ends the run like Ctrl-C, so the hidden folder is removed
+    previous = signal.signal(signal.SIGTERM, cli.terminate_as_interrupt)
+    try:
+        written = write_folder(args, sizes, counts, rng)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"wrote {written} pairs of {args.size} px (x{args.scale}) to {args.output}/")
+    return 0
+
+
+def write_folder(args, sizes, counts, rng) -> int:
+    """Fill a hidden folder beside args.output with the pairs and manifest.json, then
+    give it that name; an interrupted or failed run leaves nothing behind.  Returns
+    the number of pairs."""
     tmp = temporary_folder_beside(args.output)
     try:
         origin = write_samples(args, sizes, counts, tmp, rng)
@@ -174,8 +202,7 @@ def main(argv=None) -> int:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    print(f"wrote {len(origin)} pairs of {args.size} px (x{args.scale}) to {args.output}/")
-    return 0
+    return len(origin)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,12 @@ def run(main) -> None:
     sys.exit(status or 0)
 
 
+def terminate_as_interrupt(signum, frame):
+    """SIGTERM handler: end like Ctrl-C, so that what cleans up after an interrupt
+    (temporary files and folders) runs for a kill or a timeout too."""
+    raise KeyboardInterrupt
+
+
 def later_torchrun_process() -> bool:
     """True in the processes after the first of a run started by torchrun (which sets
     WORLD_SIZE and RANK; sr/distributed.py reads them the same way)."""
@@ -54,9 +60,9 @@ def os_error_text(e: OSError) -> str:
     return f"{e.filename}: {e.strerror}"
 
 
-def count_of(n: int, noun: str) -> str:
-    """'1 picture', '2 pictures': a count for messages (nouns that take an s)."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def count_of(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 picture', '2 pictures': a count for messages (plural: where an s won't do)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def nearest_existing(path: Path) -> Path:

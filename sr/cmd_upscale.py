@@ -338,11 +338,6 @@ def report_error(message: str) -> None:
     tqdm.write(f"error: {message}", file=sys.stderr)
 
 
-def terminate_as_interrupt(signum, frame):
-    """SIGTERM like Ctrl-C, so the temporary file of the picture being written is removed."""
-    raise KeyboardInterrupt
-
-
 # --- the command --------------------------------------------------------------------
 
 def run(args) -> int:
@@ -372,7 +367,7 @@ def run(args) -> int:
     started = time.perf_counter()
 
     main_thread = threading.current_thread() is threading.main_thread()  # signals: only there
-    previous = signal.signal(signal.SIGTERM, terminate_as_interrupt) if main_thread else None
+    previous = signal.signal(signal.SIGTERM, cli.terminate_as_interrupt) if main_thread else None
     try:
         failed, skipped, done = upscale_all(runner, jobs, args, tile, default_suffix)
     finally:

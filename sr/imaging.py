@@ -195,8 +195,9 @@ def write_file_atomic(path, write, overwrite: bool = False) -> Path:
         raise UserError(f"{path}: cannot write there ({reason})") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())   # mkstemp makes 0600: widen it as
-            write(f)                                    # open() would have made it
+            # mkstemp makes 0600: widen it as open() would have made it
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
+            write(f)
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -233,7 +234,7 @@ def publish_new(tmp: str, path: Path) -> None:
     os.unlink(tmp)
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process's umask, read without changing it where Linux tells it."""
     try:
         with open("/proc/self/status") as f:

@@ -26,18 +26,18 @@ def patches_per_image(sizes, count: int, patch: int, scale: int, rng: np.random.
 
 
 def crop_pairs(img, n: int, patch: int, scale: int, rng: np.random.Generator):
-    """n random (hr, lr) patch pairs of patch x patch pixels from one picture.
+    """n random (hr, lr) patch pairs of patch x patch pixels from one picture, one at a
+    time (a generator: memory does not grow with n).
 
     The whole picture is degraded first (bicubic down by scale and back up, as in
     evaluation), then both versions are cropped at the same place, so the patch
-    edges carry no artefacts that real inputs would not have.
+    edges carry no artefacts that real inputs would not have.  Each pair draws two
+    integers from rng, and nothing else does.
     """
     hr, lr = degraded_pair(img, scale)
     w, h = hr.size
-    pairs = []
     for _ in range(n):
         left = int(rng.integers(0, w - patch + 1))
         top = int(rng.integers(0, h - patch + 1))
         box = (left, top, left + patch, top + patch)
-        pairs.append((hr.crop(box), lr.crop(box)))
-    return pairs
+        yield hr.crop(box), lr.crop(box)

@@ -1,10 +1,17 @@
 import json
+import os
+import stat
+import subprocess
+import sys
+import time
 
 import numpy as np
 from PIL import Image
 
-from sr.imaging import degrade
-from tests.helpers import assert_clean_error, picture, run_script
+import gen_samples
+from sr.imaging import degrade, load_rgb, modcrop
+from sr.patches import crop_pairs, patches_per_image
+from tests.helpers import ROOT, assert_clean_error, picture, run_script
 
 
 def make_raw(folder, sizes=((120, 90), (80, 100), (64, 64))):
@@ -157,3 +164,91 @@ def test_contradicting_sizes_and_a_file_as_input_folder_are_refused(tmp_path):
     assert_clean_error(run_script("gen_samples.py", 3, "-i", raw / "p0.png",
                                   "-o", tmp_path / "s"), "p0.png: is a file")
     assert not (tmp_path / "s").exists()
+
+
+def test_a_count_or_seed_out_of_range_is_one_line_not_a_traceback(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    for args, rule in (((10 ** 22,), f"count: must be from 1 to 1000000, not {10 ** 22}"),
+                       ((0,), "count: must be from 1 to 1000000, not 0"),
+                       ((10, "--seed=-1"), "--seed: must be between 0 and 2**32 - 1, not -1"),
+                       ((10, "--seed", 2 ** 32), "between 0 and 2**32 - 1, not 4294967296")):
+        result = run_script("gen_samples.py", *args, "-i", raw, "-o", tmp_path / "s")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert rule in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_samples_folder_gets_the_mode_of_a_plain_mkdir(tmp_path):
+    """Not mkdtemp's 0700: a new folder follows the umask, an empty one given as -o
+    keeps its own mode."""
+    raw = make_raw(tmp_path / "raw")
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    kept.chmod(0o751)
+    for out in (tmp_path / "new", kept):
+        result = run_script("gen_samples.py", 2, "-i", raw, "-o", out, umask=0o027)
+        assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o750
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o751
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TQDM_DISABLE="1")
+    run = subprocess.Popen([sys.executable, str(ROOT / "gen_samples.py"), "100000",
+                            "-i", str(raw), "-o", str(tmp_path / "s")],
+                           env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".s.tmp.*/*.png")) and time.monotonic() < deadline:
+            time.sleep(0.05)   # until the hidden folder holds pairs
+        run.terminate()        # SIGTERM
+        stderr = run.communicate(timeout=60)[1]
+    finally:
+        run.kill()
+    assert run.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "interrupted" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def all_at_once(raw, count, size, scale, seed):
+    """{name: (large, small) arrays} cut as gen_samples.py cut them before it saved
+    each pair as it came: every pair of a picture first, pictures in name order."""
+    paths = sorted(raw.iterdir())
+    rng = np.random.default_rng(seed)
+    counts = patches_per_image([Image.open(p).size for p in paths], count, size, scale, rng)
+    pairs = [pair for path, n in zip(paths, counts) if n
+             for pair in list(crop_pairs(modcrop(load_rgb(path), scale), n, size, scale, rng))]
+    return {f"{i:05d}": tuple(np.asarray(p) for p in pair) for i, pair in enumerate(pairs)}
+
+
+def test_each_pair_is_saved_before_the_next_is_cut_and_they_are_the_same(tmp_path,
+                                                                         monkeypatch):
+    """Memory does not grow with the count; the files are those of before."""
+    raw = make_raw(tmp_path / "raw")
+    saved_before = []   # at each draw of a crop's corner: how many pairs were on disk
+
+    real_rng = np.random.default_rng
+
+    class RecordingRng:   # a pair's crop draws two integers (crop_pairs)
+        def __init__(self, seed):
+            self.rng = real_rng(seed)
+
+        def integers(self, *args):
+            saved_before.append(len(list(tmp_path.glob(".streamed.tmp.*/*.large.png"))))
+            return self.rng.integers(*args)
+
+        def __getattr__(self, name):
+            return getattr(self.rng, name)
+    monkeypatch.setattr(gen_samples.np.random, "default_rng", RecordingRng)
+    args = [20, "--size", 32, "--scale", 3, "--seed", 5, "-i", raw, "-o", tmp_path / "streamed"]
+    assert gen_samples.main(list(map(str, args))) == 0
+    monkeypatch.undo()
+    assert saved_before == [i // 2 for i in range(40)]
+    expected = all_at_once(raw, 20, 32, 3, seed=5)
+    assert sorted(expected) == sorted(n[:5] for n in files(tmp_path / "streamed")
+                                      if n.endswith(".large.png"))
+    for name, (large, small) in expected.items():
+        for kind, want in (("large", large), ("small", small)):
+            got = np.asarray(Image.open(tmp_path / "streamed" / f"{name}.{kind}.png"))
+            assert np.array_equal(got, want)
