@@ -8,6 +8,7 @@ weights are published as models/srcnn_x<scale>.<time>.pt, which `upscale` uses.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -99,6 +100,19 @@ def check_options(args) -> None:
     for option, value, ok, rule in rules:
         if not ok:
             raise UserError(f"{option} must be {rule}, not {value}")
+    check_combinations(args)
+
+
+def check_combinations(args) -> None:
+    """UserError for options that contradict each other, rather than ignoring one."""
+    if args.new and args.init:
+        raise UserError("-n starts from random weights and --init from a model's: give one")
+    if args.input and args.from_images:
+        raise UserError("-i reads a samples folder and --from-images crops pictures: give one")
+    cropping = [option for option, name in CROP_SETTINGS if getattr(args, name) != DEFAULTS[name]]
+    if cropping and not args.from_images and not args.resume:
+        raise UserError(f"{cropping[0]} sets how --from-images crops; samples folders "
+                        f"come cut (gen_samples.py --size)")
 
 
 def check_writable(folder: Path, what: str) -> None:
@@ -139,6 +153,25 @@ def check_patch_size(model, source, kind: str) -> None:
         raise UserError(f"patches of {source.patch} px are too small for the "
                         f"{architecture_name(model)} network: it needs at least {need} px "
                         f"({how})")
+
+
+def check_epoch_fits(source, device) -> None:
+    """UserError if one epoch of fresh crops, (patches, 1, P, P) float32 twice (input
+    and target), would take more than 80% of the memory that holds them (the
+    device's on CUDA, else the machine's), instead of failing after the run started."""
+    import torch
+    if not hasattr(source, "count"):   # a samples folder is in memory already
+        return
+    need = source.count * 2 * source.patch ** 2 * 4
+    device = torch.device(device)
+    if device.type == "cuda":
+        have = torch.cuda.get_device_properties(device).total_memory
+    else:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > 0.8 * have:
+        raise UserError(f"--patches {source.count} of {source.patch} px need "
+                        f"{need / 2 ** 30:.1f} GiB an epoch, more than this {device.type} has "
+                        f"({have / 2 ** 30:.1f} GiB): use fewer --patches and more epochs")
 
 
 def find_samples(given) -> Path:
@@ -213,17 +246,27 @@ def starting_model(args, config: dict):
     if args.init:
         model, _ = load_model(args.init)
         print(f"starting from the weights of {args.init}")
-        return grown_to_arch(model, args.arch, args.init), Path(args.init)
+        return grown_to_arch(same_kind(model, args, args.init), args.arch, args.init), \
+            Path(args.init)
     if not args.new:
         try:
             model, _, parent = latest_model(args.models, config["scale"], warn=cli.warn)
             print(f"fine-tuning {parent} (use -n to start fresh)")
-            return grown_to_arch(model, args.arch, parent), parent
+            return grown_to_arch(same_kind(model, args, parent), args.arch, parent), parent
         except UserError:
             where = (f"no x{config['scale']} model in {args.models}/ yet" if
                      Path(args.models).is_dir() else f"{args.models}/ does not exist yet")
             print(f"{where}: starting fresh (-n says so without looking)")
     return srcnn.build(args.arch or DEFAULTS["arch"], residual=not args.plain), None
+
+
+def same_kind(model, args, path):
+    """model, unless --plain asks for a plain network and model predicts a residual
+    (a starting model keeps what it predicts; only a new one can be plain)."""
+    if args.plain and model.residual:
+        raise UserError(f"--plain: {path} predicts a residual over bicubic, and a starting "
+                        f"model keeps what it predicts; give -n for a new plain network")
+    return model
 
 
 def grown_to_arch(model, arch: str | None, path):
@@ -258,8 +301,13 @@ def prepare(args, device, resume: Path | None):
             raise UserError(f"--resume continues the run's own {architecture_name(model)} "
                             f"network; to grow it, start a new run from it: --init "
                             f"{path.parent / 'last.pt'} --arch {args.arch}")
+        target = destination(args, config, config["scale"])
+        if target.exists():   # say it now, not after the training
+            raise UserError(f"{target}: already exists, and the run would publish its "
+                            f"model there; give another --output")
         source, val = build_data(config)
-        if source.hash != ckpt["data_hash"]:
+        check_epoch_fits(source, device)
+        if ckpt["data_hash"] not in (source.hash, source.names_hash):  # names: older runs
             raise UserError(f"{path}: the training data changed since this run started")
         check_patch_size(model, source, config["data"]["kind"])
         print(f"resuming {path} at epoch {ckpt['progress']['epoch']}, "
@@ -267,6 +315,7 @@ def prepare(args, device, resume: Path | None):
         return model, config, source, val, path.parent, ckpt
     config = new_config(args)
     source, val = build_data(config)
+    check_epoch_fits(source, device)
     torch.manual_seed(args.seed)
     model, parent = starting_model(args, config)
     check_patch_size(model, source, config["data"]["kind"])
@@ -277,9 +326,27 @@ def prepare(args, device, resume: Path | None):
 
 # Settings a resumed run keeps from its start: (option, args name); the run's config
 # records each under the same name, the data's (patch, patches, rescale) in "data".
+CROP_SETTINGS = [("--patch", "patch"), ("--patches", "patches"), ("--rescale", "rescale")]
 RUN_SETTINGS = [("-e", "epochs"), ("--batch", "batch"), ("--lr", "lr"), ("--seed", "seed"),
                 ("--val-fraction", "val_fraction"), ("--val-seed", "val_seed"),
-                ("--patch", "patch"), ("--patches", "patches"), ("--rescale", "rescale")]
+                *CROP_SETTINGS]
+# Options that set up a new run's starting weights: not for --resume.
+NEW_RUN_OPTIONS = [("-n", "new"), ("--init", "init"), ("--plain", "plain")]
+
+
+def new_run_options(args, config: dict) -> list[str]:
+    """The options given with --resume that would start another run: other starting
+    weights, another scale, other data."""
+    found = [option for option, name in NEW_RUN_OPTIONS if getattr(args, name)]
+    if args.scale is not None and args.scale != config["scale"]:
+        found.append(f"--scale {args.scale} (the run is x{config['scale']})")
+    data = config["data"]
+    for option, given, kind in [("-i", args.input, "samples"),
+                                ("--from-images", args.from_images, "images")]:
+        if given and (data["kind"] != kind or
+                      Path(given).resolve() != Path(data["path"]).resolve()):
+            found.append(f"{option} {given} (the run trains on {data['path']})")
+    return found
 
 
 def check_resumable(args, config: dict, progress: dict, path: Path) -> None:
@@ -288,12 +355,18 @@ def check_resumable(args, config: dict, progress: dict, path: Path) -> None:
     if progress["epoch"] > config["epochs"]:
         raise UserError(f"{path}: this run has finished and was published; to train it "
                         f"further start a new run from it: --init {path.parent / 'best.pt'}")
+    new_run = new_run_options(args, config)
+    if new_run:
+        raise UserError(f"--resume continues the run with its own data and weights: "
+                        f"{new_run[0]} is for a new run (--init {path.parent / 'last.pt'} "
+                        f"starts one from it)")
     for option, name in RUN_SETTINGS:
         recorded = config[name] if name in config else config["data"].get(name)
         given = getattr(args, name)
-        if recorded is not None and given != DEFAULTS[name] and given != recorded:
+        if given != DEFAULTS[name] and given != recorded:
+            theirs = f"its {recorded}" if recorded is not None else "a samples folder's run"
             raise UserError(f"--resume continues the run with its own settings: {option} "
-                            f"{given} differs from its {recorded}; to change it, start a "
+                            f"{given} differs from {theirs}; to change it, start a "
                             f"new run from it: --init {path.parent / 'last.pt'}")
 
 
@@ -319,7 +392,12 @@ def publish(args, trainer, run_dir: Path) -> Path:
     path = destination(args, ckpt["train"], scale)
     train = dict(ckpt["train"], best_val_psnr=ckpt["best_psnr"], run=str(run_dir),
                  history=trainer.history)
-    return save_checkpoint(path, best, scale, train)
+    try:
+        return save_checkpoint(path, best, scale, train)
+    except (UserError, OSError) as e:   # e.g. a file put there during training
+        reason = e if isinstance(e, UserError) else cli.os_error_text(e)
+        raise UserError(f"{reason}; the trained weights are kept in {run_dir / 'best.pt'} "
+                        f"(usable as --model)") from None
 
 
 def run(args) -> int:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from sr import distributed
 from sr.checkpoint import save_checkpoint
+from sr.errors import UserError
 from sr.imaging import write_text_atomic
 from sr.training import (ValidRegion, augment, epoch_plan, loss_on_valid_region,
                          lr_factor, validation_psnr)
@@ -182,10 +183,14 @@ class Trainer:
 
         seconds: the steps alone; wall_seconds adds the crops and validation (what
         tools/device-train.sh plans a time budget with)."""
+        loss = torch.stack(losses).mean().item() if losses else float("nan")
+        # the weights are NaN from here on: say so now, not when publishing them fails
+        if losses and not math.isfinite(loss):
+            raise UserError(f"training diverged in epoch {self.epoch} (loss {loss}); "
+                            f"start again with a lower --lr than {self.config['lr']:g}")
         ours, bicubic, text = self.validate()
         patches = self.steps_per_epoch * self.batch
-        entry = {"epoch": self.epoch, "step": self.step,
-                 "loss": torch.stack(losses).mean().item() if losses else float("nan"),
+        entry = {"epoch": self.epoch, "step": self.step, "loss": loss,
                  "val_psnr": ours, "val_psnr_bicubic": bicubic,
                  "lr": self.config["lr"] * lr_factor(self.step - 1, self.total_steps),
                  "seconds": seconds, "patches_per_second": patches / max(seconds, 1e-9),

@@ -56,7 +56,7 @@ class PatchSet:
         return len(self.hr)
 
     def summary(self) -> str:
-        return f"{len(self)} validation patches"
+        return count_of(len(self), "validation patch", plural="validation patches")
 
     def subset(self, indices) -> "PatchSet":
         return PatchSet(self.hr[indices], self.lr[indices],
@@ -86,6 +86,8 @@ def read_manifest(folder: Path) -> dict:
 def load_patch_folder(folder, scale: int | None = None) -> PatchSet:
     """Read NNNNN.large.png / NNNNN.small.png pairs and manifest.json from folder."""
     folder = Path(folder)
+    if folder.is_file():
+        raise UserError(f"{folder}: is a file; give a folder of samples from gen_samples.py")
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder; create samples with gen_samples.py")
     manifest = read_manifest(folder)
@@ -109,7 +111,7 @@ def load_patch_folder(folder, scale: int | None = None) -> PatchSet:
     return PatchSet(np.stack(hr), np.stack(lr), sources, scale)
 
 
-def split_validation(sources, fraction: float, seed: int):
+def split_validation(sources, fraction: float, seed: int, what: str = "patches"):
     """Hold out whole source pictures (not single patches, which overlap their
     neighbours) for validation. Returns (train indices, validation indices)."""
     unique = sorted(set(sources))
@@ -124,7 +126,8 @@ def split_validation(sources, fraction: float, seed: int):
     val_set = set(val)
     train = [i for i in range(len(sources)) if i not in val_set]
     if not train:
-        raise UserError("too few patches to hold some out for validation")
+        raise UserError(f"too few {what} to hold some out for validation "
+                        f"({len(sources)}): give at least 2")
     return train, val
 
 
@@ -132,7 +135,7 @@ def split_pictures(images: dict, fraction: float, seed: int) -> tuple[dict, dict
     """({name: picture} to train on, {name: picture} held out), by split_validation
     over the sorted names (what --val-fraction and --seed pick)."""
     names = sorted(images)
-    train, val = split_validation(names, fraction, seed)
+    train, val = split_validation(names, fraction, seed, what="pictures")
     return ({names[i]: images[names[i]] for i in train},
             {names[i]: images[names[i]] for i in val})
 
@@ -146,9 +149,14 @@ def split_folder(folder, fraction: float, seed: int, warn) -> tuple[dict, dict]:
     return split_pictures(images, fraction, seed)
 
 
-def fingerprint(names) -> str:
-    """Short hash of the training data list (recorded in checkpoints)."""
-    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
+def fingerprint(names, contents=()) -> str:
+    """Short hash of the training data (recorded in checkpoints, compared on resume):
+    the sorted names, then each bytes object of contents in turn (the pixels, so
+    that pictures changed under the same names count as changed)."""
+    digest = hashlib.sha256("\n".join(sorted(names)).encode())
+    for data in contents:
+        digest.update(data)
+    return digest.hexdigest()[:16]
 
 
 class PatchFolder:
@@ -158,7 +166,8 @@ class PatchFolder:
         self.x = luma_tensor(patches.lr)  # (N, 1, P, P)
         self.t = luma_tensor(patches.hr)
         self.patch = min(self.x.shape[2:])  # side (the shorter one, were they not square)
-        self.hash = fingerprint(patches.sources)
+        self.hash = fingerprint(patches.sources, (patches.lr.tobytes(), patches.hr.tobytes()))
+        self.names_hash = fingerprint(patches.sources)   # what runs recorded before
 
     def __len__(self):
         return len(self.x)
@@ -183,7 +192,8 @@ class ImageCrops:
             raise no_patch_fits(patch, scale)
         self.images, self.count, self.patch, self.scale = images, count, patch, scale
         self.seed, self.rescale = seed, rescale
-        self.hash = fingerprint(images)
+        self.hash = fingerprint(images, (images[name].tobytes() for name in sorted(images)))
+        self.names_hash = fingerprint(images)   # what runs recorded before
 
     def __len__(self):
         return self.count

@@ -33,7 +33,8 @@ def workspace(tmp_path_factory):
 
 def train(ws, run_name, *extra, timeout=300):
     batch = () if "--batch" in extra else ("--batch", 8)
-    return run_script("main.py", "train", "--cpu", "-i", ws / "samples",
+    samples = () if "--from-images" in extra else ("-i", ws / "samples")
+    return run_script("main.py", "train", "--cpu", *samples,
                       "--runs", ws / run_name, "--models", ws / f"{run_name}-models",
                       *batch, *extra, timeout=timeout)
 
@@ -418,3 +419,87 @@ def test_an_existing_output_file_is_refused_before_training(workspace, tmp_path)
     assert_clean_error(result, "taken.pt", "already exists")
     assert not (workspace / "taken").exists()
     assert (tmp_path / "taken.pt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("extra, said", [
+    (("-n", "--init", "MODEL"), "-n starts from random weights and --init"),
+    (("-n", "-i", "SAMPLES", "--from-images", "RAW"), "-i reads a samples folder"),
+    (("-n", "-i", "SAMPLES", "--patch", 32), "--patch sets how --from-images crops"),
+    (("--init", "MODEL", "--plain", "-i", "SAMPLES"), "--plain: "),
+])
+def test_options_that_contradict_each_other_are_refused(workspace, tmp_path, extra, said):
+    """Each pair used to run with one of the two silently dropped."""
+    model = model_file(tmp_path / "models")
+    names = {"MODEL": model, "SAMPLES": workspace / "samples", "RAW": workspace / "raw"}
+    result = run_script("main.py", "train", "--cpu", "-e", 1, "--runs", tmp_path / "runs",
+                        "--models", tmp_path / "models", "--output", tmp_path / "out.pt",
+                        *(names.get(str(e), e) for e in extra), timeout=120)
+    assert_clean_error(result, said)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out.pt").exists()
+
+
+def test_resume_refuses_what_would_start_another_run(workspace, tmp_path):
+    def main_train(*extra):
+        return run_script("main.py", "train", "--cpu", "--runs", tmp_path / "runs",
+                          "--batch", 8, *extra, cwd=tmp_path, timeout=120)
+    stopped = main_train("-n", "-i", workspace / "samples", "-e", 1, "--stop-after", 2,
+                         "--output", tmp_path / "taken.pt")
+    assert stopped.returncode == 130, stopped.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    model = model_file(tmp_path, scale=3)
+    for extra, said in [(("--scale", 3), "--scale 3 (the run is x2)"),
+                        (("--init", model), "--init is for a new run"),
+                        (("-n",), "-n is for a new run"),
+                        (("-i", workspace / "raw"), "the run trains on"),
+                        (("--from-images", workspace / "raw"), "the run trains on"),
+                        (("--patch", 32), "--patch 32 differs from a samples folder's run")]:
+        assert_clean_error(main_train("--resume", run, *extra), said)
+    (tmp_path / "taken.pt").write_text("keep")   # appeared since the run started
+    assert_clean_error(main_train("--resume", run),
+                       "taken.pt: already exists, and the run would publish")
+    assert torch.load(run / "last.pt", weights_only=True)["progress"]["step"] == 2
+    assert (tmp_path / "taken.pt").read_text() == "keep"
+
+
+def test_resume_sees_pictures_changed_under_the_same_names(workspace, tmp_path):
+    samples = shutil.copytree(workspace / "samples", tmp_path / "samples")
+    stopped = run_script("main.py", "train", "--cpu", "-n", "-i", samples, "-e", 1,
+                         "--batch", 8, "--runs", tmp_path / "runs", "--models",
+                         tmp_path / "models", "--stop-after", 2, timeout=120)
+    assert stopped.returncode == 130, stopped.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    first = sorted(samples.glob("*.large.png"))[0]
+    picture(32, 32, seed=99).save(first)   # same name, other pixels
+    assert_clean_error(run_script("main.py", "train", "--cpu", "--resume", run, timeout=120),
+                       "the training data changed since this run started")
+
+
+def test_a_diverging_run_stops_with_advice_instead_of_publishing_nan(workspace):
+    result = train(workspace, "diverge", "-n", "--plain", "-e", 3, "--lr", 1e30)
+    assert_clean_error(result, "training diverged in epoch 1", "lower --lr")
+    assert not list((workspace / "diverge-models").glob("*.pt"))
+
+
+def test_a_failed_publish_says_where_the_trained_weights_are(tmp_path):
+    from types import SimpleNamespace
+
+    from sr.checkpoint import save_checkpoint
+    from sr.cmd_train import publish
+    from sr.errors import UserError
+    from tests.helpers import perturbed_model
+    run = tmp_path / "run"
+    save_checkpoint(run / "best.pt", perturbed_model(), 2, train={"scale": 2},
+                    extra={"best_psnr": 30.0})
+    (tmp_path / "taken.pt").write_text("keep")
+    args = SimpleNamespace(output=str(tmp_path / "taken.pt"), models="models")
+    with pytest.raises(UserError, match=f"kept in {run / 'best.pt'}"):
+        publish(args, SimpleNamespace(history=[]), run)
+    assert (tmp_path / "taken.pt").read_text() == "keep"
+
+
+def test_an_epoch_larger_than_the_memory_is_refused_before_the_run(workspace, tmp_path):
+    result = run_script("main.py", "train", "--cpu", "-n", "-e", 1, "--from-images",
+                        workspace / "raw", "--patches", 10 ** 10, "--runs", tmp_path / "runs",
+                        "--models", tmp_path / "models", timeout=120)
+    assert_clean_error(result, "--patches 10000000000 of 48 px need", "use fewer --patches")
+    assert not (tmp_path / "runs").exists()

@@ -21,11 +21,12 @@ MODELS=${MODELS:-models}; RUNS=${RUNS:-runs/shipped}
 mkdir -p "$RUNS" "$MODELS"
 
 train_one() {  # scale -> models/srcnn_x<scale>.shipped.pt, log in $RUNS/x<scale>.log
-  local s=$1 out="$MODELS/srcnn_x$1.shipped.pt"
+  local s=$1 out="$MODELS/srcnn_x$1.shipped.pt" start=(--new)
+  if [ -n "${INIT:-}" ]; then start=(--init "$INIT"); fi
   # shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
-  "${PYTHON:-python}" main.py train -n --scale "$s" -e "$EPOCHS" --from-images "$t91" --arch "$ARCH" \
+  "${PYTHON:-python}" main.py train "${start[@]}" --scale "$s" -e "$EPOCHS" --from-images "$t91" --arch "$ARCH" \
     --patch 48 --patches "$PATCHES" --batch "$BATCH" --lr "$LR" --rescale "$RESCALE" \
-    --seed "$SEED" --runs "$RUNS" --output "$out.new" ${INIT:+--init "$INIT"} ${TRAIN_FLAGS:-} \
+    --seed "$SEED" --runs "$RUNS" --output "$out.new" ${TRAIN_FLAGS:-} \
     > "$RUNS/x$s.log" 2>&1 && mv "$out.new" "$out"
 }
 
