@@ -37,10 +37,14 @@ def picture(width: int, height: int, seed: int = 0) -> Image.Image:
 
 
 def perturbed_model(arch: str = "9-1-5", seed: int = 0) -> srcnn.SRCNN:
-    """An untrained network that is not the identity (non-zero last layer)."""
+    """An untrained network that is not the identity: the residual last layer starts
+    at zero, so it and the biases are given small random values."""
     torch.manual_seed(seed)
     model = srcnn.build(arch)
-    torch.nn.init.normal_(model.conv3.weight, std=0.02)
+    with torch.no_grad():
+        model.conv3.weight.normal_(0, 0.02)
+        model.conv3.bias.fill_(0.01)
+        model.conv1.bias.normal_(0, 0.01)
     return model.eval()
 
 

@@ -13,8 +13,7 @@ import main
 from sr.checkpoint import save_checkpoint
 from sr.inference import OnnxRuntimeRunner, SelfEnsemble, TorchRunner
 from sr.weights import checked_weights
-from tests.helpers import picture
-from tests.test_upscale_tiling import perturbed_model
+from tests.helpers import perturbed_model, picture
 
 
 def turned_forwards(model, x: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,7 @@ from PIL import Image
 import main
 from sr.checkpoint import save_checkpoint
 from sr.errors import UserError
-from tests.helpers import assert_clean_error, picture, run_script
-from tests.test_upscale_tiling import perturbed_model
+from tests.helpers import assert_clean_error, perturbed_model, picture, run_script
 
 STAMP = r"\d{4}-\d{2}-\d{2}--\d{2}-\d{2}-\d{2}"
 

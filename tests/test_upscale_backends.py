@@ -14,7 +14,8 @@ from sr.inference import OnnxRuntimeRunner, TorchRunner, blocked_last_layer, tor
 from sr.upscaling import refine, refine_with
 from sr.weights import nearest_weights, read_weights
 from sr import weights as weights_module
-from tests.test_upscale_tiling import perturbed_model, smooth_picture, weights_of
+from tests.helpers import perturbed_model
+from tests.test_upscale_tiling import smooth_picture, weights_of
 
 
 def test_checkpoint_tags_agree():

@@ -15,8 +15,7 @@ from sr.imaging import resize
 from sr.picture_files import write_png, write_tiff16
 from sr.pictures import Picture, read_picture
 from sr.upscaling import refine
-from tests.helpers import picture
-from tests.test_upscale_tiling import perturbed_model
+from tests.helpers import perturbed_model, picture
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

@@ -7,23 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-import srcnn
 from sr.imaging import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from sr.inference import OnnxRuntimeRunner, TorchRunner
 from sr.tiling import halo_window, tile_boxes
 from sr.upscaling import refine, refine_batch, refine_with
 from sr.weights import Weights
-
-
-def perturbed_model(arch: str, seed: int = 0) -> srcnn.SRCNN:
-    """A model that is not the identity: the residual last layer starts at zero."""
-    torch.manual_seed(seed)
-    model = srcnn.build(arch)
-    with torch.no_grad():
-        model.conv3.weight.normal_(0, 0.02)
-        model.conv3.bias.fill_(0.01)
-        model.conv1.bias.normal_(0, 0.01)
-    return model.eval()
+from tests.helpers import perturbed_model
 
 
 def weights_of(model) -> Weights:
