@@ -67,12 +67,15 @@ class Picture:
 
 @contextmanager
 def pixel_limit(max_pixels: int | None):
-    """Pillow's bomb check off inside (we check ourselves, with a clearer message)."""
+    """Pillow's bomb check off inside (we check ourselves, with a clearer message), and
+    its warnings about damaged metadata ("Corrupt EXIF data") silent: the file is
+    then read, or refused in one line."""
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)
             yield
     finally:
         Image.MAX_IMAGE_PIXELS = saved
@@ -106,16 +109,57 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
     except UnidentifiedImageError:
-        raise UserError(f"{path}: not a readable image (not a picture, or a format "
-                        f"Pillow cannot read)") from None
+        picture = tiff_beyond_pillow(path, max_pixels, check_size)
+        if picture is None:
+            raise UserError(f"{path}: not a readable image (not a picture, or a format "
+                            f"Pillow cannot read)") from None
+        return picture
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError,
             TypeError, KeyError, struct.error) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: damaged or unsupported image ({reason[:160]})") from None
 
 
-def check_pixel_count(img: Image.Image, max_pixels: int | None) -> None:
-    w, h = img.size
+def tiff_beyond_pillow(path, max_pixels: int | None, check_size) -> Picture | None:
+    """The first page of a TIFF that Pillow cannot open, such as 16-bit grey+alpha
+    (what upscale writes for such a picture), read by tifffile: 8 or 16 bits, grey or
+    RGB, with or without alpha, upright.  None if it is not one of those."""
+    import logging
+
+    import tifffile
+    quiet = logging.getLogger("tifffile")   # it logs what it cannot read: we say it once
+    was, quiet.disabled = quiet.disabled, True
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            grey = page.photometric == tifffile.PHOTOMETRIC.MINISBLACK
+            extra = len(page.extrasamples)
+            upright = page.tags.valueof("Orientation", 1) == 1
+            if page.dtype not in (np.uint8, np.uint16) or extra > 1 or not upright \
+                    or page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK,
+                                                tifffile.PHOTOMETRIC.RGB):
+                return None
+            check_pixel_count((page.imagewidth, page.imagelength), max_pixels)
+            if check_size is not None:
+                check_size((page.imagewidth, page.imagelength))
+            pixels = page.asarray()                     # (H, W) or (H, W, S), interleaved
+            icc = page.tags.valueof("InterColorProfile") or None
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+    except Exception:   # tifffile's errors for files it cannot read either
+        return None
+    finally:
+        quiet.disabled = was
+    pixels = pixels.reshape(*pixels.shape[:2], -1)      # (H, W, S)
+    colour = pixels[..., 0] if grey else pixels[..., :3]
+    alpha = pixels[..., -1] if extra else None
+    return Picture(np.ascontiguousarray(colour), None if alpha is None else
+                   np.ascontiguousarray(alpha), bytes(icc) if icc else None)
+
+
+def check_pixel_count(img, max_pixels: int | None) -> None:
+    """img: a Pillow image, or its (width, height)."""
+    w, h = img if isinstance(img, tuple) else img.size
     if max_pixels and w * h > max_pixels:
         raise UserError(f"{w}x{h} is {pixel_amount(w * h)}, above the limit of "
                         f"{pixel_amount(max_pixels)} (a guard against decompression bombs); "

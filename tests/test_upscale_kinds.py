@@ -15,7 +15,7 @@ from sr.imaging import resize
 from sr.picture_files import write_png, write_tiff16
 from sr.pictures import Picture, read_picture
 from sr.upscaling import refine
-from tests.helpers import perturbed_model, picture
+from tests.helpers import perturbed_model, picture, run_script
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
@@ -97,6 +97,31 @@ def test_16bit_rgb_png_and_tiff_keep_16_bits(tmp_path, model, writer, name):
     assert result.bits == 16 and not result.grey and result.size == (34, 24)
     assert result.icc == SRGB_ICC
     assert (result.colour % 257 != 0).mean() > 0.5
+
+
+def test_16bit_grey_alpha_tiff_is_read_back(tmp_path, model):
+    """Pillow cannot open such a TIFF, the kind upscale writes for one; tifffile can."""
+    grey = np.asarray(picture(12, 9).convert("L")).astype(np.uint16) * 257 + 3
+    alpha = np.full((9, 12), 40000, np.uint16)
+    with open(tmp_path / "ga16.tif", "wb") as f:
+        write_tiff16(f, Picture(grey, alpha, SRGB_ICC))
+    source = read_picture(tmp_path / "ga16.tif")
+    assert source.colour.tobytes() == grey.tobytes() and source.icc == SRGB_ICC
+    assert source.alpha.tobytes() == alpha.tobytes()
+    out, _ = run(tmp_path, model, tmp_path / "ga16.tif", "--format", "tiff")
+    result = read_picture(out)
+    assert result.describe() == "grey+alpha 16-bit" and result.size == (24, 18)
+    assert (result.alpha == 40000).all()
+
+
+def test_a_damaged_tiff_is_one_line_without_warnings(tmp_path, model):
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00" + bytes(range(60)))
+    result = run_script("main.py", "upscale", "-i", tmp_path / "bad.tif", "--model", model,
+                        "-o", tmp_path / "out")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {tmp_path / 'bad.tif'}: not a readable "
+                                          f"image (not a picture, or a format Pillow cannot "
+                                          f"read)"], result.stderr
 
 
 def test_16bit_rgba_png_alpha_kept(tmp_path, model):
