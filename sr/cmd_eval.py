@@ -58,7 +58,7 @@ def row_names(files) -> list[str]:
 
 def json_safe(value):
     """value with every infinite or undefined float as None (JSON has neither: a flat
-    picture the model reproduces exactly has an infinite PSNR)."""
+    picture, which bicubic reproduces exactly, has an infinite PSNR)."""
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
