@@ -404,39 +404,21 @@ def run(args) -> int:
     check_options(args)
     resume = find_resume(args) if args.resume else None
     check_outputs(args, resume)
-    from srcnn import architecture_name
     from sr import distributed
-    from sr.trainer import Trainer, write_config
     dist, device = distributed.init(cli.pick_device(args))
     try:
-        model, config, source, val, run_dir, ckpt = prepare(args, device, resume)
-        if config["batch"] < dist.world:   # a process with no patches would poison the mean
-            raise UserError(f"--batch {config['batch']} is smaller than the {dist.world} "
-                            f"processes that share each batch")
-        model.to(device)
-        trainer = Trainer(model, config, source, val, device, run_dir, dist,
-                          log=print if dist.main else (lambda *_: None))
-        if ckpt:
-            trainer.load_state(ckpt)
-        elif dist.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_config(run_dir, config)
-        if dist.main:
-            print(f"training {architecture_name(model)} x{config['scale']} on {device}"
-                  f"{f' x {dist.world} processes' if dist.active else ''}: "
-                  f"{len(source)} patches/epoch, {val.summary()}, "
-                  f"{cli.count_of(trainer.total_steps, 'step')}; records in {run_dir}/")
-        start_psnr = trainer.score_start() if not ckpt and config["continued_from"] else None
-        finished = trainer.run(args.stop_after)
-        if not finished:
+        trainer, ckpt = start_trainer(args, device, resume, dist)
+        fine_tune = not ckpt and trainer.config["continued_from"]
+        start_psnr = trainer.score_start() if fine_tune else None
+        if not trainer.run(args.stop_after):
             if dist.main:
                 print(f"stopped at epoch {trainer.epoch}, step {trainer.step}; resume with: "
-                      f"python main.py train --resume {run_dir}", file=sys.stderr)
+                      f"python main.py train --resume {trainer.run_dir}", file=sys.stderr)
             return 130
         if dist.main:
             kept = start_psnr is not None and trainer.best_psnr == start_psnr
             note = ": no epoch beat the starting weights, saved unchanged" if kept else ""
-            print(f"saved {publish(args, trainer, run_dir)} "
+            print(f"saved {publish(args, trainer, trainer.run_dir)} "
                   f"(best validation PSNR {trainer.best_psnr:.2f} dB{note})")
         # leave together: a rank that tears its gloo connections down while rank 0
         # is still publishing was seen to abort once (SIGABRT at exit)
@@ -444,3 +426,28 @@ def run(args) -> int:
         return 0
     finally:
         distributed.shutdown(dist)
+
+
+def start_trainer(args, device, resume: Path | None, dist):
+    """(Trainer ready to run, the resumed checkpoint or None): the model and data
+    prepared, a new run's folder and config.json written, the run announced."""
+    from srcnn import architecture_name
+    from sr.trainer import Trainer, write_config
+    model, config, source, val, run_dir, ckpt = prepare(args, device, resume)
+    if config["batch"] < dist.world:   # a process with no patches would poison the mean
+        raise UserError(f"--batch {config['batch']} is smaller than the {dist.world} "
+                        f"processes that share each batch")
+    model.to(device)
+    trainer = Trainer(model, config, source, val, device, run_dir, dist,
+                      log=print if dist.main else (lambda *_: None))
+    if ckpt:
+        trainer.load_state(ckpt)
+    elif dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, config)
+    if dist.main:
+        print(f"training {architecture_name(model)} x{config['scale']} on {device}"
+              f"{f' x {dist.world} processes' if dist.active else ''}: "
+              f"{len(source)} patches/epoch, {val.summary()}, "
+              f"{cli.count_of(trainer.total_steps, 'step')}; records in {run_dir}/")
+    return trainer, ckpt
