@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import tempfile
 from pathlib import Path
@@ -177,12 +176,8 @@ def main(argv=None) -> int:
     if sum(counts) == 0:
         raise UserError(f"{args.input}: no picture is at least {args.size}x{args.size} px "
                         f"once cut to multiples of the scale {args.scale}")
-    # SIGTERM (kill, timeout) ends the run like Ctrl-C, so the hidden folder is removed
-    previous = signal.signal(signal.SIGTERM, cli.terminate_as_interrupt)
-    try:
+    with cli.sigterm_as_ctrl_c():   # a kill removes the hidden folder too
         written = write_folder(args, sizes, counts, rng)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     print(f"wrote {written} pairs of {args.size} px (x{args.scale}) to {args.output}/")
     return 0
 

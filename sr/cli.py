@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from sr.errors import UserError
@@ -30,9 +33,22 @@ def run(main) -> None:
     sys.exit(status or 0)
 
 
-def terminate_as_interrupt(signum, frame):
-    """SIGTERM handler: end like Ctrl-C, so that what cleans up after an interrupt
-    (temporary files and folders) runs for a kill or a timeout too."""
+@contextmanager
+def sigterm_as_ctrl_c():
+    """Inside, SIGTERM (kill, timeout) ends the work like Ctrl-C, so that what cleans
+    up after an interrupt (temporary files and folders) runs for it too.  Signal
+    handlers live in the main thread: elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
@@ -68,6 +84,15 @@ def count_of(n: int, noun: str, plural: str | None = None) -> str:
 def nearest_existing(path: Path) -> Path:
     """path, or the nearest folder above it that exists ("." or "/" at last)."""
     return next(p for p in (path, *path.parents) if p.exists())
+
+
+def check_folder_target(option: str, folder: Path) -> None:
+    """Before any work, the folder an option names as output: a folder, or not there
+    yet with no file in the way above it."""
+    existing = nearest_existing(folder)
+    if not existing.is_dir():
+        where = "" if existing == folder else f"{existing} "
+        raise UserError(f"{option} {folder}: {where}is a file, not a folder")
 
 
 def check_file_target(option: str, text: str, overwrite: bool, inputs=()) -> Path:

@@ -72,9 +72,7 @@ def run(args) -> int:
 def check_page_folder(web: Path, targets, checkpoints) -> None:
     """Before any work: --web is a folder (or can become one) and none of the page's
     files about to be replaced is one of the checkpoints being exported."""
-    above = cli.nearest_existing(web)
-    if not above.is_dir():
-        raise UserError(f"--web {web}: {above} is a file, not a folder")
+    cli.check_folder_target("--web", web)
     inputs = {Path(c).resolve() for c in checkpoints}
     for target in targets:
         if target.resolve() in inputs:

@@ -4,9 +4,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -345,7 +343,8 @@ def run(args) -> int:
     if args.overwrite and args.skip_existing:
         raise UserError("--overwrite and --skip-existing contradict each other: pick one")
     out_dir = Path(args.output)
-    check_output_folder(out_dir)
+    # a file in the way would fail every picture in turn, each with the same message
+    cli.check_folder_target("-o", out_dir)
     jobs, errors = collect_jobs(args.input, args.recursive, out_dir)
     for message in errors:
         report_error(message)
@@ -366,13 +365,8 @@ def run(args) -> int:
           f"for x{args.scale:g}; {runner.describe()}; tiles of {tile} px")
     started = time.perf_counter()
 
-    main_thread = threading.current_thread() is threading.main_thread()  # signals: only there
-    previous = signal.signal(signal.SIGTERM, cli.terminate_as_interrupt) if main_thread else None
-    try:
+    with cli.sigterm_as_ctrl_c():
         failed, skipped, done = upscale_all(runner, jobs, args, tile, default_suffix)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
     failed += len(errors)
     print(f"{done} upscaled, {skipped} skipped, {failed} failed in "
           f"{time.perf_counter() - started:.1f} s")
@@ -388,15 +382,6 @@ def nothing_found(items, out_dir: Path) -> str:
         return (f"nothing to upscale: {' '.join(inside)} is under -o {out_dir}, and pictures "
                 f"under -o are never read (they are earlier results); choose another -o")
     return "nothing to upscale: no pictures in " + " ".join(items)
-
-
-def check_output_folder(out_dir: Path) -> None:
-    """-o must be a folder or not be there yet: a file there (or above it) would fail
-    every picture in turn, each with the same message."""
-    existing = cli.nearest_existing(out_dir)
-    if not existing.is_dir():
-        where = "" if existing == out_dir else f"{existing} "
-        raise UserError(f"-o {out_dir}: {where}is a file, not a folder")
 
 
 def upscale_all(runner, jobs, args, tile: int, default_suffix: bool) -> tuple:

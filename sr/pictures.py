@@ -91,7 +91,7 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     path = existing_file(path)
     try:
         with pixel_limit(max_pixels), Image.open(path) as img:
-            check_pixel_count(img, max_pixels)
+            check_pixel_count(img.size, max_pixels)
             if check_size is not None:
                 check_size(upright_size(img))
             rawmode = tile_rawmode(img)                   # how the file stores pixels
@@ -157,9 +157,8 @@ def tiff_beyond_pillow(path, max_pixels: int | None, check_size) -> Picture | No
                    np.ascontiguousarray(alpha), bytes(icc) if icc else None)
 
 
-def check_pixel_count(img, max_pixels: int | None) -> None:
-    """img: a Pillow image, or its (width, height)."""
-    w, h = img if isinstance(img, tuple) else img.size
+def check_pixel_count(size, max_pixels: int | None) -> None:
+    w, h = size
     if max_pixels and w * h > max_pixels:
         raise UserError(f"{w}x{h} is {pixel_amount(w * h)}, above the limit of "
                         f"{pixel_amount(max_pixels)} (a guard against decompression bombs); "

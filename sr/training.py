@@ -151,7 +151,7 @@ def split_folder(folder, fraction: float, seed: int, warn) -> tuple[dict, dict]:
 
 def fingerprint(names, contents=()) -> str:
     """Short hash of the training data (recorded in checkpoints, compared on resume):
-    the sorted names, then each bytes object of contents in turn (the pixels, so
+    the sorted names, then each buffer of contents in turn (the pixels, so
     that pictures changed under the same names count as changed)."""
     digest = hashlib.sha256("\n".join(sorted(names)).encode())
     for data in contents:
@@ -166,7 +166,8 @@ class PatchFolder:
         self.x = luma_tensor(patches.lr)  # (N, 1, P, P)
         self.t = luma_tensor(patches.hr)
         self.patch = min(self.x.shape[2:])  # side (the shorter one, were they not square)
-        self.hash = fingerprint(patches.sources, (patches.lr.tobytes(), patches.hr.tobytes()))
+        self.hash = fingerprint(patches.sources, (np.ascontiguousarray(patches.lr),
+                                                  np.ascontiguousarray(patches.hr)))
         self.names_hash = fingerprint(patches.sources)   # what runs recorded before
 
     def __len__(self):
