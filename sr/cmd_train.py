@@ -18,7 +18,8 @@ from sr.errors import UserError
 
 ARCHITECTURES = ["9-1-5", "9-5-5", "11-5-5"]   # srcnn.ARCHITECTURES, without importing torch
 DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=0.1,
-                val_seed=1, patch=48, patches=4000, rescale=1.0, runs="runs")
+                val_seed=1, patch=48, patches=4000, rescale=1.0, teacher_weight=0.5,
+                runs="runs")
 
 HELP = ("Train SRCNN. Without -n it fine-tunes the newest model of the same scale in "
         "--models (and publishes it unchanged if no epoch beats it on the held-out "
@@ -39,6 +40,12 @@ def add_arguments(p) -> None:
     data.add_argument("--rescale", type=float, default=d["rescale"],
                       help="--from-images: resize each picture by a random factor in "
                       "[RESCALE, 1] every epoch (1: off)")
+    data.add_argument("--teacher", metavar="FILE",
+                      help="--from-images: train toward a mix of each sharp picture and "
+                      "this model's x8 self-ensemble output (self-distillation: give the "
+                      "starting model to make it learn its own ensemble)")
+    data.add_argument("--teacher-weight", type=float, default=d["teacher_weight"],
+                      help="share of the teacher's output in the targets, in (0, 1]")
     data.add_argument("--scale", type=cli.integer_scale, default=None,
                       help="scale factor, an integer >= 2 (default: the samples' manifest, "
                       "or 2)")
@@ -95,6 +102,8 @@ def check_options(args) -> None:
               "between 0 and 1 (not 0 or 1)"),
              ("--patches", args.patches, args.patches >= 1, "at least 1"),
              ("--rescale", args.rescale, 0 < args.rescale <= 1, "in (0, 1] (1: off)"),
+             ("--teacher-weight", args.teacher_weight, 0 < args.teacher_weight <= 1,
+              "in (0, 1]"),
              ("--stop-after", args.stop_after, args.stop_after is None or args.stop_after >= 1,
               "at least 1")]
     for option, value, ok, rule in rules:
@@ -113,6 +122,13 @@ def check_combinations(args) -> None:
     if cropping and not args.from_images and not args.resume:
         raise UserError(f"{cropping[0]} sets how --from-images crops; samples folders "
                         f"come cut (gen_samples.py --size)")
+    if args.teacher_weight != DEFAULTS["teacher_weight"] and not args.teacher \
+            and not args.resume:
+        raise UserError("--teacher-weight sets how much of --teacher's output the targets "
+                        "take: give --teacher too")
+    if args.teacher and not args.from_images and not args.resume:
+        raise UserError("--teacher needs --from-images: it upscales whole pictures, "
+                        "which a samples folder does not have")
 
 
 def check_writable(folder: Path, what: str) -> None:
@@ -194,6 +210,9 @@ def new_config(args) -> dict:
         config["data"] = {"kind": "images", "path": str(args.from_images),
                           "patch": args.patch, "patches": args.patches,
                           "rescale": args.rescale}
+        if args.teacher:
+            config["data"]["teacher"] = {"path": str(args.teacher),
+                                         "weight": args.teacher_weight}
         config["scale"] = args.scale or 2
     else:
         config["data"] = {"kind": "samples", "path": str(find_samples(args.input))}
@@ -207,7 +226,7 @@ def held_out_seed(config: dict) -> int:
     return config.get("val_seed", config["seed"])
 
 
-def build_data(config: dict):
+def build_data(config: dict, device="cpu"):
     """(source, held-out data) for a config; fills in config["scale"]."""
     from sr.training import (ImageCrops, PatchFolder, held_out_pictures, load_patch_folder,
                              split_folder, split_validation)
@@ -221,8 +240,19 @@ def build_data(config: dict):
     train, held = split_folder(data["path"], config["val_fraction"], held_out_seed(config),
                                cli.warn)
     source = ImageCrops(train, data["patches"], data["patch"], config["scale"],
-                        config["seed"], data["rescale"])
+                        config["seed"], data["rescale"],
+                        load_teacher(data.get("teacher"), config["scale"], device))
     return source, held_out_pictures(held, config["scale"])
+
+
+def load_teacher(teacher: dict | None, scale: int, device):
+    """The Teacher of a config's data ({"path", "weight"}), or None."""
+    if not teacher:
+        return None
+    from sr.checkpoint import load_model
+    from sr.training import Teacher
+    model, _ = load_model(teacher["path"], scale)
+    return Teacher(model.eval(), teacher["weight"], device)
 
 
 def find_resume(args) -> Path:
@@ -305,7 +335,7 @@ def prepare(args, device, resume: Path | None):
         if target.exists():   # say it now, not after the training
             raise UserError(f"{target}: already exists, and the run would publish its "
                             f"model there; give another --output")
-        source, val = build_data(config)
+        source, val = build_data(config, device)
         check_epoch_fits(source, device)
         if ckpt["data_hash"] not in (source.hash, source.names_hash):  # names: older runs
             raise UserError(f"{path}: the training data changed since this run started")
@@ -314,7 +344,7 @@ def prepare(args, device, resume: Path | None):
               f"step {ckpt['progress']['step']}")
         return model, config, source, val, path.parent, ckpt
     config = new_config(args)
-    source, val = build_data(config)
+    source, val = build_data(config, device)
     check_epoch_fits(source, device)
     torch.manual_seed(args.seed)
     model, parent = starting_model(args, config)
@@ -331,13 +361,16 @@ RUN_SETTINGS = [("-e", "epochs"), ("--batch", "batch"), ("--lr", "lr"), ("--seed
                 ("--val-fraction", "val_fraction"), ("--val-seed", "val_seed"),
                 *CROP_SETTINGS]
 # Options that set up a new run's starting weights: not for --resume.
-NEW_RUN_OPTIONS = [("-n", "new"), ("--init", "init"), ("--plain", "plain")]
+NEW_RUN_OPTIONS = [("-n", "new"), ("--init", "init"), ("--plain", "plain"),
+                   ("--teacher", "teacher")]
 
 
 def new_run_options(args, config: dict) -> list[str]:
     """The options given with --resume that would start another run: other starting
     weights, another scale, other data."""
     found = [option for option, name in NEW_RUN_OPTIONS if getattr(args, name)]
+    if args.teacher_weight != DEFAULTS["teacher_weight"]:
+        found.append("--teacher-weight")
     if args.scale is not None and args.scale != config["scale"]:
         found.append(f"--scale {args.scale} (the run is x{config['scale']})")
     data = config["data"]

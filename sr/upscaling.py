@@ -73,6 +73,15 @@ def refine_with(runner, bicubic: np.ndarray, tile: int = DEFAULT_TILE,
     return map_tiles(runner, bicubic, out, tile, to_luma, from_luma, on_tile)
 
 
+def refined_luma(runner, bicubic: np.ndarray, tile: int = DEFAULT_TILE) -> np.ndarray:
+    """The network's luma for a bicubic-interpolated picture, before it is turned back
+    into colour and rounded: (H, W[, 3]) uint8 -> (H, W) float32 Y / 255.  What
+    training learns from a teacher model (sr/training.py, --teacher)."""
+    to_luma, _ = colour_steps(bicubic)
+    out = np.empty(bicubic.shape[:2], np.float32)
+    return map_tiles(runner, bicubic, out, tile, to_luma, lambda refined, _extra: refined)
+
+
 def refine_batch(model, bicubics: np.ndarray, device="cpu") -> np.ndarray:
     """refine(..., tile=0) of N pictures of one size in one network call:
     (N, H, W[, 3]) -> the same shape.  Training's validation scores its patches so,

@@ -266,7 +266,8 @@ BAD_VALUES = [("--batch", 0), ("--batch", -2), ("--lr", -1), ("--lr", 0), ("--lr
               ("--lr", "inf"), ("--seed", -1), ("--seed", 2 ** 32), ("--val-seed", -1),
               ("-e", 0), ("-e", -1), ("--stop-after", 0), ("--val-fraction", 0),
               ("--val-fraction", 1), ("--val-fraction", -0.5)]
-BAD_CROP_VALUES = [("--rescale", 0), ("--rescale", 1.5), ("--patches", 0)]
+BAD_CROP_VALUES = [("--rescale", 0), ("--rescale", 1.5), ("--patches", 0),
+                   ("--teacher-weight", 0), ("--teacher-weight", 1.5)]
 
 
 @pytest.mark.parametrize("option, value", BAD_VALUES + BAD_CROP_VALUES)
@@ -426,11 +427,15 @@ def test_an_existing_output_file_is_refused_before_training(workspace, tmp_path)
     (("-n", "-i", "SAMPLES", "--from-images", "RAW"), "-i reads a samples folder"),
     (("-n", "-i", "SAMPLES", "--patch", 32), "--patch sets how --from-images crops"),
     (("--init", "MODEL", "--plain", "-i", "SAMPLES"), "--plain: "),
+    (("-n", "-i", "SAMPLES", "--teacher", "MODEL"), "--teacher needs --from-images"),
+    (("-n", "--from-images", "RAW", "--teacher-weight", 0.3), "give --teacher too"),
+    (("-n", "--from-images", "RAW", "--teacher", "X3MODEL"), "model is for x3, not x2"),
 ])
 def test_options_that_contradict_each_other_are_refused(workspace, tmp_path, extra, said):
     """Each pair used to run with one of the two silently dropped."""
     model = model_file(tmp_path / "models")
-    names = {"MODEL": model, "SAMPLES": workspace / "samples", "RAW": workspace / "raw"}
+    names = {"MODEL": model, "SAMPLES": workspace / "samples", "RAW": workspace / "raw",
+             "X3MODEL": model_file(tmp_path, scale=3)}
     result = run_script("main.py", "train", "--cpu", "-e", 1, "--runs", tmp_path / "runs",
                         "--models", tmp_path / "models", "--output", tmp_path / "out.pt",
                         *(names.get(str(e), e) for e in extra), timeout=120)
@@ -452,7 +457,9 @@ def test_resume_refuses_what_would_start_another_run(workspace, tmp_path):
                         (("-n",), "-n is for a new run"),
                         (("-i", workspace / "raw"), "the run trains on"),
                         (("--from-images", workspace / "raw"), "the run trains on"),
-                        (("--patch", 32), "--patch 32 differs from a samples folder's run")]:
+                        (("--patch", 32), "--patch 32 differs from a samples folder's run"),
+                        (("--teacher", model), "--teacher is for a new run"),
+                        (("--teacher-weight", 0.2), "--teacher-weight is for a new run")]:
         assert_clean_error(main_train("--resume", run, *extra), said)
     (tmp_path / "taken.pt").write_text("keep")   # appeared since the run started
     assert_clean_error(main_train("--resume", run),
@@ -503,3 +510,69 @@ def test_an_epoch_larger_than_the_memory_is_refused_before_the_run(workspace, tm
                         "--models", tmp_path / "models", timeout=120)
     assert_clean_error(result, "--patches 10000000000 of 48 px need", "use fewer --patches")
     assert not (tmp_path / "runs").exists()
+
+
+def ensemble_by_hand(model, plane: torch.Tensor) -> torch.Tensor:
+    """The x8 self-ensemble of model on a whole (H, W) luma plane, the plain way:
+    turn, run the network (reflect padding), turn back, average."""
+    x, total = plane[None, None], torch.zeros(plane.shape, dtype=torch.float64)
+    with torch.no_grad():
+        for k in range(4):
+            for flip in (False, True):
+                view = torch.rot90(x, k, (2, 3))
+                out = model(view.flip(3) if flip else view)
+                out = out.flip(3) if flip else out
+                total += torch.rot90(out, -k, (2, 3))[0, 0].double()
+    return (total / 8).float()
+
+
+def test_a_teacher_blends_its_ensemble_output_into_the_targets():
+    from sr.imaging import degraded_pair
+    from sr.training import ImageCrops, Teacher, luma_plane
+    from tests.helpers import perturbed_model
+    img = picture(70, 60, seed=3)
+    teacher = perturbed_model("9-1-5", seed=4)
+    hr, bicubic = (torch.from_numpy(luma_plane(p)) for p in degraded_pair(img, 2))
+    expected = 0.7 * hr + 0.3 * ensemble_by_hand(teacher, bicubic)
+    crops = ImageCrops({"a.png": img}, 8, 32, 2, seed=0, teacher=Teacher(teacher, 0.3))
+    target, given = crops.target_and_input(img)
+    assert torch.allclose(torch.from_numpy(target), expected, atol=2e-6)
+    assert torch.equal(torch.from_numpy(given), bicubic)
+    assert (target != luma_plane(degraded_pair(img, 2)[0])).mean() > 0.9  # it moved
+    plain = ImageCrops({"a.png": img}, 8, 32, 2, seed=0)
+    assert plain.target_and_input(img)[0].tobytes() == hr.numpy().tobytes()
+
+
+def test_the_teacher_is_part_of_the_data_hash():
+    from sr.training import ImageCrops, Teacher, fingerprint
+    from tests.helpers import perturbed_model
+    images = {"a.png": picture(40, 40, seed=1)}
+    plain = ImageCrops(images, 8, 32, 2, seed=0)
+    assert plain.hash == fingerprint(images, [images["a.png"].tobytes()])  # runs before
+    hashes = {plain.hash} | {ImageCrops(images, 8, 32, 2, seed=0,
+                                       teacher=Teacher(perturbed_model(seed=s), w)).hash
+                             for s, w in [(1, 0.5), (2, 0.5), (1, 0.25)]}
+    assert len(hashes) == 4
+
+
+def test_training_with_a_teacher_records_it_and_resumes_only_with_the_same(workspace,
+                                                                           tmp_path):
+    teacher = model_file(tmp_path)
+    stopped = run_script("main.py", "train", "--cpu", "-n", "-e", 1, "--from-images",
+                         workspace / "raw", "--patch", 32, "--patches", 64, "--batch", 8,
+                         "--teacher", teacher, "--teacher-weight", 0.4,
+                         "--runs", tmp_path / "runs", "--models", tmp_path / "models",
+                         "--stop-after", 2, timeout=120)
+    assert stopped.returncode == 130, stopped.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    recorded = torch.load(run / "last.pt", weights_only=True)["train"]["data"]["teacher"]
+    assert recorded == {"path": str(teacher), "weight": 0.4}
+    kept = teacher.read_bytes()
+    model_file(tmp_path, arch="9-5-5", name="other.pt").replace(teacher)  # other weights
+    assert_clean_error(run_script("main.py", "train", "--cpu", "--resume", run, timeout=120),
+                       "the training data changed since this run started")
+    teacher.write_bytes(kept)            # the teacher as it was
+    resumed = run_script("main.py", "train", "--cpu", "--resume", run, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    (published,) = (tmp_path / "models").glob("srcnn_x2.*.pt")
+    assert load_model(published)[1]["train"]["data"]["teacher"]["weight"] == 0.4

@@ -8,6 +8,8 @@
 #   PARALLEL=1  train the scales at the same time (one GPU has room for all three;
 #               on a CPU set PARALLEL=0)
 #   INIT=FILE  start from this model's weights instead of random ones (--init)
+#   TEACHER=FILE  blend this model's x8 self-ensemble output into the targets
+#               (--teacher; TEACHER_WEIGHT=0.5 its share)
 #   PYTHON=python  the interpreter
 #   MODELS=models  where srcnn_x<scale>.shipped.pt is written;  RUNS=runs/shipped
 # Any further flags of `main.py train` can be given in TRAIN_FLAGS (e.g. "--cpu").
@@ -23,8 +25,12 @@ mkdir -p "$RUNS" "$MODELS"
 train_one() {  # scale -> models/srcnn_x<scale>.shipped.pt, log in $RUNS/x<scale>.log
   local s=$1 out="$MODELS/srcnn_x$1.shipped.pt" start=(--new)
   if [ -n "${INIT:-}" ]; then start=(--init "$INIT"); fi
+  local teacher=()
+  if [ -n "${TEACHER:-}" ]; then
+    teacher=(--teacher "$TEACHER" --teacher-weight "${TEACHER_WEIGHT:-0.5}")
+  fi
   # shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
-  "${PYTHON:-python}" main.py train "${start[@]}" --scale "$s" -e "$EPOCHS" --from-images "$t91" --arch "$ARCH" \
+  "${PYTHON:-python}" main.py train "${start[@]}" "${teacher[@]}" --scale "$s" -e "$EPOCHS" --from-images "$t91" --arch "$ARCH" \
     --patch 48 --patches "$PATCHES" --batch "$BATCH" --lr "$LR" --rescale "$RESCALE" \
     --seed "$SEED" --runs "$RUNS" --output "$out.new" ${TRAIN_FLAGS:-} \
     > "$RUNS/x$s.log" 2>&1 && mv "$out.new" "$out"
