@@ -118,17 +118,24 @@ def check_combinations(args) -> None:
         raise UserError("-n starts from random weights and --init from a model's: give one")
     if args.input and args.from_images:
         raise UserError("-i reads a samples folder and --from-images crops pictures: give one")
-    cropping = [option for option, name in CROP_SETTINGS if getattr(args, name) != DEFAULTS[name]]
+    cropping = [option for option, name in CROP_SETTINGS if given(args, name)]
     if cropping and not args.from_images and not args.resume:
         raise UserError(f"{cropping[0]} sets how --from-images crops; samples folders "
                         f"come cut (gen_samples.py --size)")
-    if args.teacher_weight != DEFAULTS["teacher_weight"] and not args.teacher \
-            and not args.resume:
+    if given(args, "teacher_weight") and not args.teacher and not args.resume:
         raise UserError("--teacher-weight sets how much of --teacher's output the targets "
                         "take: give --teacher too")
     if args.teacher and not args.from_images and not args.resume:
         raise UserError("--teacher needs --from-images: it upscales whole pictures, "
                         "which a samples folder does not have")
+
+
+def given(args, name: str) -> bool:
+    """Whether the command line set this option: a value other than its default
+    (DEFAULTS, else None or False for options without one).  Compared by identity
+    with None and False, since 0 == False and 0 can be a value given."""
+    value = getattr(args, name)
+    return value is not None and value is not False and value != DEFAULTS.get(name)
 
 
 def check_writable(folder: Path, what: str) -> None:
@@ -190,10 +197,10 @@ def check_epoch_fits(source, device) -> None:
                         f"({have / 2 ** 30:.1f} GiB): use fewer --patches and more epochs")
 
 
-def find_samples(given) -> Path:
+def find_samples(folder) -> Path:
     """-i as given, else the newest samples_gen_* folder here."""
-    if given:
-        return Path(given)
+    if folder:
+        return Path(folder)
     found = sorted(Path(".").glob("samples_gen_*"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise UserError("no samples_gen_* folder: run 'python gen_samples.py 400 -64' first, "
@@ -360,25 +367,23 @@ CROP_SETTINGS = [("--patch", "patch"), ("--patches", "patches"), ("--rescale", "
 RUN_SETTINGS = [("-e", "epochs"), ("--batch", "batch"), ("--lr", "lr"), ("--seed", "seed"),
                 ("--val-fraction", "val_fraction"), ("--val-seed", "val_seed"),
                 *CROP_SETTINGS]
-# Options that set up a new run's starting weights: not for --resume.
+# Options that set up a new run's starting weights or targets: not for --resume.
 NEW_RUN_OPTIONS = [("-n", "new"), ("--init", "init"), ("--plain", "plain"),
-                   ("--teacher", "teacher")]
+                   ("--teacher", "teacher"), ("--teacher-weight", "teacher_weight")]
 
 
 def new_run_options(args, config: dict) -> list[str]:
     """The options given with --resume that would start another run: other starting
     weights, another scale, other data."""
-    found = [option for option, name in NEW_RUN_OPTIONS if getattr(args, name)]
-    if args.teacher_weight != DEFAULTS["teacher_weight"]:
-        found.append("--teacher-weight")
+    found = [option for option, name in NEW_RUN_OPTIONS if given(args, name)]
     if args.scale is not None and args.scale != config["scale"]:
         found.append(f"--scale {args.scale} (the run is x{config['scale']})")
     data = config["data"]
-    for option, given, kind in [("-i", args.input, "samples"),
-                                ("--from-images", args.from_images, "images")]:
-        if given and (data["kind"] != kind or
-                      Path(given).resolve() != Path(data["path"]).resolve()):
-            found.append(f"{option} {given} (the run trains on {data['path']})")
+    for option, folder, kind in [("-i", args.input, "samples"),
+                                 ("--from-images", args.from_images, "images")]:
+        if folder and (data["kind"] != kind or
+                       Path(folder).resolve() != Path(data["path"]).resolve()):
+            found.append(f"{option} {folder} (the run trains on {data['path']})")
     return found
 
 
@@ -395,11 +400,11 @@ def check_resumable(args, config: dict, progress: dict, path: Path) -> None:
                         f"starts one from it)")
     for option, name in RUN_SETTINGS:
         recorded = config[name] if name in config else config["data"].get(name)
-        given = getattr(args, name)
-        if given != DEFAULTS[name] and given != recorded:
+        value = getattr(args, name)
+        if given(args, name) and value != recorded:
             theirs = f"its {recorded}" if recorded is not None else "a samples folder's run"
             raise UserError(f"--resume continues the run with its own settings: {option} "
-                            f"{given} differs from {theirs}; to change it, start a "
+                            f"{value} differs from {theirs}; to change it, start a "
                             f"new run from it: --init {path.parent / 'last.pt'}")
 
 
