@@ -20,9 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ARCHITECTURES = {"9-1-5": (9, 1, 5), "9-5-5": (9, 5, 5), "11-5-5": (11, 5, 5)}
-
-
 class SRCNN(nn.Module):
     """Three valid convolutions over one channel (luma).
 
@@ -92,11 +89,13 @@ class SRCNN(nn.Module):
 
 
 def build(architecture: str = "9-5-5", filters=(64, 32), residual=True) -> SRCNN:
-    """SRCNN from a name in ARCHITECTURES ("9-1-5", "9-5-5" or "11-5-5")."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; "
-                         f"choose from {', '.join(ARCHITECTURES)}")
-    return SRCNN(ARCHITECTURES[architecture], filters, residual)
+    """SRCNN from its kernel sizes as a name: "9-1-5", "9-5-5", "11-5-5"."""
+    return SRCNN(kernels_of(architecture), filters, residual)
+
+
+def kernels_of(architecture: str) -> tuple:
+    """"9-5-5" -> (9, 5, 5)."""
+    return tuple(int(k) for k in architecture.split("-"))
 
 
 def architecture_name(model: SRCNN) -> str:

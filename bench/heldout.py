@@ -26,13 +26,13 @@ def add_model_and_pictures(p) -> None:
     models' split of the training pictures (model_and_split)."""
     p.add_argument("--images", required=True, help="the training pictures (e.g. T91)")
     p.add_argument("--scale", type=int, default=4)
-    p.add_argument("--model", help="default: models/srcnn_x<scale>.shipped.pt")
+    p.add_argument("--model", help="default: models/srcnn_x<scale>.shipped.safetensors")
 
 
 def model_and_split(args):
     """(model, {name: picture} trained on, {name: picture} held out) for the options of
     add_model_and_pictures; the split is the shipped models' (fraction 0.1, seed 1)."""
-    model, _ = load_model(args.model or f"models/srcnn_x{args.scale}.shipped.pt", args.scale)
+    model, _ = load_model(args.model or f"models/srcnn_x{args.scale}.shipped.safetensors", args.scale)
     train, held = split_folder(Path(args.images), 0.1, 1, cli.warn)
     return model, train, held
 

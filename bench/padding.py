@@ -66,7 +66,7 @@ def main() -> None:
     print("| padding | " + " | ".join(f"x{s} held-out T91 / Set5 / Set14"
                                       for s in args.scales) + " |")
     print("|---" * (len(args.scales) + 1) + "|")
-    models = {s: load_model(f"models/srcnn_x{s}.shipped.pt", s)[0] for s in args.scales}
+    models = {s: load_model(f"models/srcnn_x{s}.shipped.safetensors", s)[0] for s in args.scales}
     for mode in modes:
         cells = []
         for s in args.scales:

@@ -39,7 +39,7 @@ def main() -> None:
     p.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
     p.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4])
     p.add_argument("--models", default="models")
-    p.add_argument("--model-pattern", help="e.g. models/srcnn_x{scale}.shipped.pt")
+    p.add_argument("--model-pattern", help="e.g. models/srcnn_x{scale}.shipped.safetensors")
     p.add_argument("--ensemble", action="store_true",
                    help="add a row for the x8 self-ensemble (upscale --ensemble)")
     args = p.parse_args()
@@ -49,7 +49,8 @@ def main() -> None:
             path = Path(args.model_pattern.format(scale=scale))
             model, _ = load_model(path, scale)
         else:
-            model, _, path = latest_model(args.models, scale)
+            model, weights = latest_model(args.models, scale)
+            path = weights.path
         for name in args.sets:
             start = time.perf_counter()
             results[scale, name] = mean_psnr(model, Path(args.datasets) / name, scale)

@@ -121,7 +121,7 @@ def matmul_ceiling(repeats: int = 5) -> float:
 def network_seconds_ours(model_path: Path, luma: np.ndarray, tile: int, repeats: int) -> float:
     """The default path's network over a luma plane: tiles and workers, no colour."""
     from sr.inference import OnnxRuntimeRunner
-    from sr.weights import read_weights
+    from sr.model_files import read_weights
     return network_seconds(OnnxRuntimeRunner(read_weights(model_path)), luma, tile, repeats)
 
 
@@ -129,7 +129,7 @@ def variant_runners(model_path: Path) -> dict:
     """The alternatives tried for the CPU path (bench/upscale.py --variants)."""
     import sr.inference as inference
     from sr.inference import OnnxRuntimeRunner, TorchRunner, torch_model
-    from sr.weights import read_weights
+    from sr.model_files import read_weights
     weights = read_weights(model_path)
 
     class OneSessionTwoThreads(OnnxRuntimeRunner):
@@ -183,7 +183,7 @@ def gpu_network(arch: str, model_path: Path, device: str, repeats: int) -> None:
     import torch
     from sr.inference import TorchRunner, torch_model
     from sr.tiling import auto_tile
-    from sr.weights import read_weights
+    from sr.model_files import read_weights
     luma = np.random.default_rng(1).random((2160, 3840), dtype=np.float32)
     tile = auto_tile(device, torch.cuda.mem_get_info(torch.device(device))[0])
     for half in (False, True):

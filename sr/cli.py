@@ -138,7 +138,7 @@ def add_device_options(p) -> None:
 
 def add_model_options(p, fractional: bool = False) -> None:
     """--scale, --model, --models.  fractional: --scale takes any factor >= 1 and the
-    model is the one of the nearest scale (sr.weights.nearest_weights)."""
+    model is the one of the nearest scale (sr.model_files.nearest_model)."""
     if fractional:
         p.add_argument("--scale", type=scale_factor, default=2.0,
                        help="scale factor, any number >= 1 (e.g. 1.5, 2, 2.5). The network "
@@ -146,14 +146,16 @@ def add_model_options(p, fractional: bool = False) -> None:
                             "trained for the nearest scale by ratio (|log(scale/model "
                             "scale)|, ties to the smaller): 1.5 and 2.4 use x2, 2.5 and 3.4 "
                             "use x3, 3.5 and up use x4 when x2..x4 are there")
-        p.add_argument("--model", help="checkpoint file, trained for the scale that --scale "
-                                        "rounds to as above (default: see --scale)")
+        p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), "
+                                        "trained for the scale that --scale rounds to as "
+                                        "above (default: see --scale)")
     else:
         p.add_argument("--scale", type=integer_scale, default=2,
                        help="scale factor of the model, an integer >= 2")
         p.add_argument("--model",
-                       help="checkpoint file (default: newest for the scale in --models)")
-    p.add_argument("--models", default=MODELS_DIR, help="folder of checkpoints")
+                       help="model file: .safetensors, or a training run's .pt (default: "
+                            "newest for the scale in --models)")
+    p.add_argument("--models", default=MODELS_DIR, help="folder of .safetensors models")
 
 
 def whole_number(rule: str, low: int, high: int | None = None):
@@ -223,17 +225,17 @@ def usable_device(name: str) -> str:
 
 
 def model_for(args, scale: int):
-    """(model, checkpoint, path): --model if given, else the newest for that scale."""
+    """(PyTorch model, its Weights): --model if given, else the newest for that scale."""
     from sr.checkpoint import latest_model, load_model
     if args.model:
-        model, ckpt = load_model(args.model, scale)
-        return model, ckpt, Path(args.model)
+        return load_model(args.model, scale)
     return latest_model(args.models, scale, warn=warn)
 
 
 def weights_for(args, scale: float):
-    """sr.weights.Weights (NumPy, no PyTorch) for --model, else the nearest scale's newest."""
-    from sr.weights import checked_weights, nearest_weights
+    """sr.model_files.Weights (NumPy, no PyTorch) for --model, else the nearest scale's
+    newest."""
+    from sr.model_files import model_for_scale, nearest_model
     if args.model:
-        return checked_weights(args.model, scale)
-    return nearest_weights(args.models, scale, warn=warn)
+        return model_for_scale(args.model, scale)
+    return nearest_model(args.models, scale, warn=warn)

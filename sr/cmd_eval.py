@@ -33,7 +33,8 @@ def run(args) -> int:
     if args.json:
         cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
     device = cli.pick_device(args)
-    model, _, model_path = cli.model_for(args, args.scale)
+    model, weights = cli.model_for(args, args.scale)
+    model_path = weights.path
     model.to(device)
     rows = [dict(evaluate_file(model, f, args.scale, device, args.ensemble), image=name)
             for f, name in zip(files, row_names(files))]

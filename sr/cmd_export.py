@@ -13,7 +13,7 @@ HELP = ("Export models as self-contained ONNX files: input 'luma' float32 [N,1,H
         "scale, architecture, radius and colour space in the metadata_props. "
         "Without -o: every scale with a model in --models goes into the page's folder "
         "(x2 -> web/srcnn.onnx, x3 -> web/srcnn_x3.onnx, ...; per scale the shipped model "
-        "srcnn_x<s>.shipped.pt if present, else the newest), replacing the page's files, "
+        "srcnn_x<s>.shipped.safetensors if present, else the newest), replacing the page's files, "
         "and web/models.json is rewritten. With -o FILE: one model into FILE, which is "
         "never replaced unless --overwrite.")
 
@@ -27,17 +27,17 @@ def add_arguments(p) -> None:
     p.add_argument("--scale", type=cli.integer_scale, action="append",
                    help="export only this scale (repeatable; default: every scale found, "
                         "or 2 with -o)")
-    p.add_argument("--model", help="export this checkpoint (its own scale) instead")
-    p.add_argument("--models", default=cli.MODELS_DIR, help="folder of checkpoints")
+    p.add_argument("--model", help="export this model file (its own scale) instead")
+    p.add_argument("--models", default=cli.MODELS_DIR, help="folder of .safetensors models")
     p.add_argument("--web", default=WEB_DIR, help="the page's folder")
 
 
 def chosen_checkpoints(args) -> dict:
     """{scale: checkpoint path} from --model, --scale and --models."""
-    from sr.checkpoint import read_checkpoint
     from sr.export import checkpoints_to_export
+    from sr.model_files import read_weights
     if args.model:
-        scale = read_checkpoint(args.model)["scale"]
+        scale = read_weights(args.model).scale
         if args.scale and args.scale != [scale]:
             raise UserError(f"{args.model}: model is for x{scale}, not "
                             f"x{', x'.join(map(str, args.scale))}")

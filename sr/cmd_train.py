@@ -3,7 +3,8 @@
 Data: the pairs of gen_samples.py (-i samples_gen_64), or fresh random crops
 from pictures every epoch (--from-images images_raw).  A run keeps last.pt,
 best.pt and metrics.jsonl in runs/x<scale>-<time>/; when it finishes, the best
-weights are published as models/srcnn_x<scale>.<time>.pt, which `upscale` uses.
+weights are published as models/srcnn_x<scale>.<time>.safetensors, which `upscale`
+uses.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from pathlib import Path
 
 from sr import cli
 from sr.errors import UserError
+from sr.model_files import ARCHITECTURES, SUFFIX, timestamp
 
-ARCHITECTURES = ["9-1-5", "9-5-5", "11-5-5"]   # srcnn.ARCHITECTURES, without importing torch
 DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=0.1,
                 val_seed=1, patch=48, patches=4000, rescale=1.0, teacher_weight=0.5,
                 runs="runs")
@@ -83,7 +84,7 @@ def add_arguments(p) -> None:
     run.add_argument("--runs", default=d["runs"], help="folder of run records")
     run.add_argument("--models", default=cli.MODELS_DIR, help="folder of models")
     run.add_argument("--output", help="file for the finished model "
-                     "(default: <models>/srcnn_x<scale>.<time>.pt)")
+                     "(a .safetensors name; default: <models>/srcnn_x<scale>.<time>.safetensors)")
     run.add_argument("--stop-after", type=int, metavar="STEPS",
                      help="stop as on Ctrl-C once this many steps are done (resumable)")
     cli.add_device_options(p)
@@ -156,6 +157,9 @@ def check_writable(folder: Path, what: str) -> None:
 
 def check_outputs(args, resume: Path | None) -> None:
     """The run's folder and the finished model's destination can be written."""
+    if args.output and Path(args.output).suffix != SUFFIX:
+        raise UserError(f"--output {args.output}: a published model is a {SUFFIX} file; "
+                        f"give a name ending in {SUFFIX}")
     if args.output and Path(args.output).exists():
         raise UserError(f"{args.output}: already exists, not overwritten; "
                         f"choose another --output")
@@ -287,7 +291,8 @@ def starting_model(args, config: dict):
             Path(args.init)
     if not args.new:
         try:
-            model, _, parent = latest_model(args.models, config["scale"], warn=cli.warn)
+            model, weights = latest_model(args.models, config["scale"], warn=cli.warn)
+            parent = weights.path
             print(f"fine-tuning {parent} (use -n to start fresh)")
             return grown_to_arch(same_kind(model, args, parent), args.arch, parent), parent
         except UserError:
@@ -312,7 +317,7 @@ def grown_to_arch(model, arch: str | None, path):
     if arch is None or arch == srcnn.architecture_name(model):
         return model
     try:
-        bigger = srcnn.grown(model, srcnn.ARCHITECTURES[arch])
+        bigger = srcnn.grown(model, srcnn.kernels_of(arch))
     except ValueError:
         raise UserError(f"--arch {arch}: the {srcnn.architecture_name(model)} network of "
                         f"{path} cannot grow into it (kernels can only get larger)") from None
@@ -325,11 +330,13 @@ def prepare(args, device, resume: Path | None):
 
     resume: the last.pt that --resume names (see find_resume), or None."""
     import torch
-    from sr.checkpoint import load_model, timestamp
+    from sr.checkpoint import model_from_weights
+    from sr.model_files import read_checkpoint
     from srcnn import architecture_name
     if resume:
         path = resume
-        model, ckpt = load_model(path)
+        ckpt, weights = read_checkpoint(path)
+        model = model_from_weights(weights)
         if "progress" not in ckpt:
             raise UserError(f"{path}: a finished model, not a resumable run (no progress)")
         config = ckpt["train"]
@@ -411,7 +418,6 @@ def check_resumable(args, config: dict, progress: dict, path: Path) -> None:
 def destination(args, config: dict, scale: int) -> Path:
     """Where the finished model goes: --output or --models as given now, else where
     the run was told to publish when it started (a resumed run keeps it)."""
-    from sr.checkpoint import timestamp
     if args.output:
         return Path(args.output)
     start = config.get("publish_to", {})
@@ -419,19 +425,20 @@ def destination(args, config: dict, scale: int) -> Path:
         return Path(start["output"])
     models = args.models if args.models != cli.MODELS_DIR else \
         start.get("models", cli.MODELS_DIR)
-    return Path(models) / f"srcnn_x{scale}.{timestamp()}.pt"
+    return Path(models) / f"srcnn_x{scale}.{timestamp()}{SUFFIX}"
 
 
 def publish(args, trainer, run_dir: Path) -> Path:
     """Copy the best weights of the run to the models folder (a small, final model)."""
-    from sr.checkpoint import load_model, save_checkpoint
-    best, ckpt = load_model(run_dir / "best.pt")
-    scale = ckpt["scale"]
-    path = destination(args, ckpt["train"], scale)
-    train = dict(ckpt["train"], best_val_psnr=ckpt["best_psnr"], run=str(run_dir),
-                 history=trainer.history)
+    from sr.checkpoint import model_from_weights, publish_model
+    from sr.model_files import read_checkpoint
+    ckpt, weights = read_checkpoint(run_dir / "best.pt")
+    path = destination(args, ckpt["train"], weights.scale)
+    summary = {k: v for k, v in ckpt["train"].items() if k not in ("publish_to", "history")}
+    summary.update(best_val_psnr=ckpt["best_psnr"], run=str(run_dir))
     try:
-        return save_checkpoint(path, best, scale, train)
+        return publish_model(path, model_from_weights(weights), weights.scale,
+                             ckpt["train"].get("degradation"), summary)
     except (UserError, OSError) as e:   # e.g. a file put there during training
         reason = e if isinstance(e, UserError) else cli.os_error_text(e)
         raise UserError(f"{reason}; the trained weights are kept in {run_dir / 'best.pt'} "

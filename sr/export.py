@@ -98,22 +98,21 @@ def web_model_name(scale: int) -> str:
 
 
 def shipped_name(scale: int) -> str:
-    return f"srcnn_x{int(scale)}.shipped.pt"
+    return f"srcnn_x{int(scale)}.shipped.safetensors"
 
 
 def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
     """{scale: checkpoint path} for the page: per scale, the shipped model
-    (srcnn_x<s>.shipped.pt) if there is a valid one, else the newest checkpoint.
+    (srcnn_x<s>.shipped.safetensors) if there is a valid one, else the newest model.
 
     scales: only these (UserError if one has no model); None: every scale found.
     """
-    from sr.checkpoint import list_models
+    from sr.model_files import list_models
     newest, shipped = {}, {}
-    for path, ckpt in list_models(models_dir, warn=warn):  # newest first
-        scale = int(ckpt["scale"])
-        newest.setdefault(scale, path)
-        if path.name == shipped_name(scale):
-            shipped[scale] = path
+    for weights in list_models(models_dir, warn=warn):  # newest first
+        newest.setdefault(weights.scale, weights.path)
+        if weights.path.name == shipped_name(weights.scale):
+            shipped[weights.scale] = weights.path
     found = {**newest, **shipped}
     if scales is not None:
         missing = [s for s in scales if s not in found]

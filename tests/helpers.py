@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 import srcnn
-from sr.checkpoint import save_checkpoint
+from sr.checkpoint import publish_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,9 +48,10 @@ def perturbed_model(arch: str = "9-1-5", seed: int = 0) -> srcnn.SRCNN:
     return model.eval()
 
 
-def model_file(folder: Path, scale: int = 2, arch: str = "9-1-5", name=None) -> Path:
-    return save_checkpoint(Path(folder) / (name or f"srcnn_x{scale}.test.pt"),
-                           perturbed_model(arch), scale)
+def model_file(folder: Path, scale: int = 2, arch: str = "9-1-5", name=None, seed=0) -> Path:
+    """A published (.safetensors) model of perturbed_model's weights."""
+    return publish_model(Path(folder) / (name or f"srcnn_x{scale}.test.safetensors"),
+                         perturbed_model(arch, seed), scale)
 
 
 def run_script(*args, cwd=None, timeout=300, **kw) -> subprocess.CompletedProcess:

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 import main
-from sr.checkpoint import save_checkpoint
+from sr.checkpoint import publish_model
 from sr.inference import OnnxRuntimeRunner, SelfEnsemble, TorchRunner
-from sr.weights import checked_weights
+from sr.model_files import model_for_scale
 from tests.helpers import perturbed_model, picture
 
 
@@ -43,7 +43,7 @@ def test_ensemble_is_the_mean_of_the_eight_turned_outputs():
 
 @pytest.fixture
 def model(tmp_path):
-    return save_checkpoint(tmp_path / "models" / "srcnn_x2.test.pt", perturbed_model("9-5-5"), 2)
+    return publish_model(tmp_path / "models" / "srcnn_x2.test.safetensors", perturbed_model("9-5-5"), 2)
 
 
 def test_ensemble_tiles_give_the_same_file(tmp_path, model):
@@ -61,7 +61,7 @@ def test_ensemble_tiles_give_the_same_file(tmp_path, model):
 
 
 def test_ensemble_same_with_onnxruntime_and_torch(model):
-    w = checked_weights(model, 2)
+    w = model_for_scale(model, 2)
     x = np.random.default_rng(1).random((40, 31), dtype=np.float32)
     ort = SelfEnsemble(OnnxRuntimeRunner(w))(x)
     ref = SelfEnsemble(TorchRunner(perturbed_model("9-5-5")))(x)

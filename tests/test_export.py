@@ -10,7 +10,8 @@ import torch
 
 import main
 import srcnn
-from sr.checkpoint import save_checkpoint
+from sr.checkpoint import publish_model
+from sr.model_files import read_weights
 from sr.errors import UserError
 from sr.export import export_onnx, read_metadata
 
@@ -47,9 +48,9 @@ def test_export_writes_metadata_and_matches_torch(tmp_path):
 
 def test_export_command_fills_the_web_folder(tmp_path):
     models, web = tmp_path / "models", tmp_path / "web"
-    save_checkpoint(models / "srcnn_x2.shipped.pt", small_model("9-5-5"), 2)
-    save_checkpoint(models / "srcnn_x2.zz-newer.pt", small_model("9-1-5", seed=1), 2)
-    save_checkpoint(models / "srcnn_x3.a.pt", small_model("9-1-5", seed=2), 3)
+    publish_model(models / "srcnn_x2.shipped.safetensors", small_model("9-5-5"), 2)
+    publish_model(models / "srcnn_x2.zz-newer.safetensors", small_model("9-1-5", seed=1), 2)
+    publish_model(models / "srcnn_x3.a.safetensors", small_model("9-1-5", seed=2), 3)
     (web / "srcnn.onnx").parent.mkdir()
     (web / "srcnn.onnx").write_bytes(b"an older export, replaced without --overwrite")
 
@@ -64,7 +65,7 @@ def test_export_command_fills_the_web_folder(tmp_path):
 
 def test_export_to_a_file_never_replaces_without_overwrite(tmp_path):
     models = tmp_path / "models"
-    save_checkpoint(models / "x2.pt", small_model(), 2)
+    publish_model(models / "x2.safetensors", small_model(), 2)
     target = tmp_path / "out.onnx"
     target.write_bytes(b"keep me")
     with pytest.raises(UserError, match="already exists"):
@@ -75,23 +76,23 @@ def test_export_to_a_file_never_replaces_without_overwrite(tmp_path):
 
 
 def test_export_never_replaces_the_checkpoint_it_reads(tmp_path):
-    checkpoint = save_checkpoint(tmp_path / "m.pt", small_model(), 2)
+    checkpoint = publish_model(tmp_path / "m.safetensors", small_model(), 2)
     before = checkpoint.read_bytes()
     with pytest.raises(UserError, match="one of the inputs"):
         main.main(["export-onnx", "--model", str(checkpoint), "-o", str(checkpoint),
                    "--overwrite"])
     web = tmp_path / "web"   # a checkpoint that carries the page's name
-    page_named = save_checkpoint(web / "srcnn.onnx", small_model(), 2)
+    page_named = publish_model(web / "srcnn.onnx", small_model(), 2)
     with pytest.raises(UserError, match="checkpoint being exported"):
         main.main(["export-onnx", "--model", str(page_named), "--web", str(web)])
     assert checkpoint.read_bytes() == before
-    assert page_named.read_bytes()[:2] == b"PK"   # still the (zip) checkpoint
+    assert read_weights(page_named).scale == 2   # still the model file
 
 
 def test_export_checks_where_it_writes_before_exporting(tmp_path, monkeypatch):
     import sr.export
     monkeypatch.setattr(sr.export, "export_onnx", lambda *a, **k: pytest.fail("exported"))
-    checkpoint = save_checkpoint(tmp_path / "models" / "x2.pt", small_model(), 2)
+    checkpoint = publish_model(tmp_path / "models" / "x2.safetensors", small_model(), 2)
     (tmp_path / "afile").write_text("in the way")
     web = tmp_path / "web"
     web.mkdir()

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from safetensors.numpy import load_file
 
 from sr.checkpoint import load_model
 from sr.training import held_out_pictures, split_validation
@@ -48,7 +49,7 @@ def test_train_then_upscale_beats_bicubic(workspace):
     result = train(workspace, "fit", "-n", "-e", 6, "--batch", 4)
     assert result.returncode == 0, result.stderr
     assert "val PSNR" in result.stdout and "saved" in result.stdout
-    (model_path,) = (workspace / "fit-models").glob("srcnn_x2.*.pt")
+    (model_path,) = (workspace / "fit-models").glob("srcnn_x2.*.safetensors")
     records = [json.loads(line) for line in
                next((workspace / "fit").glob("*/metrics.jsonl")).read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
@@ -65,7 +66,7 @@ def test_without_new_it_fine_tunes_the_latest_model(workspace):
     result = train(workspace, "tune", "-e", 1)
     assert result.returncode == 0, result.stderr
     assert "fine-tuning" in result.stdout
-    assert len(list((workspace / "tune-models").glob("*.pt"))) == 2
+    assert len(list((workspace / "tune-models").glob("*.safetensors"))) == 2
 
 
 def test_a_missing_models_folder_is_said_before_starting_fresh(workspace, tmp_path):
@@ -75,18 +76,18 @@ def test_a_missing_models_folder_is_said_before_starting_fresh(workspace, tmp_pa
 
 
 def test_a_fine_tune_that_only_gets_worse_keeps_the_starting_weights(workspace, tmp_path):
-    assert train(workspace, "keep", "-n", "-e", 2, "--output", tmp_path / "start.pt")\
+    assert train(workspace, "keep", "-n", "-e", 2, "--output", tmp_path / "start.safetensors")\
         .returncode == 0
     # a learning rate of 1 wrecks the network in the first steps
-    result = train(workspace, "keep", "--init", tmp_path / "start.pt", "-e", 1, "--lr", 1,
-                   "--output", tmp_path / "tuned.pt")
+    result = train(workspace, "keep", "--init", tmp_path / "start.safetensors", "-e", 1, "--lr", 1,
+                   "--output", tmp_path / "tuned.safetensors")
     assert result.returncode == 0, result.stderr
     assert "starting weights: val PSNR" in result.stdout
     assert "no epoch beat the starting weights" in result.stdout
-    start = torch.load(tmp_path / "start.pt", weights_only=True)["state_dict"]
-    tuned = torch.load(tmp_path / "tuned.pt", weights_only=True)["state_dict"]
+    start = {k: torch.from_numpy(v) for k, v in load_file(tmp_path / "start.safetensors").items()}
+    tuned = load_file(tmp_path / "tuned.safetensors")
     for key in start:
-        torch.testing.assert_close(tuned[key], start[key], rtol=0, atol=0)
+        torch.testing.assert_close(torch.from_numpy(tuned[key]), start[key], rtol=0, atol=0)
     (run,) = [r for r in (workspace / "keep").iterdir()
               if json.loads((r / "config.json").read_text())["continued_from"]]
     last = torch.load(run / "last.pt", weights_only=True)["state_dict"]
@@ -96,10 +97,10 @@ def test_a_fine_tune_that_only_gets_worse_keeps_the_starting_weights(workspace, 
 def test_arch_grows_the_starting_model_and_never_shrinks_it(workspace, tmp_path):
     start = model_file(tmp_path, arch="9-5-5")
     result = train(workspace, "grow", "--init", start, "--arch", "11-5-5", "-e", 1,
-                   "--output", tmp_path / "grown.pt")
+                   "--output", tmp_path / "grown.safetensors")
     assert result.returncode == 0, result.stderr
     assert "grown from 9-5-5 to 11-5-5" in result.stdout
-    model, _ = load_model(tmp_path / "grown.pt")
+    model, _ = load_model(tmp_path / "grown.safetensors")
     assert model.kernels == (11, 5, 5)
     assert_clean_error(train(workspace, "shrink", "--init", start, "--arch", "9-1-5", "-e", 1),
                        "--arch 9-1-5", "cannot grow into it")
@@ -131,10 +132,10 @@ def test_resume_keeps_the_runs_settings_and_destination(workspace, tmp_path):
                        "continues the run's own 9-1-5 network", "--arch 11-5-5")
     resumed = main_train("--resume", run)   # no --models: the run's own, not ./models
     assert resumed.returncode == 0, resumed.stderr
-    assert len(list((tmp_path / "mine").glob("srcnn_x2.*.pt"))) == 1
+    assert len(list((tmp_path / "mine").glob("srcnn_x2.*.safetensors"))) == 1
     assert not (tmp_path / "models").exists()
     assert_clean_error(main_train("--resume", run), "this run has finished")
-    assert len(list((tmp_path / "mine").glob("*.pt"))) == 1   # not published twice
+    assert len(list((tmp_path / "mine").glob("*.safetensors"))) == 1   # not published twice
 
 
 def test_ctrl_c_saves_a_resumable_checkpoint(workspace):
@@ -153,9 +154,9 @@ def test_ctrl_c_saves_a_resumable_checkpoint(workspace):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "resume with" in err
     (run,) = (workspace / "sigint").iterdir()
-    model, ckpt = load_model(run / "last.pt", scale=2)
+    ckpt = torch.load(run / "last.pt", weights_only=True)
     assert ckpt["progress"]["step"] > 0 and "optimizer" in ckpt
-    assert not list((workspace / "sigint-models").glob("*.pt"))  # unfinished: not published
+    assert not list((workspace / "sigint-models").glob("*.safetensors"))  # unfinished: not published
 
 
 def test_torchrun_two_processes_match_one_process(workspace):
@@ -173,7 +174,7 @@ def test_torchrun_two_processes_match_one_process(workspace):
     single, ddp = final_weights(workspace / "single"), final_weights(workspace / "ddp")
     for key in single:
         torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5)
-    assert len(list((workspace / "ddp-models").glob("*.pt"))) == 1  # rank 0 alone writes
+    assert len(list((workspace / "ddp-models").glob("*.safetensors"))) == 1  # rank 0 alone writes
 
 
 def test_torchrun_refuses_a_batch_smaller_than_its_processes(workspace, tmp_path):
@@ -206,15 +207,15 @@ def test_from_images_trains_on_fresh_crops(workspace):
                         "--models", workspace / "img-models")
     assert result.returncode == 0, result.stderr
     assert "1 held-out picture (" in result.stdout
-    (path,) = (workspace / "img-models").glob("srcnn_x3.*.pt")
-    assert load_model(path, scale=3)[1]["train"]["data"]["kind"] == "images"
+    (path,) = (workspace / "img-models").glob("srcnn_x3.*.safetensors")
+    assert load_model(path, scale=3)[1].training["data"]["kind"] == "images"
 
 
 def test_validation_scores_the_held_out_pictures_as_eval_does(workspace, tmp_path):
     result = run_script("main.py", "train", "--cpu", "-n", "-e", 2, "--from-images",
                         workspace / "raw", "--patch", 32, "--patches", 64, "--batch", 8,
                         "--scale", 3, "--runs", workspace / "val", "--output",
-                        tmp_path / "model.pt")
+                        tmp_path / "model.safetensors")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in
                next((workspace / "val").glob("*/metrics.jsonl")).read_text().splitlines()]
@@ -224,7 +225,7 @@ def test_validation_scores_the_held_out_pictures_as_eval_does(workspace, tmp_pat
     for i in held:
         shutil.copy(workspace / "raw" / names[i], tmp_path / "held")
     result = run_script("main.py", "eval", "-i", tmp_path / "held", "--scale", 3,
-                        "--model", tmp_path / "model.pt", "--json", tmp_path / "eval.json")
+                        "--model", tmp_path / "model.safetensors", "--json", tmp_path / "eval.json")
     assert result.returncode == 0, result.stderr
     mean = json.loads((tmp_path / "eval.json").read_text())["mean"]
     best = max(records, key=lambda r: r["val_psnr"])  # the published model is the best epoch
@@ -356,9 +357,9 @@ def test_pictures_that_modcrop_cuts_below_the_patch_get_no_crops(edge_pictures, 
     result = run_script("main.py", "train", "--cpu", "-n", "-e", 1, "--from-images",
                         edge_pictures, "--patch", 33, "--scale", 2, "--patches", 32,
                         "--batch", 8, "--runs", tmp_path / "runs",
-                        "--output", tmp_path / "model.pt", timeout=120)
+                        "--output", tmp_path / "model.safetensors", timeout=120)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "model.pt").is_file()
+    assert (tmp_path / "model.safetensors").is_file()
 
 
 def test_rescaled_pictures_that_modcrop_cuts_below_the_patch_get_no_crops():
@@ -379,7 +380,7 @@ def test_folders_that_cannot_be_written_are_refused_before_training(workspace, t
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     folders = {"--runs": tmp_path / "runs", "--models": tmp_path / "models"}
-    target = blocker / ("x.pt" if option == "--output" else "sub")
+    target = blocker / ("x.safetensors" if option == "--output" else "sub")
     folders[option] = target
     result = run_script("main.py", "train", "--cpu", "-e", 1, "--batch", 8,
                         "-i", workspace / "samples", *(a for k, v in folders.items()
@@ -415,11 +416,11 @@ def test_read_only_folders_are_refused_before_training(workspace, tmp_path, opti
 
 
 def test_an_existing_output_file_is_refused_before_training(workspace, tmp_path):
-    (tmp_path / "taken.pt").write_text("keep")
-    result = train(workspace, "taken", "-n", "-e", 1, "--output", tmp_path / "taken.pt")
-    assert_clean_error(result, "taken.pt", "already exists")
+    (tmp_path / "taken.safetensors").write_text("keep")
+    result = train(workspace, "taken", "-n", "-e", 1, "--output", tmp_path / "taken.safetensors")
+    assert_clean_error(result, "taken.safetensors", "already exists")
     assert not (workspace / "taken").exists()
-    assert (tmp_path / "taken.pt").read_text() == "keep"
+    assert (tmp_path / "taken.safetensors").read_text() == "keep"
 
 
 @pytest.mark.parametrize("extra, said", [
@@ -437,10 +438,10 @@ def test_options_that_contradict_each_other_are_refused(workspace, tmp_path, ext
     names = {"MODEL": model, "SAMPLES": workspace / "samples", "RAW": workspace / "raw",
              "X3MODEL": model_file(tmp_path, scale=3)}
     result = run_script("main.py", "train", "--cpu", "-e", 1, "--runs", tmp_path / "runs",
-                        "--models", tmp_path / "models", "--output", tmp_path / "out.pt",
+                        "--models", tmp_path / "models", "--output", tmp_path / "out.safetensors",
                         *(names.get(str(e), e) for e in extra), timeout=120)
     assert_clean_error(result, said)
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "out.pt").exists()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out.safetensors").exists()
 
 
 def test_resume_refuses_what_would_start_another_run(workspace, tmp_path):
@@ -448,7 +449,7 @@ def test_resume_refuses_what_would_start_another_run(workspace, tmp_path):
         return run_script("main.py", "train", "--cpu", "--runs", tmp_path / "runs",
                           "--batch", 8, *extra, cwd=tmp_path, timeout=120)
     stopped = main_train("-n", "-i", workspace / "samples", "-e", 1, "--stop-after", 2,
-                         "--output", tmp_path / "taken.pt")
+                         "--output", tmp_path / "taken.safetensors")
     assert stopped.returncode == 130, stopped.stderr
     (run,) = (tmp_path / "runs").iterdir()
     model = model_file(tmp_path, scale=3)
@@ -461,11 +462,11 @@ def test_resume_refuses_what_would_start_another_run(workspace, tmp_path):
                         (("--teacher", model), "--teacher is for a new run"),
                         (("--teacher-weight", 0.2), "--teacher-weight is for a new run")]:
         assert_clean_error(main_train("--resume", run, *extra), said)
-    (tmp_path / "taken.pt").write_text("keep")   # appeared since the run started
+    (tmp_path / "taken.safetensors").write_text("keep")   # appeared since the run started
     assert_clean_error(main_train("--resume", run),
-                       "taken.pt: already exists, and the run would publish")
+                       "taken.safetensors: already exists, and the run would publish")
     assert torch.load(run / "last.pt", weights_only=True)["progress"]["step"] == 2
-    assert (tmp_path / "taken.pt").read_text() == "keep"
+    assert (tmp_path / "taken.safetensors").read_text() == "keep"
 
 
 def test_resume_sees_pictures_changed_under_the_same_names(workspace, tmp_path):
@@ -484,7 +485,7 @@ def test_resume_sees_pictures_changed_under_the_same_names(workspace, tmp_path):
 def test_a_diverging_run_stops_with_advice_instead_of_publishing_nan(workspace):
     result = train(workspace, "diverge", "-n", "--plain", "-e", 3, "--lr", 1e30)
     assert_clean_error(result, "training diverged in epoch 1", "lower --lr")
-    assert not list((workspace / "diverge-models").glob("*.pt"))
+    assert not list((workspace / "diverge-models").glob("*.safetensors"))
 
 
 def test_a_failed_publish_says_where_the_trained_weights_are(tmp_path):
@@ -497,11 +498,11 @@ def test_a_failed_publish_says_where_the_trained_weights_are(tmp_path):
     run = tmp_path / "run"
     save_checkpoint(run / "best.pt", perturbed_model(), 2, train={"scale": 2},
                     extra={"best_psnr": 30.0})
-    (tmp_path / "taken.pt").write_text("keep")
-    args = SimpleNamespace(output=str(tmp_path / "taken.pt"), models="models")
+    (tmp_path / "taken.safetensors").write_text("keep")
+    args = SimpleNamespace(output=str(tmp_path / "taken.safetensors"), models="models")
     with pytest.raises(UserError, match=f"kept in {run / 'best.pt'}"):
         publish(args, SimpleNamespace(history=[]), run)
-    assert (tmp_path / "taken.pt").read_text() == "keep"
+    assert (tmp_path / "taken.safetensors").read_text() == "keep"
 
 
 def test_an_epoch_larger_than_the_memory_is_refused_before_the_run(workspace, tmp_path):
@@ -568,11 +569,11 @@ def test_training_with_a_teacher_records_it_and_resumes_only_with_the_same(works
     recorded = torch.load(run / "last.pt", weights_only=True)["train"]["data"]["teacher"]
     assert recorded == {"path": str(teacher), "weight": 0.4}
     kept = teacher.read_bytes()
-    model_file(tmp_path, arch="9-5-5", name="other.pt").replace(teacher)  # other weights
+    model_file(tmp_path, arch="9-5-5", name="other.safetensors").replace(teacher)  # other weights
     assert_clean_error(run_script("main.py", "train", "--cpu", "--resume", run, timeout=120),
                        "the training data changed since this run started")
     teacher.write_bytes(kept)            # the teacher as it was
     resumed = run_script("main.py", "train", "--cpu", "--resume", run, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    (published,) = (tmp_path / "models").glob("srcnn_x2.*.pt")
-    assert load_model(published)[1]["train"]["data"]["teacher"]["weight"] == 0.4
+    (published,) = (tmp_path / "models").glob("srcnn_x2.*.safetensors")
+    assert load_model(published)[1].training["data"]["teacher"]["weight"] == 0.4

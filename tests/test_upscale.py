@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import main
-from sr.checkpoint import save_checkpoint
+from sr.checkpoint import publish_model
 from sr.errors import UserError
 from tests.helpers import assert_clean_error, perturbed_model, picture, run_script
 
@@ -18,7 +18,7 @@ STAMP = r"\d{4}-\d{2}-\d{2}--\d{2}-\d{2}-\d{2}"
 
 @pytest.fixture
 def model(tmp_path):
-    return save_checkpoint(tmp_path / "models" / "srcnn_x2.test.pt", perturbed_model("9-1-5"), 2)
+    return publish_model(tmp_path / "models" / "srcnn_x2.test.safetensors", perturbed_model("9-1-5"), 2)
 
 
 def upscale(*args) -> int:
@@ -175,8 +175,8 @@ def test_tile_does_not_change_the_file(tmp_path, model):
 
 def test_fractional_scale_uses_the_nearest_model(tmp_path, capsys):
     models = tmp_path / "models"
-    save_checkpoint(models / "srcnn_x2.t.pt", perturbed_model("9-1-5"), 2)
-    save_checkpoint(models / "srcnn_x3.t.pt", perturbed_model("9-1-5", seed=1), 3)
+    publish_model(models / "srcnn_x2.t.safetensors", perturbed_model("9-1-5"), 2)
+    publish_model(models / "srcnn_x3.t.safetensors", perturbed_model("9-1-5", seed=1), 3)
     picture(20, 11).save(tmp_path / "a.png")
     for scale, size, used in [("1.5", (30, 16), "x2"), ("2.5", (50, 28), "x3")]:
         assert upscale("-i", tmp_path / "a.png", "--models", models, "--scale", scale,

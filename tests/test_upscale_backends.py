@@ -1,5 +1,5 @@
-"""The fast backend computes the same network: against PyTorch, against the exported
-ONNX file, and the torch-free checkpoint reader against torch.load."""
+"""The fast backend computes the same network: against PyTorch and against the
+exported ONNX file."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,19 +7,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import srcnn
-from sr.checkpoint import FORMAT, VERSION, save_checkpoint
-from sr.errors import UserError
-from sr.inference import OnnxRuntimeRunner, TorchRunner, blocked_last_layer, torch_model
+from sr.inference import OnnxRuntimeRunner, TorchRunner, blocked_last_layer
 from sr.upscaling import refine, refine_with
-from sr.weights import nearest_weights, read_weights
-from sr import weights as weights_module
 from tests.helpers import perturbed_model
 from tests.test_upscale_tiling import smooth_picture, weights_of
-
-
-def test_checkpoint_tags_agree():
-    assert (weights_module.FORMAT, weights_module.VERSION) == (FORMAT, VERSION)
 
 
 @pytest.mark.parametrize("arch", ["9-1-5", "9-5-5", "11-5-5"])
@@ -83,38 +74,3 @@ def test_torch_half_keeps_float32_sum_and_quality():
         pytest.skip(f"no float16 convolution on this CPU build: {e}")
     diff = np.abs(half.astype(int) - refine(model, picture, 0))
     assert diff.max() <= 1 and diff.mean() < 1 / 50
-
-
-def test_weights_reader_matches_torch_load(tmp_path):
-    model = perturbed_model("9-5-5")
-    path = save_checkpoint(tmp_path / "m.pt", model, 3, {"note": "x", "history": [{"a": 1.0}]})
-    weights = read_weights(path)
-    assert (weights.scale, weights.kernels, weights.filters, weights.residual) == \
-        (3, (9, 5, 5), (64, 32), True)
-    for name, tensor in model.state_dict().items():
-        assert np.array_equal(weights.state[name], tensor.numpy())
-    rebuilt = torch_model(weights)
-    for name, tensor in model.state_dict().items():
-        assert torch.equal(rebuilt.state_dict()[name], tensor)
-
-
-def test_weights_reader_refuses_pickled_modules_and_garbage(tmp_path):
-    torch.save(srcnn.build("9-1-5"), tmp_path / "module.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
-    torch.save({"format": "something-else"}, tmp_path / "other.pt")
-    for name in ("module.pt", "junk.pt", "other.pt"):
-        with pytest.raises(UserError, match="not an SRCNN checkpoint"):
-            read_weights(tmp_path / name)
-
-
-def test_nearest_scale_by_ratio(tmp_path):
-    for scale in (2, 3, 4):
-        save_checkpoint(tmp_path / f"srcnn_x{scale}.pt", perturbed_model("9-1-5"), scale)
-    picks = {s: nearest_weights(tmp_path, s).scale
-             for s in (1.0, 1.5, 2.0, 2.4, 2.5, 3.0, 3.4, 3.5, 8.0)}
-    assert picks == {1.0: 2, 1.5: 2, 2.0: 2, 2.4: 2, 2.5: 3, 3.0: 3, 3.4: 3, 3.5: 4, 8.0: 4}
-
-
-def test_no_model_is_a_clear_error(tmp_path):
-    with pytest.raises(UserError, match="no x2 model"):
-        nearest_weights(tmp_path, 2.0)

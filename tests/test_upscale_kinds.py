@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageCms
 
 import main
-from sr.checkpoint import save_checkpoint
+from sr.checkpoint import publish_model
 from sr.errors import UserError
 from sr.imaging import resize
 from sr.picture_files import write_png, write_tiff16
@@ -22,7 +22,7 @@ SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 @pytest.fixture
 def model(tmp_path):
-    return save_checkpoint(tmp_path / "models" / "srcnn_x2.test.pt", perturbed_model("9-1-5"), 2)
+    return publish_model(tmp_path / "models" / "srcnn_x2.test.safetensors", perturbed_model("9-1-5"), 2)
 
 
 def run(tmp_path, model, source, *extra, capsys=None):

@@ -11,7 +11,7 @@ from sr.imaging import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from sr.inference import OnnxRuntimeRunner, TorchRunner
 from sr.tiling import halo_window, tile_boxes
 from sr.upscaling import refine, refine_batch, refine_with
-from sr.weights import Weights
+from sr.model_files import Weights
 from tests.helpers import perturbed_model
 
 

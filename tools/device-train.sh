@@ -6,10 +6,10 @@
 #   BUDGET=480 OUT=results SCALES=4 bash tools/device-train.sh data/T91 \
 #       b64="BATCH=64 RESCALE=1" b32="BATCH=32 RESCALE=1"
 #   BUDGET=480 OUT=results SCALES=4 bash tools/device-train.sh data/T91 \
-#       s2="SEED=2 INIT=models/srcnn_x4.shipped.pt LR=3e-4" s3="SEED=3 INIT=..."
+#       s2="SEED=2 INIT=models/srcnn_x4.shipped.safetensors LR=3e-4" s3="SEED=3 INIT=..."
 #   (a seed changes the starting weights, crops and batch order, never the
 #   held-out pictures (--val-seed 1), so bench/heldout.py can choose between runs)
-#   w11="ARCH=11-5-5 INIT=models/srcnn_x4.shipped.pt LR=3e-4 SEED=2" grows the
+#   w11="ARCH=11-5-5 INIT=models/srcnn_x4.shipped.safetensors LR=3e-4 SEED=2" grows the
 #   shipped x4 to 11-5-5 first (a 12-epoch CPU cycle of it tied its start)
 # Each variant NAME="SETTINGS" is tools/train-shipped.sh with those environment
 # settings, for the scales in SCALES (default 2 3 4); all variants and scales run
@@ -19,7 +19,7 @@
 #    autotuning);
 # 2. each variant runs as many epochs as fit in BUDGET seconds (counted from the
 #    start of this script), so variants are compared at equal GPU time;
-# 3. models (OUT/NAME/srcnn_x<scale>.shipped.pt), logs and per-epoch records are
+# 3. models (OUT/NAME/srcnn_x<scale>.shipped.safetensors), logs and per-epoch records are
 #    copied into OUT.
 # If the runs are still going when BUDGET is spent they are stopped like Ctrl-C
 # and their best checkpoints are kept instead of finished models.
@@ -97,7 +97,7 @@ for spec in "${variants[@]}"; do  # fall-back when a run was stopped
     [ -e "$f" ] || continue
     scale=$(basename "$(dirname "$f")" | cut -d- -f1)   # .../x4-<time> -> x4
     dest=$(models_of "$name")
-    [ -e "$dest/srcnn_$scale.shipped.pt" ] || cp "$f" "$dest/$scale.best.pt"
+    [ -e "$dest/srcnn_$scale.shipped.safetensors" ] || cp "$f" "$dest/$scale.best.pt"
   done
 done
 tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='*.new' $(ls -d runs/calib runs/train 2>/dev/null)

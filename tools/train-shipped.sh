@@ -11,7 +11,7 @@
 #   TEACHER=FILE  blend this model's x8 self-ensemble output into the targets
 #               (--teacher; TEACHER_WEIGHT=0.5 its share)
 #   PYTHON=python  the interpreter
-#   MODELS=models  where srcnn_x<scale>.shipped.pt is written;  RUNS=runs/shipped
+#   MODELS=models  where srcnn_x<scale>.shipped.safetensors is written;  RUNS=runs/shipped
 # Any further flags of `main.py train` can be given in TRAIN_FLAGS (e.g. "--cpu").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +22,8 @@ RESCALE=${RESCALE:-0.6}; SEED=${SEED:-1}; ARCH=${ARCH:-9-5-5}; PARALLEL=${PARALL
 MODELS=${MODELS:-models}; RUNS=${RUNS:-runs/shipped}
 mkdir -p "$RUNS" "$MODELS"
 
-train_one() {  # scale -> models/srcnn_x<scale>.shipped.pt, log in $RUNS/x<scale>.log
-  local s=$1 out="$MODELS/srcnn_x$1.shipped.pt" start=(--new)
+train_one() {  # scale -> models/srcnn_x<scale>.shipped.safetensors, log in $RUNS/x<scale>.log
+  local s=$1 out="$MODELS/srcnn_x$1.shipped.safetensors" start=(--new)
   if [ -n "${INIT:-}" ]; then start=(--init "$INIT"); fi
   local teacher=()
   if [ -n "${TEACHER:-}" ]; then
@@ -32,8 +32,8 @@ train_one() {  # scale -> models/srcnn_x<scale>.shipped.pt, log in $RUNS/x<scale
   # shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
   "${PYTHON:-python}" main.py train "${start[@]}" "${teacher[@]}" --scale "$s" -e "$EPOCHS" --from-images "$t91" --arch "$ARCH" \
     --patch 48 --patches "$PATCHES" --batch "$BATCH" --lr "$LR" --rescale "$RESCALE" \
-    --seed "$SEED" --runs "$RUNS" --output "$out.new" ${TRAIN_FLAGS:-} \
-    > "$RUNS/x$s.log" 2>&1 && mv "$out.new" "$out"
+    --seed "$SEED" --runs "$RUNS" --output "$RUNS/x$s.safetensors" ${TRAIN_FLAGS:-} \
+    > "$RUNS/x$s.log" 2>&1 && mv "$RUNS/x$s.safetensors" "$out"
 }
 
 start=$(date +%s); pids=(); failed=0

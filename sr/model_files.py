@@ -1,0 +1,331 @@
+"""Model files: what a trained SRCNN is on disk, read without PyTorch.
+
+A published model is a .safetensors file (the format the upscaling tools share
+weights in: a JSON header and raw little-endian tensors, no pickle, no code):
+
+    tensors   conv1.weight (f1, 1, k1, k1)  conv1.bias (f1,)
+              conv2.weight (f2, f1, k2, k2) conv2.bias (f2,)
+              conv3.weight (1, f2, k3, k3)  conv3.bias (1,)       float32
+    metadata  format "srcnn-upscaler", format_version "1", scale "2",
+              kernels "9-5-5", filters "64-32", residual "true",
+              degradation '{"resize": "bicubic", "jpeg": null}' (what it undoes),
+              created "2026-11-27T05:00:00", training '{...}' (a short summary)
+
+A training run's last.pt / best.pt (sr/checkpoint.py, resumable) are read here
+too, through torch.load(weights_only=True), for --model and --init.  Every
+reader goes through weights_from_parts, the one place that checks what a file
+claims.
+"""
+from __future__ import annotations
+
+import json
+import math
+import stat
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from sr.errors import UserError
+
+FORMAT = "srcnn-upscaler"
+VERSION = "1"
+SUFFIX = ".safetensors"
+CHECKPOINT_FORMAT = "srcnn-checkpoint"   # a training run's .pt (sr/checkpoint.py)
+CHECKPOINT_VERSION = 1
+ARCHITECTURES = {"9-1-5": (9, 1, 5), "9-5-5": (9, 5, 5), "11-5-5": (11, 5, 5)}
+MAX_SCALE = 1000
+# Trained weights stay small (the shipped models' largest is 3.3); a file with
+# weights far beyond any training's (1e30) would turn every picture white.
+MAX_WEIGHT = 1000.0
+CLEAN = {"resize": "bicubic", "jpeg": None}   # the benchmark's degradation
+TIMESTAMP = "%Y-%m-%d--%H-%M-%S"
+
+
+def timestamp() -> str:
+    """Local time as used in file names: 2026-11-27--05-00-00."""
+    return datetime.now().strftime(TIMESTAMP)
+
+
+@dataclass
+class Weights:
+    """A model as plain values: architecture, scale, NumPy weights, description."""
+    path: Path
+    scale: int
+    kernels: tuple
+    filters: tuple
+    residual: bool
+    created: str
+    state: dict = field(repr=False)   # "conv1.weight" -> float32 array, as in the state_dict
+    degradation: dict = field(default_factory=lambda: dict(CLEAN))
+    training: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def radius(self) -> int:
+        return sum((k - 1) // 2 for k in self.kernels)
+
+    @property
+    def architecture(self) -> str:
+        return "-".join(map(str, self.kernels))
+
+    def metadata(self) -> dict:
+        """The safetensors metadata (strings only) that describes these weights."""
+        return {"format": FORMAT, "format_version": VERSION, "scale": str(self.scale),
+                "kernels": self.architecture, "filters": "-".join(map(str, self.filters)),
+                "residual": str(self.residual).lower(), "created": self.created,
+                "degradation": json.dumps(self.degradation),
+                "training": json.dumps(self.training)}
+
+
+def expected_shapes(kernels, filters) -> dict:
+    """{tensor name: shape} of an SRCNN with these kernel sizes and filter counts."""
+    channels = (1, *filters, 1)
+    shapes = {}
+    for i, k in enumerate(kernels):
+        shapes[f"conv{i + 1}.weight"] = (channels[i + 1], channels[i], k, k)
+        shapes[f"conv{i + 1}.bias"] = (channels[i + 1],)
+    return shapes
+
+
+def weights_from_parts(path, description: dict, state: dict) -> Weights:
+    """Weights from what a file claims (description: the metadata's fields, strings
+    or plain values) and its tensors; UserError naming the file for anything that
+    does not hold together: the one check every reader uses."""
+    try:
+        kernels = _numbers(description.get("kernels"), "kernel sizes", 3)
+        filters = _numbers(description.get("filters"), "filter counts", 2)
+        if any(k % 2 == 0 for k in kernels):
+            raise ValueError(f"kernel sizes {kernels} are not all odd")
+        residual = {"true": True, "false": False}.get(str(description.get("residual")).lower())
+        if residual is None:
+            raise ValueError(f"residual is {description.get('residual')!r:.40}, not true/false")
+        scale = int(str(description.get("scale")))
+        if not 1 <= scale <= MAX_SCALE:
+            raise ValueError(f"scale {scale} is not from 1 to {MAX_SCALE}")
+        state = _checked_state(state, expected_shapes(kernels, filters))
+        degradation = _json(description.get("degradation"), dict(CLEAN))
+        training = _json(description.get("training"), {})
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: not a usable SRCNN model ({str(e)[:160]})") from None
+    return Weights(Path(path), scale, kernels, filters, residual,
+                   str(description.get("created", "")), state, degradation, training)
+
+
+def _numbers(value, what: str, count: int) -> tuple:
+    """'9-5-5' or [9, 5, 5] -> (9, 5, 5): count positive whole numbers."""
+    parts = value.split("-") if isinstance(value, str) else value
+    if not isinstance(parts, (list, tuple)) or len(parts) != count:
+        raise ValueError(f"{what} {value!r:.40} are not {count} numbers")
+    numbers = tuple(int(p) if isinstance(p, (int, str)) and not isinstance(p, bool) else -1
+                    for p in parts)
+    if any(not 1 <= n < 2 ** 15 for n in numbers):
+        raise ValueError(f"{what} {value!r:.40} are not positive whole numbers")
+    return numbers
+
+
+def _checked_state(state: dict, shapes: dict) -> dict:
+    """The tensors as float32, if they are exactly the architecture's, of a float
+    type, finite and within MAX_WEIGHT."""
+    missing = [name for name in shapes if name not in state]
+    extra = [name for name in state if name not in shapes]
+    if missing or extra:
+        raise ValueError(f"no tensor {missing[0]}" if missing else
+                         f"unexpected tensor {str(extra[0])[:40]}")
+    checked = {}
+    for name, shape in shapes.items():
+        value = state[name]
+        if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+            raise ValueError(f"{name} is not a floating-point tensor")
+        if value.shape != shape:
+            raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
+        value = value.astype(np.float32)
+        if not np.isfinite(value).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+        if np.abs(value).max(initial=0) > MAX_WEIGHT:
+            raise ValueError(f"{name} holds values up to {np.abs(value).max():.3g}, far "
+                             f"beyond what training produces (at most {MAX_WEIGHT:g})")
+        checked[name] = value
+    return checked
+
+
+def _json(text, default):
+    """A JSON object from a metadata string (or a dict already); default if absent."""
+    if text is None:
+        return default
+    value = json.loads(text) if isinstance(text, str) else text
+    if not isinstance(value, dict):
+        raise ValueError(f"{str(text)[:40]!r} is not a JSON object")
+    return value
+
+
+# --- reading -------------------------------------------------------------------------
+
+def checked_model_file(path) -> Path:
+    """path, if it is a regular file; else a UserError saying what it is instead
+    (opening a FIFO would wait forever for a writer)."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such model file") from None
+    except OSError as e:   # a symlink loop, permission denied on a folder above
+        raise UserError(f"{path}: cannot read it ({e.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{path}: is a folder, not a model file")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{path}: not a regular file (a pipe or device?), not a model file")
+    return path
+
+
+def read_weights(path) -> Weights:
+    """A .safetensors model, or a training run's .pt (PyTorch's zip archive, read by
+    torch.load with weights_only=True, so no pickled code runs); UserError else."""
+    path = checked_model_file(path)
+    try:
+        with open(path, "rb") as f:
+            start = f.read(4)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read it ({e.strerror})") from None
+    if start == b"PK\x03\x04":   # a zip archive: torch.save's format
+        return read_checkpoint(path)[1]
+    return read_safetensors(path)
+
+
+def read_checkpoint(path) -> tuple[dict, Weights]:
+    """(checkpoint dict, its Weights) of a training run's .pt (sr/checkpoint.py writes
+    them), by torch.load(weights_only=True): no pickled code runs.  Imports PyTorch."""
+    import warnings
+
+    import torch
+    path = checked_model_file(path)
+    try:
+        with warnings.catch_warnings():   # torch warns before refusing foreign pickles
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickles of modules, damaged archives
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Weights only load failed" in reason:   # torch's long, coloured explanation
+            reason = "it holds Python objects, not only tensors; not loaded, for safety"
+        raise UserError(f"{path}: not an SRCNN checkpoint ({reason[:160]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not an SRCNN checkpoint (missing format tag)")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise UserError(f"{path}: checkpoint version {ckpt.get('version')!r:.20} "
+                        f"is not supported")
+    model, state = ckpt.get("model"), ckpt.get("state_dict")
+    if not isinstance(model, dict) or not isinstance(state, dict):
+        raise UserError(f"{path}: not an SRCNN checkpoint (no model or state_dict)")
+    state = {k: v.detach().float().numpy() if isinstance(v, torch.Tensor) else v
+             for k, v in state.items()}
+    train = ckpt.get("train") if isinstance(ckpt.get("train"), dict) else {}
+    description = {**model, "scale": ckpt.get("scale"), "created": ckpt.get("created", ""),
+                   "degradation": train.get("degradation"), "training": {}}
+    return ckpt, weights_from_parts(path, description, state)
+
+
+def read_safetensors(path) -> Weights:
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(path, framework="numpy") as f:
+            meta = f.metadata() or {}
+            names = list(f.keys())
+            if len(names) > 16:
+                raise ValueError(f"{len(names)} tensors")
+            state = {name: f.get_tensor(name) for name in names}
+    except (SafetensorError, OSError, ValueError, TypeError) as e:
+        raise UserError(f"{path}: not an SRCNN model (not a readable .safetensors file: "
+                        f"{str(e)[:120] or type(e).__name__})") from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path}: not an SRCNN model (no '{FORMAT}' format in its metadata)")
+    if meta.get("format_version") != VERSION:
+        raise UserError(f"{path}: model format version {meta.get('format_version')!r:.20} "
+                        f"is not supported (this program reads {VERSION})")
+    return weights_from_parts(path, meta, state)
+
+
+def checked_models_dir(models_dir) -> Path:
+    """--models as a Path; UserError if it is not a folder."""
+    folder = Path(models_dir)
+    if folder.is_file():
+        raise UserError(f"--models {folder}: is a file; give the folder that holds models")
+    if not folder.is_dir():
+        raise UserError(f"--models {folder}: no such folder of models")
+    return folder
+
+
+def list_models(models_dir, warn=None) -> list[Weights]:
+    """The valid .safetensors models in models_dir, newest first.  Anything else
+    there (a run's .pt, a damaged file) is reported through warn and never loaded:
+    a pickle dropped into models/ cannot run."""
+    found = []
+    for path in sorted(checked_models_dir(models_dir).iterdir()):
+        if path.name.startswith(".") or path.name == "README.md" or path.is_dir():
+            continue
+        try:
+            if path.suffix != SUFFIX:
+                raise UserError(f"{path}: not a {SUFFIX} model; models/ is read for "
+                                f"{SUFFIX} files only (give a run's .pt with --model)")
+            found.append(read_safetensors(checked_model_file(path)))
+        except UserError as e:
+            if warn:
+                warn(f"skipping {e}")
+    found.sort(key=lambda w: (w.created, w.path.name), reverse=True)
+    return found
+
+
+def scale_distance(model_scale: int, scale: float) -> float:
+    """How far a model's scale is from the wanted one, as a ratio (|log|): the blur the
+    network learnt to undo grows with the scale factor, so 2.5 is nearer 3 than 2."""
+    return abs(math.log(scale / model_scale))
+
+
+def nearest_scale(scale: float, available=None) -> int:
+    """The model scale for a wanted scale: the nearest by ratio among available (default:
+    every integer from 2, as models are trained), ties to the smaller."""
+    if available is None:
+        low = max(2, math.floor(scale))
+        available = {low, low + 1}
+    return min(available, key=lambda s: (scale_distance(s, scale), s))
+
+
+def newest_model(models_dir, scale: int, warn=None) -> Weights:
+    """The newest valid model for exactly this scale."""
+    for weights in list_models(models_dir, warn):
+        if weights.scale == scale:
+            return weights
+    raise UserError(f"no x{scale} model in {models_dir}/: train one with "
+                    f"'python main.py train --scale {scale}' or pass --model")
+
+
+def nearest_model(models_dir, scale: float, warn=None) -> Weights:
+    """The newest model of the nearest scale (by ratio; ties go to the smaller scale)."""
+    candidates = list_models(models_dir, warn)
+    if not candidates:
+        raise UserError(f"no x{scale:g} model (nor any other) in {models_dir}/: train one "
+                        f"with 'python main.py train --scale {max(2, round(scale))}' or pass "
+                        f"--model")
+    best = nearest_scale(scale, {w.scale for w in candidates})
+    return next(w for w in candidates if w.scale == best)
+
+
+def model_for_scale(path, scale: float) -> Weights:
+    """--model: read it, and refuse it if it was trained for another scale than the
+    one nearest to the wanted one."""
+    weights = read_weights(path)
+    if weights.scale != nearest_scale(scale):
+        raise UserError(f"{path}: model is for x{weights.scale}, not x{scale:g}")
+    return weights
+
+
+# --- writing -------------------------------------------------------------------------
+
+def write_model(weights: Weights, path, overwrite: bool = False) -> Path:
+    """Write weights as a .safetensors model, atomically (never replacing a file
+    unless overwrite)."""
+    from safetensors.numpy import save
+    from sr.imaging import write_file_atomic
+    data = save({k: np.ascontiguousarray(v, np.float32) for k, v in weights.state.items()},
+                metadata=weights.metadata())
+    return write_file_atomic(path, lambda f: f.write(data), overwrite)
+
