@@ -1,19 +1,13 @@
 // PNG through fast-png (npm, served from node_modules), adapted to what `main.py
-// upscale` reads with Pillow.
-//
-// Why not let the browser decode PNG: a 2D canvas stores premultiplied alpha (the
-// colour under transparent pixels is lost) and browsers convert colours; Pillow does
-// neither. fast-png gives the file's samples as they are; this adapter adds what
-// matching Pillow needs and fast-png does not do: the orientation (eXIf chunk,
-// ImageMagick's raw EXIF text, XMP, applied as sr/pictures.py applies it), alpha only
-// where Pillow keeps it (tRNS on palettes, not on grey or RGB), 16-bit samples
-// rounded to 8 bits, and the ICC profile copied to the result file.
-//
-// fast-png imports 'fflate' and 'iobuffer' by bare name: index.html's import map
-// says where they are, and module workers have no import maps, so this module runs
-// in the page, not in the worker.
+// upscale` reads with Pillow. The browser's decoder would premultiply alpha (losing
+// the colour under transparent pixels) and convert colours; Pillow does neither, and
+// fast-png gives the samples as they are. This adds what Pillow does and fast-png
+// does not: the orientation (eXIf, ImageMagick's raw EXIF text, XMP), alpha only where
+// Pillow keeps it, 8 bits per sample, and the ICC profile copied to the result.
+// fast-png imports 'fflate' and 'iobuffer' by bare name, which index.html's import
+// map resolves; module workers have no import maps, so this runs in the page.
 
-import {decode, encode, hasPngSignature} from 'fast-png';
+import {convertIndexedToRgb, decode, encode, hasPngSignature} from 'fast-png';
 import {unzlibSync} from 'fflate';
 import {UserError} from './errors.js';
 
@@ -168,60 +162,37 @@ function applyOrientation(pixels, w, h, map) {
 
 // ---- samples to RGBA ----
 
-// fast-png's decoded picture -> (x, y, channel) -> the sample on 8 bits as Pillow
-// reads it: 16-bit rounded (v / 257, as sr/pictures.to_8bit), 1/2/4-bit grey stretched
-// to 0..255; palette indices as they are. Rows of 1/2/4-bit samples are packed.
-function sampleReader({width, channels, depth, data, palette}) {
-  if (depth === 8) return (x, y, c) => data[(y * width + x) * channels + c];
-  if (depth === 16) {
-    return (x, y, c) => Math.floor((data[(y * width + x) * channels + c] * 255 + 32767) / 65535);
-  }
-  const stride = Math.ceil((width * depth) / 8);
-  const mask = (1 << depth) - 1;
-  const stretch = palette ? 1 : 255 / mask;
-  return (x, y) => ((data[y * stride + ((x * depth) >> 3)] >> (8 - depth - ((x * depth) & 7)))
-                    & mask) * stretch;
-}
-
-// fast-png's decoded picture -> RGBA (height, width, 4). Alpha comes from the alpha
-// channel or, for palettes only, from tRNS (fast-png appends it to the palette
-// entries); Pillow ignores tRNS on grey and RGB pictures when upscaling.
-const NO_ENTRY = [0, 0, 0];   // an index past the palette's end: black, opaque
-
+// fast-png's decoded picture -> RGBA (height, width, 4), as Pillow reads it: palettes
+// through their colours (alpha from tRNS, which fast-png appends to the entries),
+// 16-bit samples rounded (v / 257, as sr/pictures.to_8bit), 1/2/4-bit grey (rows
+// packed) stretched to 0..255; tRNS on grey or RGB ignored, as sr/upscaling.py does.
 function toRgba(png) {
-  const {width, height, channels, palette} = png;
-  const read = sampleReader(png);
+  let {width, height, channels, depth, data} = png;
+  if (png.palette) [data, channels, depth] = [convertIndexedToRgb(png), png.palette[0].length, 8];
+  const mask = (1 << depth) - 1;
+  const stride = Math.ceil((width * depth) / 8);   // bytes per row of 1/2/4-bit grey
+  const sample = depth === 8 ? (x, y, c) => data[(y * width + x) * channels + c]
+    : depth === 16 ? (x, y, c) => Math.floor((data[(y * width + x) * channels + c] * 255
+                                              + 32767) / 65535)
+    : (x, y) => ((data[y * stride + ((x * depth) >> 3)] >> (8 - depth - ((x * depth) & 7)))
+                 & mask) * (255 / mask);
+  // the sample each of R, G, B, A takes (-1: opaque) for grey, grey+alpha, RGB, RGBA
+  const picks = [[0, 0, 0, -1], [0, 0, 0, 1], [0, 1, 2, -1], [0, 1, 2, 3]][channels - 1];
   const out = new Uint8Array(width * height * 4);
   for (let y = 0, o = 0; y < height; y++) {
-    for (let x = 0; x < width; x++, o += 4) {
-      if (palette) {
-        const entry = palette[read(x, y, 0)] || NO_ENTRY;
-        out[o] = entry[0];
-        out[o + 1] = entry[1];
-        out[o + 2] = entry[2];
-        out[o + 3] = entry[3] ?? 255;
-      } else if (channels <= 2) {                 // grey, grey + alpha
-        out[o] = out[o + 1] = out[o + 2] = read(x, y, 0);
-        out[o + 3] = channels === 2 ? read(x, y, 1) : 255;
-      } else {
-        out[o] = read(x, y, 0);
-        out[o + 1] = read(x, y, 1);
-        out[o + 2] = read(x, y, 2);
-        out[o + 3] = channels === 4 ? read(x, y, 3) : 255;
-      }
+    for (let x = 0; x < width; x++) {
+      for (const c of picks) out[o++] = c < 0 ? 255 : sample(x, y, c);
     }
   }
-  return out;
+  return {pixels: out, hasAlpha: channels === 2 || channels === 4};
 }
 
-// PNG bytes -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha,
-// grey, iccProfile, orientation}, upright, as `main.py upscale` reads it; or null for
-// an interlaced PNG of 1, 2 or 4 bits per sample, which fast-png 8.0.0 unpacks wrongly
-// (the caller lets the browser decode those). checkSize(width, height), if given, sees
-// the upright size from the header and may throw before any pixel is unpacked.
-// hasAlpha: RGBA, grey+alpha or palette+tRNS, which keep an alpha channel as in
-// Python; grey: a grey file, written back grey; iccProfile: the iCCP chunk, handed to
-// encodePng unread (colours are not converted, as in Python).
+// PNG bytes -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha
+// (RGBA, grey+alpha or palette+tRNS: an alpha channel kept, as in Python), grey (written
+// back grey), iccProfile (the iCCP chunk, for encodePng), orientation}, upright, as
+// `main.py upscale` reads it; null for an interlaced PNG of 1, 2 or 4 bits per sample,
+// which fast-png 8.0.0 unpacks wrongly. checkSize(width, height), if given, sees the
+// upright size from the header and may throw before any pixel is unpacked.
 export function decodePng(bytes, checkSize = null) {
   const chunks = readChunks(bytes);
   if (chunks.interlaced && chunks.depth < 8) return null;
@@ -235,8 +206,7 @@ export function decodePng(bytes, checkSize = null) {
   } catch (e) {
     throw new UserError(`damaged PNG: ${e.message}`);
   }
-  const pixels = toRgba(png);
-  const hasAlpha = png.channels === 2 || png.channels === 4 || png.palette?.[0]?.length === 4;
+  const {pixels, hasAlpha} = toRgba(png);
   const grey = !png.palette && png.channels <= 2;
   const upright = turn ? applyOrientation(pixels, png.width, png.height, turn)
     : {pixels, width: png.width, height: png.height};
