@@ -91,10 +91,9 @@ def fixture_picture(width=97, height=61, seed=5) -> Image.Image:
 def site(tmp_path_factory):
     """A copy of web/ with two test models (x2 9-1-5, x3 9-5-5) and their checkpoints."""
     root = tmp_path_factory.mktemp("site")
-    runtime = WEB / "node_modules" / "onnxruntime-web" / "dist"
-    if not runtime.is_dir():
-        pytest.fail("web/node_modules is missing: run 'npm ci --prefix web' "
-                    "(tools/install-test-deps.sh does)")
+    missing = serve.check_runtime_installed(WEB)
+    if missing:
+        pytest.fail(f"{missing} (tools/install-test-deps.sh does)")
     for path in WEB.iterdir():
         if path.suffix in {".html", ".js", ".css"}:
             shutil.copy(path, root / path.name)
