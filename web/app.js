@@ -26,7 +26,7 @@ const worker = new Worker(new URL('./worker.js', import.meta.url), {type: 'modul
 let models = [];          // [{url, file, scale, radius, architecture}] by scale
 let current = null;       // the job in progress: {id, file, name, model, sent...}
 let lastPicture = null;   // {file, name}: re-run it when the scale or ensemble changes
-let lastResult = null;    // worker result message (pixels kept for the download)
+let lastResult = null;    // the result shown: its pixels and what the download needs
 let nextId = 1;
 let ready = false;
 
@@ -137,9 +137,8 @@ async function start(file, name) {
   job.decodeMs = performance.now() - job.started;
   // ?tile=N: a whole number of pixels; anything else means the worker's default
   const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
-  worker.postMessage({type: 'upscale', id: job.id, image, tile, ensemble: job.ensemble,
-                      model: {url: model.url, scale: model.scale, radius: model.radius}},
-                     [image.pixels.buffer]);
+  worker.postMessage({type: 'upscale', id: job.id, image, model, tile, ensemble: job.ensemble},
+                     [image.pixels.buffer]);   // moved to the worker, not copied
   job.sent = true;
 }
 
@@ -163,7 +162,7 @@ function onProgress({phase, done, total, passesPerTile}) {
       : `Refining ${current.name}: pass ${done} of ${total} (x8 self-ensemble, ` +
         `${tiles} tile${tiles === 1 ? '' : 's'})`;
   } else {
-    bar.removeAttribute('value');   // indeterminate while decoding/interpolating
+    bar.removeAttribute('value');   // indeterminate while interpolating
     $('status').textContent = `${phase[0].toUpperCase()}${phase.slice(1)} ${current.name}…`;
   }
 }
