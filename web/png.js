@@ -134,28 +134,18 @@ function rawProfileBytes(text) {
   return Uint8Array.from(hex.match(/../g) || [], (h) => parseInt(h, 16));
 }
 
-// Where an upright pixel comes from, for EXIF orientations 2..8 (Pillow's
-// ImageOps.exif_transpose): source index = start + x * dx + y * dy for the upright
-// pixel (x, y) of a w x h picture; swap: the upright picture is h x w.
-function orientationMap(orientation, w, h) {
-  return {
-    2: {start: w - 1, dx: -1, dy: w},
-    3: {start: w * h - 1, dx: -1, dy: -w},
-    4: {start: (h - 1) * w, dx: 1, dy: -w},
-    5: {start: 0, dx: w, dy: 1, swap: true},
-    6: {start: (h - 1) * w, dx: -w, dy: 1, swap: true},
-    7: {start: w * h - 1, dx: -w, dy: -1, swap: true},
-    8: {start: w - 1, dx: w, dy: -1, swap: true},
-  }[orientation] || null;
-}
-
-// RGBA pixels (h, w, 4) turned upright by map -> {pixels, width, height}.
-function applyOrientation(pixels, w, h, map) {
-  const [ow, oh] = map.swap ? [h, w] : [w, h];
+// RGBA pixels (h, w, 4) -> {pixels, width, height} upright for EXIF orientation 2..8,
+// as Pillow's ImageOps.exif_transpose turns them. The upright pixel (x, y) comes from
+// index start + x * dx + y * dy; orientations 5..8 swap the sides.
+function applyOrientation(pixels, w, h, orientation) {
+  const [start, dx, dy] = {2: [w - 1, -1, w], 3: [w * h - 1, -1, -w], 4: [(h - 1) * w, 1, -w],
+                           5: [0, w, 1], 6: [(h - 1) * w, -w, 1], 7: [w * h - 1, -w, -1],
+                           8: [w - 1, w, -1]}[orientation];
+  const [ow, oh] = orientation >= 5 ? [h, w] : [w, h];
   const src = new Uint32Array(pixels.buffer, pixels.byteOffset, w * h);
   const out = new Uint32Array(w * h);
   for (let y = 0, o = 0; y < oh; y++) {
-    for (let x = 0, i = map.start + y * map.dy; x < ow; x++, i += map.dx) out[o++] = src[i];
+    for (let x = 0, i = start + y * dy; x < ow; x++, i += dx) out[o++] = src[i];
   }
   return {pixels: new Uint8Array(out.buffer), width: ow, height: oh};
 }
@@ -196,10 +186,10 @@ function toRgba(png) {
 export function decodePng(bytes, checkSize = null) {
   const chunks = readChunks(bytes);
   if (chunks.interlaced && chunks.depth < 8) return null;
-  const orientation = pngOrientation(chunks);
-  const turn = orientationMap(orientation, chunks.width, chunks.height);
-  const {width, height} = chunks;
-  checkSize?.(turn?.swap ? height : width, turn?.swap ? width : height);   // before unpacking
+  const found = pngOrientation(chunks);
+  const orientation = found >= 2 && found <= 8 ? found : 1;   // Pillow turns only 2..8
+  const swap = orientation >= 5;
+  checkSize?.(swap ? chunks.height : chunks.width, swap ? chunks.width : chunks.height);
   let png;
   try {
     png = decode(chunks.ended ? bytes : withIend(bytes, chunks.end));
@@ -208,7 +198,7 @@ export function decodePng(bytes, checkSize = null) {
   }
   const {pixels, hasAlpha} = toRgba(png);
   const grey = !png.palette && png.channels <= 2;
-  const upright = turn ? applyOrientation(pixels, png.width, png.height, turn)
+  const upright = orientation > 1 ? applyOrientation(pixels, png.width, png.height, orientation)
     : {pixels, width: png.width, height: png.height};
   return {...upright, hasAlpha, grey, iccProfile: chunks.iccChunk, orientation};
 }
