@@ -8,7 +8,7 @@ Times, as medians of several runs after one warm-up run each:
     and the network alone on the whole picture in one call;
   - the page in headless Chromium, wasm backend, with threads (served with the
     COOP/COEP headers) and with one thread (served without them): the time from the
-    pick to the result on screen and the worker's part of it, as the page measures
+    pick to the result on screen and to the worker's result (the job), as the page measures
     them (data-* attributes of #details), and the network alone.
 Then the ratios page / native. Needs chromium, Playwright and `npm ci --prefix web`.
 The machine is shared: run it under flock and compare ratios from the same run.
@@ -103,13 +103,15 @@ def load_serve():
     return module
 
 
-def make_site(model: Path, folder: Path) -> Path:
+def make_site(model: Path, scale: int, folder: Path) -> Path:
     """web/'s page files and runtime, with `model` as its only model."""
+    from sr.export import web_model_name, write_model_index
     for path in WEB.iterdir():
         if path.suffix in {".html", ".js", ".css"}:
             (folder / path.name).symlink_to(path)
     (folder / "node_modules").symlink_to(WEB / "node_modules", target_is_directory=True)
-    shutil.copy(model, folder / "model.onnx")
+    shutil.copy(model, folder / web_model_name(scale))
+    write_model_index(folder)
     return folder
 
 
@@ -119,7 +121,7 @@ def time_page(browser, serve, site: Path, picture: Path, isolation: bool, runs: 
     page = browser.new_page()
     try:
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html"
-                  f"?backend=wasm&models=model.onnx")
+                  f"?backend=wasm")
         page.wait_for_selector("#status[data-state=idle]", timeout=120_000)
         runtime = page.inner_text("#runtime")
         job_ms, wall = [], []
@@ -161,7 +163,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         picture = make_picture(args.size, Path(tmp) / f"bench{args.size}.png")
         (Path(tmp) / "site").mkdir()
-        site = make_site(args.model, Path(tmp) / "site")
+        site = make_site(args.model, scale, Path(tmp) / "site")
         native = time_native(args.model, picture, scale, radius, args.runs)
         serve = load_serve()
         with sync_playwright() as playwright:
@@ -189,8 +191,9 @@ def report(args, meta, native, threaded, single, chromium_version) -> None:
         print(f"{name:34}{t['shown']:>9.2f}s{t['job']:>7.2f}s{t['network']:>8.2f}s"
               f"{t['wall']:>8.2f}s")
     print()
-    print("on screen: from the pick to the result drawn, as the page measures it; job: the "
-          "worker's part; harness: Playwright's wall time around it")
+    print("on screen: from the pick to the result drawn, as the page measures it; job: to "
+          "the worker's result (decoding, interpolation, network); harness: Playwright's "
+          "wall time around it")
     for name, t in [("threads", threaded), ("one thread", single)]:
         print(f"ratio page/native ({name}): on screen {t['shown'] / native['pipeline']:.2f}x, "
               f"job {t['job'] / native['pipeline']:.2f}x, "

@@ -1,7 +1,7 @@
 """Exporting trained networks to self-contained ONNX files for the browser page.
 
-The page (web/) loads web/models.json, the list of its model files, and learns each
-model's scale, receptive radius and colour space from the file's metadata_props.
+The page (web/) loads web/models.json, the list of its model files with each model's
+scale, receptive radius and colour space, copied from the file's metadata_props.
 """
 from __future__ import annotations
 
@@ -127,7 +127,8 @@ def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
 
 
 def web_models(web_dir, skip=()) -> list[dict]:
-    """The page's model files in web_dir, by scale: [{"file", "scale", "architecture"}].
+    """The page's model files in web_dir, by scale: [{"file", "scale", "architecture",
+    "radius", "colour_space"}].
 
     Reads each file's metadata_props (not those named in skip); a file without a
     scale, or not ONNX, is an error.
@@ -140,15 +141,17 @@ def web_models(web_dir, skip=()) -> list[dict]:
         if "scale" not in meta or "radius" not in meta:
             raise UserError(f"{path}: no scale/radius in its metadata_props; re-export it")
         entries.append({"file": path.name, "scale": int(meta["scale"]),
-                        "architecture": meta.get("architecture", "")})
+                        "architecture": meta.get("architecture", ""),
+                        "radius": int(meta["radius"]),
+                        "colour_space": meta.get("colour_space", "")})
     return sorted(entries, key=lambda e: e["scale"])
 
 
 def write_model_index(web_dir) -> Path:
     """Write web_dir/models.json, the list of model files the page offers.
 
-    The page reads scale, radius and colour space from each file itself; the scale
-    here is for people reading the index.
+    The page takes each model's scale, radius and colour space from here, since
+    onnxruntime-web does not expose a file's metadata_props; the files keep them too.
     """
     entries = web_models(web_dir)
     return write_text_atomic(Path(web_dir) / MODEL_INDEX,

@@ -1,23 +1,32 @@
-// The page: picks the picture and the scale, talks to the worker, shows the result.
+// The page: picks and decodes the picture, picks the scale, hands the pixels to the
+// worker, shows the result.
 //
 // State for people and tests: #status carries data-state = idle | loading | running |
 // done | error, and the result is drawn at full resolution into canvas#result.
 // URL options (for testing and benchmarks): ?backend=auto|webgpu|wasm, ?threads=N,
-// ?tile=N (output tile side, results do not depend on it), ?models=a.onnx,b.onnx
-// (instead of models.json).
+// ?tile=N (output tile side, results do not depend on it).
 
+import {decodeImage} from './decode.js';
+import {outputSize} from './pipeline.js';
 import {encodePng} from './png.js';
+import {UserError} from './errors.js';
 
 const SAMPLE_URL = 'samples/coffee.png';
+const COLOUR_SPACE = 'bt601-studio-luma/255';   // what sr/export.py writes
+// Larger results are refused with a message rather than risking the tab: 4000x3000 at
+// x2 is 48 Mpix; about 12 bytes per output pixel are held at once (RGBA in the worker
+// and on the canvas, float luma).
+const MAX_OUTPUT_PIXELS = 64e6;
+const MAX_OUTPUT_SIDE = 16384;     // canvas limit of common browsers
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const worker = new Worker(new URL('./worker.js', import.meta.url), {type: 'module'});
 
-let models = [];          // [{url, meta}] from the worker, sorted by scale
-let current = null;       // {id, file, name} of the job in progress
+let models = [];          // [{url, file, scale, radius, architecture}] by scale
+let current = null;       // the job in progress: {id, file, name, model, sent...}
 let lastPicture = null;   // {file, name}: re-run it when the scale or ensemble changes
-let lastResult = null;    // worker result message (pixels kept for the download)
+let lastResult = null;    // the result shown: its pixels and what the download needs
 let nextId = 1;
 let ready = false;
 
@@ -32,13 +41,24 @@ function setStatus(state, text) {
 
 // ---- models and runtime ----
 
-async function modelUrls() {
-  if (params.get('models')) return params.get('models').split(',').filter(Boolean);
+// models.json -> models: each entry with the scale, radius and colour space the
+// pipeline needs (sr/export.py copies them from the ONNX files' metadata).
+async function loadModels() {
   const response = await fetch('models.json', {cache: 'no-cache'});
   if (!response.ok) throw new Error(`models.json: HTTP ${response.status}`);
   const index = await response.json();
   if (!index.models || !index.models.length) throw new Error('models.json lists no model');
-  return index.models.map((m) => m.file);
+  models = index.models.map(({file, scale, radius, colour_space: space, architecture}) => {
+    if (!Number.isInteger(scale) || scale < 1 || !Number.isInteger(radius) || radius < 0) {
+      throw new Error(`models.json: no valid scale and radius for ${file}; ` +
+                      `rewrite it with 'python main.py export-onnx'`);
+    }
+    if (space !== COLOUR_SPACE) {
+      throw new Error(`models.json: ${file}'s colour space '${space}' is not ${COLOUR_SPACE}`);
+    }
+    return {url: file, file, scale, radius, architecture: architecture || '?'};
+  }).sort((a, b) => a.scale - b.scale);
+  return models.find((m) => m.scale === 2) || models[0];   // the one offered first
 }
 
 function describeRuntime({backend, threads, note, isolated}) {
@@ -54,21 +74,16 @@ function describeRuntime({backend, threads, note, isolated}) {
   return parts.join(' · ');
 }
 
-function fillScaleMenu() {
+function fillScaleMenu(first) {
   const select = $('scale');
-  select.replaceChildren(...models.map(({url, meta}) => {
-    const option = new Option(`x${meta.scale} (${meta.architecture || '?'}, ${meta.file})`, url);
-    return option;
-  }));
-  const x2 = models.find((m) => m.meta.scale === 2);
-  if (x2) select.value = x2.url;
-  select.disabled = false;
+  select.replaceChildren(...models.map(({url, scale, architecture, file}) =>
+    new Option(`x${scale} (${architecture}, ${file})`, url)));
+  select.value = first.url;
 }
 
 function onReady(message) {
-  models = message.models.slice().sort((a, b) => a.meta.scale - b.meta.scale);
-  fillScaleMenu();
   $('runtime').textContent = describeRuntime(message);
+  $('scale').disabled = false;
   ready = true;
   if (lastPicture) start(lastPicture.file, lastPicture.name);   // picked while loading
   else setStatus('idle', 'Ready: pick or drop a picture, or try the sample.');
@@ -76,7 +91,22 @@ function onReady(message) {
 
 // ---- jobs ----
 
-function start(file, name) {
+// Refuses a picture of width x height whose result at scale is too large for the page.
+function checkSize(width, height, scale) {
+  const size = outputSize(width, height, scale);
+  const pixels = size.width * size.height;
+  if (pixels > MAX_OUTPUT_PIXELS || Math.max(size.width, size.height) > MAX_OUTPUT_SIDE) {
+    throw new UserError(
+      `${width}x${height} at x${scale} would be ${size.width}x${size.height} ` +
+      `(${(pixels / 1e6).toFixed(0)} Mpix); this page handles at most ` +
+      `${MAX_OUTPUT_PIXELS / 1e6} Mpix and ${MAX_OUTPUT_SIDE} px a side: ` +
+      `pick a smaller scale or picture, or use 'python main.py upscale'`);
+  }
+}
+
+// Decodes the picture here (see png.js), then hands its pixels to the worker. A job
+// replaced or cancelled while it decodes is dropped when decoding ends.
+async function start(file, name) {
   lastPicture = {file, name};
   if (!ready) {   // runs when the worker is ready (unless loading failed: that error stays)
     if ($('status').dataset.state !== 'error') {
@@ -84,15 +114,41 @@ function start(file, name) {
     }
     return;
   }
-  if (current) worker.postMessage({type: 'cancel', id: current.id});
-  current = {id: nextId++, file, name, started: performance.now()};
+  if (current?.sent) worker.postMessage({type: 'cancel', id: current.id});
+  const model = models.find((m) => m.url === $('scale').value);
+  const job = {id: nextId++, file, name, model, ensemble: $('ensemble').checked, sent: false,
+               started: performance.now()};
+  current = job;
   clearResult();   // the last result is not this job's: never shown or downloaded under its name
+  $('progress').removeAttribute('value');   // indeterminate while decoding
+  setStatus('running', `Decoding ${name}…`);
+  let image;
+  try {
+    image = await decodeImage(file, name, (w, h) => checkSize(w, h, model.scale));
+  } catch (e) {
+    if (current === job) {
+      current = null;
+      setStatus('error', `Error: ${e.message}`);
+    }
+    return;
+  }
+  if (current !== job) return;
+  job.image = {...image, pixels: null};   // what the download needs, without the pixels
+  job.decodeMs = performance.now() - job.started;
   // ?tile=N: a whole number of pixels; anything else means the worker's default
   const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
-  $('progress').value = 0;
-  setStatus('running', `Working on ${name}…`);
-  worker.postMessage({type: 'upscale', id: current.id, file, name, model: $('scale').value, tile,
-                      ensemble: $('ensemble').checked});
+  worker.postMessage({type: 'upscale', id: job.id, image, model, tile, ensemble: job.ensemble},
+                     [image.pixels.buffer]);   // moved to the worker, not copied
+  job.sent = true;
+}
+
+// Cancel: a job in the worker stops there and says so; one still decoding here is
+// dropped when decoding ends.
+function cancel() {
+  if (!current) return;
+  if (current.sent) return worker.postMessage({type: 'cancel', id: current.id});
+  setStatus('idle', `Cancelled ${current.name}.`);
+  current = null;
 }
 
 function onProgress({phase, done, total, passesPerTile}) {
@@ -106,7 +162,7 @@ function onProgress({phase, done, total, passesPerTile}) {
       : `Refining ${current.name}: pass ${done} of ${total} (x8 self-ensemble, ` +
         `${tiles} tile${tiles === 1 ? '' : 's'})`;
   } else {
-    bar.removeAttribute('value');   // indeterminate while decoding/interpolating
+    bar.removeAttribute('value');   // indeterminate while interpolating
     $('status').textContent = `${phase[0].toUpperCase()}${phase.slice(1)} ${current.name}…`;
   }
 }
@@ -120,32 +176,37 @@ function clearResult() {
   $('output').hidden = true;
 }
 
-// message: the worker's result for the picture file. A new job started while this
-// one awaits (a picture picked, the scale changed) replaces or clears lastResult:
-// then this result is dropped rather than shown over the new job.
-async function showResult(message, file, name, started) {
-  const result = {...message, name};
+// message: the worker's result for job. A new job started while this one awaits (a
+// picture picked, the scale changed) replaces or clears lastResult: then this result
+// is dropped rather than shown over the new job.
+async function showResult(message, job) {
+  const {model, image} = job;
+  const {width, height, pixels, backend, threads, tiles} = message;
+  // what the download needs: the decoded picture's hasAlpha, grey and iccProfile, ...
+  const result = {...image, pixels, width, height, name: job.name, scale: model.scale,
+                  ensemble: job.ensemble};
   lastResult = result;
-  const {width, height, pixels, timings, source} = message;
+  // totalMs: from the pick to the worker's result (decoding, interpolation, network)
+  const timings = {...message.timings, decodeMs: job.decodeMs,
+                   totalMs: performance.now() - job.started};
   const canvas = $('result');
   canvas.width = width;
   canvas.height = height;
   // The worker's RGBA buffer is shared with the ImageData, not copied.
   const data = new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length);
   canvas.getContext('2d').putImageData(new ImageData(data, width, height), 0, 0);
-  if (!await showBefore(result, file)) return;
+  if (!await showBefore(result, message.before, job.file)) return;
   $('output').hidden = false;
-  const model = models.find((m) => m.meta.scale === message.scale).meta;
-  const how = message.backend === 'webgpu' ? 'WebGPU'
-    : `wasm, ${message.threads} thread${message.threads === 1 ? '' : 's'}`;
+  const how = backend === 'webgpu' ? 'WebGPU'
+    : `wasm, ${threads} thread${threads === 1 ? '' : 's'}`;
   $('details').textContent =
-    `${source.width}×${source.height} → ${width}×${height} (x${message.scale}, ` +
+    `${image.width}×${image.height} → ${width}×${height} (x${model.scale}, ` +
     `${model.architecture} model ${model.file}) in ${seconds(timings.totalMs)}: network ` +
-    `${seconds(timings.networkMs)} over ${message.tiles} tile${message.tiles === 1 ? '' : 's'} ` +
-    `${message.ensemble ? '(x8 self-ensemble) ' : ''}on ${how}.`;
-  // Machine-readable timings (milliseconds) for benchmarks: data-total-ms (the worker's
-  // job), data-network-ms, ..., data-shown-ms (from the pick to the result on screen).
-  const shownMs = performance.now() - started;
+    `${seconds(timings.networkMs)} over ${tiles} tile${tiles === 1 ? '' : 's'} ` +
+    `${job.ensemble ? '(x8 self-ensemble) ' : ''}on ${how}.`;
+  // Machine-readable timings (milliseconds) for benchmarks: data-total-ms (the job),
+  // data-network-ms, ..., data-shown-ms (from the pick to the result on screen).
+  const shownMs = performance.now() - job.started;
   for (const [key, ms] of Object.entries({...timings, shownMs})) {
     $('details').dataset[key] = ms.toFixed(1);
   }
@@ -156,8 +217,8 @@ async function showResult(message, file, name, started) {
 // sent it, else the original picture stretched by the browser (said in the label).
 // -> false, drawing nothing, when result is no longer the latest once the browser
 // has decoded the picture.
-async function showBefore(result, file) {
-  const {before, width, height} = result;
+async function showBefore(result, before, file) {
+  const {width, height} = result;
   const canvas = $('before');
   if (before) {
     canvas.width = width;
@@ -202,29 +263,23 @@ function onWorkerMessage({data}) {
   if (data.type === 'progress') return onProgress(data);
   const finished = current;
   current = null;
-  if (data.type === 'result') showResult(data, finished.file, finished.name, finished.started);
+  if (data.type === 'result') showResult(data, finished);
   else if (data.type === 'cancelled') setStatus('idle', `Cancelled ${finished.name}.`);
   else if (data.type === 'error') setStatus('error', `Error: ${data.message}`);
 }
 
 // ---- download ----
 
-async function download() {
+// fast-png encodes on this thread: a few seconds for the largest results.
+function download() {
   if (!lastResult) return;
-  const button = $('download');
-  button.disabled = true;
-  try {
-    const {pixels, width, height, hasAlpha, grey, scale, iccProfile, ensemble, name} = lastResult;
-    const blob = await encodePng(pixels, width, height, hasAlpha, iccProfile, grey);
-    const link = document.createElement('a');
-    link.href = URL.createObjectURL(blob);
-    const stem = name.replace(/(.)\.[^.]*$/, '$1');   // '.hidden.png' keeps '.hidden'
-    link.download = `${stem}.x${scale}${ensemble ? '.ensemble' : ''}.png`;
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
-  } finally {
-    button.disabled = false;
-  }
+  const {pixels, width, height, hasAlpha, grey, scale, iccProfile, ensemble, name} = lastResult;
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(encodePng(pixels, width, height, hasAlpha, iccProfile, grey));
+  const stem = name.replace(/(.)\.[^.]*$/, '$1');   // '.hidden.png' keeps '.hidden'
+  link.download = `${stem}.x${scale}${ensemble ? '.ensemble' : ''}.png`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
 }
 
 // ---- wiring ----
@@ -258,8 +313,7 @@ function wire() {
   $('sample').addEventListener('click', pickSample);
   $('scale').addEventListener('change', () => lastPicture && start(lastPicture.file, lastPicture.name));
   $('ensemble').addEventListener('change', () => lastPicture && start(lastPicture.file, lastPicture.name));
-  $('cancel').addEventListener('click', () => current &&
-    worker.postMessage({type: 'cancel', id: current.id}));
+  $('cancel').addEventListener('click', cancel);
   $('download').addEventListener('click', download);
   $('slider').addEventListener('input', moveDivider);
   $('actual-size').addEventListener('change', (e) => $('compare').classList.toggle('actual', e.target.checked));
@@ -281,8 +335,9 @@ async function main() {
   wire();
   moveDivider();
   try {
-    const urls = await modelUrls();
-    worker.postMessage({type: 'init', models: urls, backend: params.get('backend') || 'auto',
+    const first = await loadModels();
+    fillScaleMenu(first);
+    worker.postMessage({type: 'init', model: first.url, backend: params.get('backend') || 'auto',
                         threads: Number(params.get('threads')) || 0});
   } catch (e) {
     setStatus('error', `Error: ${e.message}`);

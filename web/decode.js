@@ -1,7 +1,7 @@
 // Picture file -> RGBA pixels, as Pillow would read it for `main.py upscale`.
 //
-// PNG goes through png.js (exact, alpha unpremultiplied, no colour management, its
-// eXIf orientation applied as sr/pictures.py does).
+// PNG goes through png.js (fast-png: exact, alpha unpremultiplied, no colour
+// management, the orientation applied as sr/pictures.py does).
 // Other formats (JPEG, WebP, GIF, BMP...) are decoded by the browser without colour
 // conversion and with EXIF orientation applied, as sr/pictures.read_picture does; they
 // are read back through a canvas, which is exact for opaque pixels. A 2D canvas stores
@@ -22,10 +22,9 @@ import {UserError} from './errors.js';
 export async function decodeImage(blob, name, checkSize = null) {
   const head = new Uint8Array(await blob.slice(0, 8).arrayBuffer());
   try {
-    if (isPng(head)) {
-      const bytes = new Uint8Array(await blob.arrayBuffer());
-      return {...await decodePng(bytes, checkSize), decoder: 'png.js'};
-    }
+    // decodePng gives null for the few PNGs fast-png cannot unpack: the browser's then
+    const png = isPng(head) && decodePng(new Uint8Array(await blob.arrayBuffer()), checkSize);
+    if (png) return {...png, decoder: 'fast-png'};
     return await decodeWithBrowser(blob, checkSize);
   } catch (e) {
     if (e instanceof UserError) throw new UserError(`${name}: ${e.message}`);

@@ -65,11 +65,14 @@ def make_server(root=WEB_DIR, port: int = 8000, isolation: bool = True,
 
 
 def check_runtime_installed(root: Path) -> str | None:
-    """A warning when onnxruntime-web is missing from root/node_modules, else None."""
-    if (root / "node_modules" / "onnxruntime-web" / "dist").is_dir():
+    """A warning when a package the page loads (onnxruntime-web, fast-png) is missing
+    from root/node_modules, else None."""
+    missing = [name for name in ("onnxruntime-web", "fast-png")
+               if not (root / "node_modules" / name / "package.json").is_file()]
+    if not missing:
         return None
-    return (f"warning: {root}/node_modules/onnxruntime-web is missing: "
-            f"run 'npm ci --prefix {root}' first, or the page cannot load its runtime")
+    return (f"warning: {' and '.join(missing)} missing from {root}/node_modules: "
+            f"run 'npm ci --prefix {root}' first, or the page cannot work")
 
 
 def main(argv=None) -> int:

@@ -1,29 +1,23 @@
-// The page's worker: decodes the picture, interpolates it, runs the network over
-// exact tiles with one reused onnxruntime session per model, and sends back RGBA.
-// Running here keeps the page responsive and lets a large picture be cancelled.
+// The page's worker: interpolates the decoded picture, runs the network over exact
+// tiles with one reused onnxruntime session per model, and sends back RGBA. Running
+// here keeps the page responsive and lets a large picture be cancelled. (The page
+// decodes the picture: its PNG decoder needs the page's import map.)
 //
-// Messages in:  {type: 'init', models: [url...], backend, threads}
-//               {type: 'upscale', id, file: Blob, name, model: url, tile, ensemble}
+// Messages in:  {type: 'init', model: url, backend, threads}
+//               {type: 'upscale', id, image: {width, height, pixels, hasAlpha},
+//                model: {url, scale, radius}, tile, ensemble}
 //               {type: 'cancel', id}
-// Messages out: {type: 'ready', models: [{url, meta}...], backend, threads, note, isolated}
+// Messages out: {type: 'ready', backend, threads, note, isolated}
 //               {type: 'progress', id, phase, done, total}
-//               {type: 'result', id, width, height, pixels, before, hasAlpha, timings, ...}
+//               {type: 'result', id, width, height, pixels, before, tiles, timings, ...}
 //               {type: 'cancelled', id} | {type: 'error', id, message, expected}
 
-import {decodeImage} from './decode.js';
 import {Cancelled, UserError} from './errors.js';
-import {readMetadataProps} from './onnx-metadata.js';
 import {composeTile, outputSize, paddedLuma, selfEnsemble, tileBoxes, tileInput}
   from './pipeline.js';
 import {resizeBicubic} from './resample.js';
 import {createSession, openRuntime} from './runtime.js';
 
-const COLOUR_SPACE = 'bt601-studio-luma/255';   // what sr/export.py writes
-// Larger results are refused with a message rather than risking the tab: 4000x3000 at
-// x2 is 48 Mpix; about 12 bytes per output pixel are held at once (RGBA in the worker
-// and on the canvas, float luma).
-const MAX_OUTPUT_PIXELS = 64e6;
-const MAX_OUTPUT_SIDE = 16384;     // canvas limit of common browsers
 const MAX_BEFORE_PIXELS = 16e6;    // a bicubic copy for the comparison slider up to this size
 // Output tile side by backend. A tile of t x t is computed from its (t + 2r)^2 window
 // and the exported model pads that by r again, so the middle (most costly) layer of
@@ -33,7 +27,7 @@ const MAX_BEFORE_PIXELS = 16e6;    // a bicubic copy for the comparison slider u
 // storage-buffer limit that every WebGPU device offers.
 const DEFAULT_TILES = {wasm: 1024, webgpu: 512};
 
-const models = new Map();     // url -> {bytes, meta, session (Promise) | null}
+const sessions = new Map();   // model url -> Promise of its session
 let runtime = null;           // {ort, backend, threads, note}
 let queue = Promise.resolve();
 const jobs = new Set();       // ids of jobs queued or running
@@ -63,60 +57,32 @@ function reportError(id) {
 
 // ---- models ----
 
-function parseMetadata(url, bytes) {
-  const props = readMetadataProps(bytes);
-  const name = url.split('/').pop();
-  for (const key of ['scale', 'radius', 'colour_space']) {
-    if (!(key in props)) {
-      throw new UserError(`${name}: no '${key}' in the ONNX metadata_props; ` +
-                          `re-export it with 'python main.py export-onnx'`);
-    }
-  }
-  if (props.colour_space !== COLOUR_SPACE) {
-    throw new UserError(`${name}: colour space '${props.colour_space}' is not ${COLOUR_SPACE}`);
-  }
-  const scale = Number(props.scale);
-  const radius = Number(props.radius);
-  if (!Number.isInteger(scale) || scale < 1 || !Number.isInteger(radius) || radius < 0) {
-    throw new UserError(`${name}: bad scale '${props.scale}' or radius '${props.radius}'`);
-  }
-  return {...props, scale, radius, file: name, bytes: bytes.length};
-}
-
 async function fetchModel(url) {
   const response = await fetch(url);
   if (!response.ok) throw new UserError(`${url}: HTTP ${response.status} ${response.statusText}`);
   return new Uint8Array(await response.arrayBuffer());
 }
 
-async function init({models: urls, backend, threads}) {
-  for (const url of urls) {
-    const bytes = await fetchModel(url);
-    models.set(url, {bytes, meta: parseMetadata(url, bytes), session: null});
-  }
-  const first = models.get(urls[0]);
-  const opened = await openRuntime(first.bytes, backend || 'auto', threads || 0);
-  first.session = Promise.resolve(opened.session);
+// The backend is chosen with the first model, whose session is kept.
+async function init({model: url, backend, threads}) {
+  const opened = await openRuntime(await fetchModel(url), backend || 'auto', threads || 0);
+  sessions.set(url, Promise.resolve(opened.session));
   runtime = {ort: opened.ort, backend: opened.backend, threads: opened.threads, note: opened.note};
-  self.postMessage({
-    type: 'ready', backend: runtime.backend, threads: runtime.threads, note: runtime.note,
-    isolated: self.crossOriginIsolated,
-    models: urls.map((url) => ({url, meta: models.get(url).meta})),
-  });
+  self.postMessage({type: 'ready', backend: runtime.backend, threads: runtime.threads,
+                    note: runtime.note, isolated: self.crossOriginIsolated});
 }
 
 function sessionFor(url) {
-  const model = models.get(url);
-  if (!model) throw new UserError(`unknown model ${url}`);
-  if (!model.session) {
-    const session = createSession(runtime.ort, model.bytes, runtime.backend);
-    model.session = session;
+  if (!sessions.has(url)) {
+    const session = fetchModel(url).then((bytes) => createSession(runtime.ort, bytes,
+                                                                  runtime.backend));
+    sessions.set(url, session);
     // a failed creation is not kept: the next job with this model tries again
     session.catch(() => {
-      if (model.session === session) model.session = null;
+      if (sessions.get(url) === session) sessions.delete(url);
     });
   }
-  return model.session;
+  return sessions.get(url);
 }
 
 // ---- one upscale job ----
@@ -136,19 +102,6 @@ async function checkpoint(id) {
   if (cancelled.has(id)) {
     cancelled.delete(id);
     throw new Cancelled();
-  }
-}
-
-// Refuses a picture of width x height whose result at scale is too large for the page.
-function checkSize(width, height, scale) {
-  const size = outputSize(width, height, scale);
-  const pixels = size.width * size.height;
-  if (pixels > MAX_OUTPUT_PIXELS || Math.max(size.width, size.height) > MAX_OUTPUT_SIDE) {
-    throw new UserError(
-      `${width}x${height} at x${scale} would be ${size.width}x${size.height} ` +
-      `(${(pixels / 1e6).toFixed(0)} Mpix); this page handles at most ` +
-      `${MAX_OUTPUT_PIXELS / 1e6} Mpix and ${MAX_OUTPUT_SIDE} px a side: ` +
-      `pick a smaller scale or picture, or use 'python main.py upscale'`);
   }
 }
 
@@ -208,33 +161,23 @@ function interpolate(image, size) {
   return pixels;
 }
 
-async function upscale({id, file, name, model: url, tile, ensemble}) {
+async function upscale({id, image, model, tile, ensemble}) {
   await checkpoint(id);
-  const {meta} = models.get(url) || {};
-  if (!meta) throw new UserError(`unknown model ${url}`);
-  const session = await sessionFor(url);   // created once per model, then reused
+  const session = await sessionFor(model.url);   // created once per model, then reused
   const t0 = performance.now();
-  progress(id, 'decoding');
-  const image = await decodeImage(file, name, (w, h) => checkSize(w, h, meta.scale));
-  const size = outputSize(image.width, image.height, meta.scale);
-  const t1 = performance.now();
-  await checkpoint(id);
   progress(id, 'interpolating');
+  const size = outputSize(image.width, image.height, model.scale);
   const pixels = interpolate(image, size);
   const before = size.width * size.height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
-  const t2 = performance.now();
+  const t1 = performance.now();
   const {networkMs, tiles} = await refineLuma(id, session, pixels, size.width, size.height,
-                                              meta.radius, tile || DEFAULT_TILES[runtime.backend],
+                                              model.radius, tile || DEFAULT_TILES[runtime.backend],
                                               Boolean(ensemble));
-  const t3 = performance.now();
+  const t2 = performance.now();
   const transfer = before ? [pixels.buffer, before.buffer] : [pixels.buffer];
   self.postMessage({
-    type: 'result', id, width: size.width, height: size.height, pixels, before,
-    hasAlpha: image.hasAlpha, grey: image.grey, iccProfile: image.iccProfile,
-    source: {width: image.width, height: image.height, decoder: image.decoder},
-    scale: meta.scale, tiles, ensemble: Boolean(ensemble), backend: runtime.backend,
-    threads: runtime.threads,
-    timings: {decodeMs: t1 - t0, interpolateMs: t2 - t1, refineMs: t3 - t2, networkMs,
-              totalMs: t3 - t0},
+    type: 'result', id, width: size.width, height: size.height, pixels, before, tiles,
+    backend: runtime.backend, threads: runtime.threads,
+    timings: {interpolateMs: t1 - t0, refineMs: t2 - t1, networkMs},
   }, transfer);
 }
