@@ -176,8 +176,7 @@ def main(argv=None) -> int:
     if sum(counts) == 0:
         raise UserError(f"{args.input}: no picture is at least {args.size}x{args.size} px "
                         f"once cut to multiples of the scale {args.scale}")
-    with cli.sigterm_as_ctrl_c():   # a kill removes the hidden folder too
-        written = write_folder(args, sizes, counts, rng)
+    written = write_folder(args, sizes, counts, rng)   # cli.run: SIGTERM cleans up too
     print(f"wrote {written} pairs of {args.size} px (x{args.scale}) to {args.output}/")
     return 0
 

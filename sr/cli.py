@@ -16,10 +16,11 @@ MODELS_DIR = "models"
 
 
 def run(main) -> None:
-    """Call main(); turn UserError, a refused file operation and Ctrl-C into one line
-    on stderr and an exit status."""
+    """Call main(); turn UserError, a refused file operation and Ctrl-C (or SIGTERM,
+    see sigterm_as_ctrl_c) into one line on stderr and an exit status."""
     try:
-        status = main()
+        with sigterm_as_ctrl_c():
+            status = main()
     except UserError as e:
         if not later_torchrun_process():   # they all find the same mistake: say it once
             print(f"error: {e}", file=sys.stderr)
@@ -28,6 +29,8 @@ def run(main) -> None:
         print(f"error: {os_error_text(e)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            ignore_interrupts()   # a second Ctrl-C would break into the exit's cleanup
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)
@@ -36,19 +39,33 @@ def run(main) -> None:
 @contextmanager
 def sigterm_as_ctrl_c():
     """Inside, SIGTERM (kill, timeout) ends the work like Ctrl-C, so that what cleans
-    up after an interrupt (temporary files and folders) runs for it too.  Signal
-    handlers live in the main thread: elsewhere nothing changes."""
+    up after an interrupt (temporary files and folders) runs for it too; from the
+    first interrupt on, further ones are ignored, so that a second Ctrl-C cannot cut
+    that cleanup (or a thread pool's shutdown) short.  Signal handlers live in the
+    main thread: elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = [signal.signal(s, _raise_interrupt) for s in STOP_SIGNALS]
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in zip(STOP_SIGNALS, previous):
+            if signal.getsignal(s) is _raise_interrupt:   # else: ignored from now on
+                signal.signal(s, handler)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def ignore_interrupts() -> None:
+    """From now on SIGINT and SIGTERM do nothing: the process is stopping already."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 def _raise_interrupt(signum, frame):
+    ignore_interrupts()
     raise KeyboardInterrupt
 
 

@@ -365,8 +365,7 @@ def run(args) -> int:
           f"for x{args.scale:g}; {runner.describe()}; tiles of {tile} px")
     started = time.perf_counter()
 
-    with cli.sigterm_as_ctrl_c():
-        failed, skipped, done = upscale_all(runner, jobs, args, tile, default_suffix)
+    failed, skipped, done = upscale_all(runner, jobs, args, tile, default_suffix)
     failed += len(errors)
     print(f"{done} upscaled, {skipped} skipped, {failed} failed in "
           f"{time.perf_counter() - started:.1f} s")

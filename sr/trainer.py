@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from sr import distributed
 from sr.checkpoint import save_checkpoint
+from sr.cli import STOP_SIGNALS, ignore_interrupts
 from sr.errors import UserError
 from sr.imaging import write_text_atomic
 from sr.training import (ValidRegion, augment, epoch_plan, loss_on_valid_region,
@@ -32,27 +33,31 @@ from sr.training import (ValidRegion, augment, epoch_plan, loss_on_valid_region,
 
 
 class StopRequest:
-    """Set by Ctrl-C (SIGINT); the loop checks it between steps."""
+    """Set by Ctrl-C (SIGINT) or SIGTERM; the loop checks it between steps."""
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self._previous = []
 
     def __enter__(self):
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = [signal.signal(s, self._handle) for s in STOP_SIGNALS]
         except ValueError:  # not the main thread: no handler
-            self._previous = None
+            self._previous = []
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:  # a second Ctrl-C stops at once
+        if self.requested:  # a second Ctrl-C stops at once (and a third is ignored)
+            ignore_interrupts()
             raise KeyboardInterrupt
         self.requested = True
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        if self.requested and self._previous:   # stopping: no Ctrl-C into the exit
+            ignore_interrupts()
+            return
+        for s, handler in zip(STOP_SIGNALS, self._previous):
+            signal.signal(s, handler)
 
 
 class Trainer:
