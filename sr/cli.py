@@ -93,6 +93,16 @@ def os_error_text(e: OSError) -> str:
     return f"{e.filename}: {e.strerror}"
 
 
+@contextmanager
+def naming(path):
+    """Inside, an OSError that names no file (a write's on a full disk) names path."""
+    try:
+        yield
+    except OSError as e:
+        e.filename = path if e.filename is None else e.filename
+        raise
+
+
 def count_of(n: int, noun: str, plural: str | None = None) -> str:
     """'1 picture', '2 pictures': a count for messages (plural: where an s won't do)."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"

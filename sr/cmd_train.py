@@ -8,8 +8,10 @@ uses.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -281,25 +283,28 @@ def find_resume(args) -> Path:
 
 
 def starting_model(args, config: dict):
-    """(model, parent path or None): fresh with -n, else the newest x`scale` model."""
+    """(model, parent path or None): --init's model, fresh with -n, else the newest
+    x`scale` model in --models.  Only finding none starts fresh: a model that cannot
+    start this run (a residual one for --plain, an --arch smaller than its kernels)
+    is refused, as with --init."""
     import srcnn
     from sr.checkpoint import latest_model, load_model
+    model = parent = None
     if args.init:
-        model, _ = load_model(args.init)
+        (model, _), parent = load_model(args.init), Path(args.init)
         print(f"starting from the weights of {args.init}")
-        return grown_to_arch(same_kind(model, args, args.init), args.arch, args.init), \
-            Path(args.init)
-    if not args.new:
+    elif not args.new:
         try:
             model, weights = latest_model(args.models, config["scale"], warn=cli.warn)
             parent = weights.path
             print(f"fine-tuning {parent} (use -n to start fresh)")
-            return grown_to_arch(same_kind(model, args, parent), args.arch, parent), parent
-        except UserError:
+        except UserError:   # none of this scale there
             where = (f"no x{config['scale']} model in {args.models}/ yet" if
                      Path(args.models).is_dir() else f"{args.models}/ does not exist yet")
             print(f"{where}: starting fresh (-n says so without looking)")
-    return srcnn.build(args.arch or DEFAULTS["arch"], residual=not args.plain), None
+    if model is None:
+        return srcnn.build(args.arch or DEFAULTS["arch"], residual=not args.plain), None
+    return grown_to_arch(same_kind(model, args, parent), args.arch, parent), parent
 
 
 def same_kind(model, args, path):
@@ -437,8 +442,9 @@ def publish(args, trainer, run_dir: Path) -> Path:
     summary = {k: v for k, v in ckpt["train"].items() if k not in ("publish_to", "history")}
     summary.update(best_val_psnr=ckpt["best_psnr"], run=str(run_dir))
     try:
-        return publish_model(path, model_from_weights(weights), weights.scale,
-                             ckpt["train"].get("degradation"), summary)
+        with cli.naming(path):   # a full disk's error names no file
+            return publish_model(path, model_from_weights(weights), weights.scale,
+                                 ckpt["train"].get("degradation"), summary)
     except (UserError, OSError) as e:   # e.g. a file put there during training
         reason = e if isinstance(e, UserError) else cli.os_error_text(e)
         raise UserError(f"{reason}; the trained weights are kept in {run_dir / 'best.pt'} "
@@ -455,7 +461,9 @@ def run(args) -> int:
         trainer, ckpt = start_trainer(args, device, resume, dist)
         fine_tune = not ckpt and trainer.config["continued_from"]
         start_psnr = trainer.score_start() if fine_tune else None
-        if not trainer.run(args.stop_after):
+        with cli.naming(trainer.run_dir):   # a full disk's error names the run
+            finished = trainer.run(args.stop_after)
+        if not finished:
             if dist.main:
                 print(f"stopped at epoch {trainer.epoch}, step {trainer.step}; resume with: "
                       f"python main.py train --resume {trainer.run_dir}", file=sys.stderr)
@@ -477,7 +485,7 @@ def start_trainer(args, device, resume: Path | None, dist):
     """(Trainer ready to run, the resumed checkpoint or None): the model and data
     prepared, a new run's folder and config.json written, the run announced."""
     from srcnn import architecture_name
-    from sr.trainer import Trainer, write_config
+    from sr.trainer import Trainer
     model, config, source, val, run_dir, ckpt = prepare(args, device, resume)
     if config["batch"] < dist.world:   # a process with no patches would poison the mean
         raise UserError(f"--batch {config['batch']} is smaller than the {dist.world} "
@@ -488,11 +496,31 @@ def start_trainer(args, device, resume: Path | None, dist):
     if ckpt:
         trainer.load_state(ckpt)
     elif dist.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, config)
+        trainer.run_dir = run_dir = new_run_folder(run_dir, config)
     if dist.main:
         print(f"training {architecture_name(model)} x{config['scale']} on {device}"
               f"{f' x {dist.world} processes' if dist.active else ''}: "
               f"{len(source)} patches/epoch, {val.summary()}, "
               f"{cli.count_of(trainer.total_steps, 'step')}; records in {run_dir}/")
     return trainer, ckpt
+
+
+def new_run_folder(path: Path, config: dict) -> Path:
+    """Create a new run's folder with its config.json: path, or path-1, path-2... when
+    a run started in the same second took it (mkdir is exclusive).  If config.json
+    cannot be written (a full disk), no folder is left behind."""
+    from sr.trainer import write_config
+    for n in itertools.count():
+        folder = path.with_name(f"{path.name}-{n}" if n else path.name)
+        try:
+            folder.mkdir(parents=True)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with cli.naming(folder / "config.json"):
+            write_config(folder, config)
+    except BaseException:
+        shutil.rmtree(folder)
+        raise
+    return folder

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from sr import distributed
 from sr.checkpoint import save_checkpoint
-from sr.cli import STOP_SIGNALS, ignore_interrupts
+from sr.cli import STOP_SIGNALS, ignore_interrupts, naming
 from sr.errors import UserError
 from sr.imaging import write_text_atomic
 from sr.training import (ValidRegion, augment, epoch_plan, loss_on_valid_region,
@@ -114,8 +114,10 @@ class Trainer:
     def save(self, name: str) -> Path:
         if not self.dist.main:
             return self.run_dir / f"{name}.pt"
-        return save_checkpoint(self.run_dir / f"{name}.pt", self.model, self.config["scale"],
-                               train=self.config, overwrite=True, extra=self.state())
+        with naming(self.run_dir / f"{name}.pt"):
+            return save_checkpoint(self.run_dir / f"{name}.pt", self.model,
+                                   self.config["scale"], train=self.config, overwrite=True,
+                                   extra=self.state())
 
     # ---- records -----------------------------------------------------------
     def record(self, entry: dict) -> None:

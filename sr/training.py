@@ -76,13 +76,22 @@ def luma_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def read_manifest(folder: Path) -> dict:
+    """folder's manifest.json ({} if none): {"scale": int >= 2, "sources": {pair: file
+    name}, ...}; anything else is refused before the run starts."""
     path = folder / "manifest.json"
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except (ValueError, OSError) as e:
         raise UserError(f"{path}: unreadable ({e})") from None
+    scale = manifest.get("scale", 2) if isinstance(manifest, dict) else None
+    sources = manifest.get("sources", {}) if isinstance(manifest, dict) else None
+    if not (type(scale) is int and scale >= 2 and isinstance(sources, dict)
+            and all(isinstance(name, str) for name in sources.values())):
+        raise UserError(f"{path}: not a manifest of gen_samples.py (an object with an "
+                        f"integer scale >= 2 and the sources of the pairs by name)")
+    return manifest
 
 
 def load_patch_folder(folder, scale: int | None = None) -> PatchSet:

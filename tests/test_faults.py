@@ -110,3 +110,87 @@ def test_a_second_ctrl_c_ends_gen_samples_cleanly(tmp_path):
     _, err = interrupted(proc, signal.SIGINT, signal.SIGINT, gap=0.01)
     assert_ended_cleanly(proc, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def train_in_process(samples, tmp_path, *extra):
+    import main
+    return main.main(["train", "--cpu", "-e", "1", "--batch", "2", "-i", str(samples),
+                      "--runs", str(tmp_path / "runs"), "--models", str(tmp_path / "models"),
+                      *map(str, extra)])
+
+
+# --- item 2: a bad manifest.json is an input error ----------------------------------------
+
+@pytest.mark.parametrize("manifest", ['[1, 2, 3]', '{"scale": "x"}', '{"scale": 1}',
+                                      '{"sources": [1]}', '{"sources": {"00000": [1]}}'])
+def test_a_bad_manifest_is_refused_before_the_run(tmp_path, manifest):
+    from sr.errors import UserError
+    (tmp_path / "S").mkdir()
+    (tmp_path / "S" / "manifest.json").write_text(manifest)
+    with pytest.raises(UserError, match="manifest.json: not a manifest of gen_samples.py"):
+        train_in_process(tmp_path / "S", tmp_path, "-n")
+    assert not (tmp_path / "runs").exists()
+
+
+# --- item 3: a fine-tune that cannot start is refused, not turned into a fresh start -------
+
+@pytest.mark.parametrize("arch, extra, said", [("9-5-5", ["--plain"], "--plain: "),
+                                               ("9-5-5", ["--arch", "9-1-5"], "cannot grow")])
+def test_the_newest_model_is_refused_as_init_would_be(samples, tmp_path, arch, extra, said):
+    from sr.errors import UserError
+    from tests.helpers import model_file
+    model_file(tmp_path / "models", 2, arch)
+    with pytest.raises(UserError, match=said):
+        train_in_process(samples, tmp_path, *extra, "--output", tmp_path / "T.pt")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "T.pt").exists()
+
+
+# --- item 4: runs started in the same second get their own folders -------------------------
+
+def test_run_folders_are_created_exclusively(tmp_path):
+    from sr.cmd_train import new_run_folder
+    made = [new_run_folder(tmp_path / "runs" / "x2-08-36-22", {"run": i}) for i in range(3)]
+    assert [p.name for p in made] == ["x2-08-36-22", "x2-08-36-22-1", "x2-08-36-22-2"]
+    assert (made[2] / "config.json").read_text() == '{\n "run": 2\n}'
+
+
+# --- item 9: a full disk names the file and leaves nothing half-written --------------------
+
+def no_space(*args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.fixture
+def full_disk(monkeypatch, tmp_path):
+    """Writes fail as on a full disk: to files opened by os.fdopen (the atomic writers')
+    and, under tmp_path, by open() (Pillow's)."""
+    import builtins
+    real_fdopen, real_open = os.fdopen, builtins.open
+
+    def full(f, mode):
+        if any(c in mode for c in "wax+"):
+            f.write = no_space
+        return f
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k:
+                        full(real_fdopen(fd, mode, *a, **k), mode))
+    monkeypatch.setattr(builtins, "open", lambda file, mode="r", *a, **k: full(
+        real_open(file, mode, *a, **k), mode if str(tmp_path) in str(file) else "r"))
+
+
+def run_cli(capsys, main, *argv):
+    """(exit status, stderr) of main(argv) as the command line runs it (sr.cli.run)."""
+    from sr import cli
+    with pytest.raises(SystemExit) as stop:
+        cli.run(lambda: main(list(map(str, argv))))
+    return stop.value.code, capsys.readouterr().err
+
+
+def test_a_full_disk_leaves_no_run_folder_and_names_the_file(samples, tmp_path, full_disk,
+                                                              capsys):
+    import main
+    status, err = run_cli(capsys, main.main, "train", "--cpu", "-n", "-e", 1, "-i", samples,
+                          "--runs", tmp_path / "runs", "--models", tmp_path / "models")
+    assert status == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "config.json: No space left on device" in err
+    assert list((tmp_path / "runs").iterdir()) == []
