@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -49,12 +50,17 @@ def parse_args(argv=None):
                    help="patch side in pixels (default 32, or 64 with -64)")
     p.add_argument("--scale", type=int, default=2, help="degradation scale factor")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed")
-    p.add_argument("--input", "-i", default="images_raw", help="folder of pictures")
+    p.add_argument("--input", "-i", default="images_raw", action=cli.Once,
+                   help="folder of pictures")
     p.add_argument("--output", "-o", default=None,
                    help="output folder (default samples_gen_<size>)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an output folder of samples that gen_samples.py wrote "
                    "(a folder holding anything else is never replaced)")
+    for arg in sys.argv[1:] if argv is None else argv:   # -64 makes argparse take
+        if re.fullmatch(r"-\d+", arg) and arg != "-64":    # -5 for an option
+            p.error(f"{arg}: no number here is negative (the count is at least 1, "
+                    f"--seed at least 0)")
     args = p.parse_args(argv)
     if args.large and args.size not in (None, 64):
         p.error(f"-64 and --size {args.size} contradict each other: give one")
@@ -165,7 +171,11 @@ def main(argv=None) -> int:
     paths = cli.image_files(args.input)
     if not paths:
         raise UserError(f"{args.input}: no pictures found (put JPEG/PNG/... files there)")
+    cli.check_folder_target("-o", args.output)
     check_output(args.output, Path(args.input), args.overwrite)
+    # hidden folders of killed runs: temporary_folder_beside's and publish's names
+    ours = re.compile(re.escape(f".{args.output.name}.") + r"(tmp|old)\.\w{8}")
+    cli.remove_stale(p for p in args.output.parent.glob(".*") if ours.fullmatch(p.name))
     sizes = read_sizes(paths)
     for path, size in sizes:
         if not fits_patch(size, args.size, args.scale):
@@ -187,12 +197,13 @@ def write_folder(args, sizes, counts, rng) -> int:
     the number of pairs."""
     tmp = temporary_folder_beside(args.output)
     try:
-        origin = write_samples(args, sizes, counts, tmp, rng)
-        manifest = {"scale": args.scale, "size": args.size, "seed": args.seed,
-                    "count": len(origin), "degradation": "pillow-bicubic",
-                    "sources": origin}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        publish(tmp, args.output, args.overwrite)
+        with cli.naming(args.output):   # a full disk's error names no file
+            origin = write_samples(args, sizes, counts, tmp, rng)
+            manifest = {"scale": args.scale, "size": args.size, "seed": args.seed,
+                        "count": len(origin), "degradation": "pillow-bicubic",
+                        "sources": origin}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            publish(tmp, args.output, args.overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -122,10 +125,26 @@ def check_folder_target(option: str, folder: Path) -> None:
         raise UserError(f"{option} {folder}: {where}is a file, not a folder")
 
 
+def check_writable(folder: Path, what: str) -> None:
+    """UserError unless files can be created in folder: a command must learn this
+    before its work, not when it saves.  Tried with a temporary file in folder, or, if
+    folder is not there yet, in the nearest folder above it (where it will be
+    created), so a refused command leaves no empty folder behind."""
+    existing = nearest_existing(folder)
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(0, "a file stands where a folder should be")
+        with tempfile.NamedTemporaryFile(prefix=".write-test.", dir=existing):
+            pass
+    except OSError as e:
+        raise UserError(f"{folder}: cannot write {what} there "
+                        f"({e.strerror or type(e).__name__})") from None
+
+
 def check_file_target(option: str, text: str, overwrite: bool, inputs=()) -> Path:
     """Before any work, the file an option names as output: not a name ending in a
     slash, not a folder, not below a file, not one of the inputs (even with
-    overwrite), and not an existing file unless overwrite."""
+    overwrite), not an existing file unless overwrite, and in a writable folder."""
     path = Path(text)
     if text.endswith(("/", os.sep)):
         raise UserError(f"{option} {text}: names a folder; give a file name")
@@ -138,7 +157,38 @@ def check_file_target(option: str, text: str, overwrite: bool, inputs=()) -> Pat
         raise UserError(f"{option} {text}: is one of the inputs; inputs are never replaced")
     if path.exists() and not overwrite:
         raise UserError(f"{option} {text}: already exists; pass --overwrite to replace it")
+    check_writable(path.parent, f"{option} {path.name}")
     return path
+
+
+class Once(argparse.Action):
+    """An option that takes one value: given twice it is refused, where argparse
+    would keep the last one silently (-i A -i B)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is not self.default:
+            parser.error(f"{option_string} was given twice; it takes one value")
+        setattr(namespace, self.dest, values)
+
+
+# A live temporary changes as it is written: one untouched this long is a leftover of
+# a killed run, which no cleanup removed.
+STALE_SECONDS = 3600
+
+
+def remove_stale(paths) -> None:
+    """Remove the temporary files and folders among paths that have not changed for
+    STALE_SECONDS; name the newer ones, which may be a concurrent run's, still live."""
+    for path in paths:
+        try:
+            if time.time() - path.lstat().st_mtime < STALE_SECONDS:
+                warn(f"{path}: a temporary of a run still going, or killed within the "
+                     f"hour; left alone")
+                continue
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            print(f"removed {path}, left behind by an interrupted run")
+        except FileNotFoundError:   # another run removed it first
+            pass
 
 
 def warn(message: str) -> None:
@@ -168,7 +218,7 @@ def add_model_options(p, fractional: bool = False) -> None:
     model is the one of the nearest scale (sr.model_files.nearest_model)."""
     if fractional:
         p.add_argument("--scale", type=scale_factor, default=2.0,
-                       help="scale factor, any number >= 1 (e.g. 1.5, 2, 2.5). The network "
+                       help="scale factor, any number from 1 to 64 (e.g. 1.5, 2, 2.5). The network "
                             "refines a bicubic enlargement, so the model is the newest one "
                             "trained for the nearest scale by ratio (|log(scale/model "
                             "scale)|, ties to the smaller): 1.5 and 2.4 use x2, 2.5 and 3.4 "
@@ -199,19 +249,23 @@ def whole_number(rule: str, low: int, high: int | None = None):
     return parse
 
 
+# The largest scale: x64 makes a 256 Mpix result (upscale's default limit) of a
+# 250x250 picture already; far larger ones are slips whose sizes overflow.
+MAX_SCALE = 64
 # a model's scale (eval, export-onnx, train)
-integer_scale = whole_number("the scale must be an integer >= 2", 2)
+integer_scale = whole_number(f"the scale must be an integer >= 2 (at most {MAX_SCALE})", 2,
+                             MAX_SCALE)
 
 
 def scale_factor(text: str) -> float:
-    """argparse type for a scale factor >= 1."""
-    import math
+    """argparse type for a scale factor from 1 to MAX_SCALE."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"the scale must be a number >= 1, not {text}")
+    if not 1 <= value <= MAX_SCALE:   # NaN fails too
+        raise argparse.ArgumentTypeError(f"the scale must be a number >= 1 (at most "
+                                         f"{MAX_SCALE}), not {text}")
     return value
 
 
@@ -222,7 +276,7 @@ def pick_device(args) -> str:
         return "cpu"
     if args.device:
         if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("--device cuda: this PyTorch has no usable CUDA device")
+            raise UserError(f"--device {args.device}: this PyTorch has no usable CUDA device")
         return usable_device(args.device)
     return "cuda" if torch.cuda.is_available() else "cpu"
 

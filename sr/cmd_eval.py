@@ -13,7 +13,8 @@ HELP = ("Evaluation protocol of the SRCNN paper on every picture in a folder: mo
 
 
 def add_arguments(p) -> None:
-    p.add_argument("-i", "--input", required=True, help="folder of high-resolution pictures")
+    p.add_argument("-i", "--input", required=True, action=cli.Once,
+                   help="folder of high-resolution pictures")
     p.add_argument("--json", help="also write the numbers to this JSON file (an existing "
                                   "file is kept unless --overwrite)")
     p.add_argument("--overwrite", action="store_true",
@@ -43,10 +44,11 @@ def run(args) -> int:
           f"{args.input}")
     print(format_table(rows, mean))
     if args.json:
-        write_text_atomic(args.json, json.dumps(json_safe(
-            {"scale": args.scale, "model": str(model_path), "ensemble": args.ensemble,
-             "images": rows, "mean": mean}), indent=1, allow_nan=False),
-            overwrite=args.overwrite)
+        with cli.naming(args.json):   # a full disk's error names no file
+            write_text_atomic(args.json, json.dumps(json_safe(
+                {"scale": args.scale, "model": str(model_path), "ensemble": args.ensemble,
+                 "images": rows, "mean": mean}), indent=1, allow_nan=False),
+                overwrite=args.overwrite)
     return 0
 
 

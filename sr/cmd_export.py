@@ -48,24 +48,27 @@ def chosen_checkpoints(args) -> dict:
 
 def run(args) -> int:
     from sr.checkpoint import load_model
-    from sr.export import export_onnx, web_model_name, web_models, write_model_index
+    from sr.export import (export_onnx, onnx_bytes, web_model_name, web_models,
+                           write_page_models)
     chosen = chosen_checkpoints(args)
     if args.output:
         if len(chosen) > 1:
             raise UserError("-o writes one file: give one --scale")
-        targets = {scale: cli.check_file_target("-o", args.output, args.overwrite,
-                                                inputs=chosen.values())
-                   for scale in chosen}
-    else:
-        targets = {scale: Path(args.web) / web_model_name(scale) for scale in chosen}
-        check_page_folder(Path(args.web), targets.values(), chosen.values())
-        web_models(args.web, skip=[t.name for t in targets.values()])  # the others readable?
-    for scale, model_path in chosen.items():
-        model, _ = load_model(model_path, scale)
-        target = export_onnx(model, scale, targets[scale], args.overwrite or not args.output)
+        ((scale, model_path),) = chosen.items()
+        target = cli.check_file_target("-o", args.output, args.overwrite, inputs=[model_path])
+        export_onnx(load_model(model_path, scale)[0], scale, target, args.overwrite)
         print(f"exported {model_path} (x{scale}) -> {target}")
-    if not args.output:
-        print(f"wrote {write_model_index(args.web)}")
+        return 0
+    names = {scale: web_model_name(scale) for scale in chosen}
+    check_page_folder(Path(args.web), [Path(args.web) / n for n in names.values()],
+                      chosen.values())
+    web_models(args.web, skip=names.values())  # the others readable?
+    files = {names[scale]: onnx_bytes(load_model(path, scale)[0], scale)
+             for scale, path in chosen.items()}
+    index = write_page_models(args.web, files)   # the page never sees half a set
+    for scale, model_path in chosen.items():
+        print(f"exported {model_path} (x{scale}) -> {Path(args.web) / names[scale]}")
+    print(f"wrote {index}")
     return 0
 
 
@@ -73,6 +76,7 @@ def check_page_folder(web: Path, targets, checkpoints) -> None:
     """Before any work: --web is a folder (or can become one) and none of the page's
     files about to be replaced is one of the checkpoints being exported."""
     cli.check_folder_target("--web", web)
+    cli.check_writable(web, "the page's models")
     inputs = {Path(c).resolve() for c in checkpoints}
     for target in targets:
         if target.resolve() in inputs:

@@ -13,7 +13,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from sr import cli
@@ -32,7 +31,8 @@ HELP = ("Train SRCNN. Without -n it fine-tunes the newest model of the same scal
 def add_arguments(p) -> None:
     d = DEFAULTS
     data = p.add_argument_group("data")
-    data.add_argument("-i", "--input", help="samples folder (default: newest samples_gen_*)")
+    data.add_argument("-i", "--input", action=cli.Once,
+                      help="samples folder (default: newest samples_gen_*)")
     data.add_argument("--from-images", nargs="?", const="images_raw", metavar="DIR",
                       help="crop fresh patches from the pictures in DIR every epoch "
                       "(default DIR: images_raw) instead of reading samples")
@@ -141,22 +141,6 @@ def given(args, name: str) -> bool:
     return value is not None and value is not False and value != DEFAULTS.get(name)
 
 
-def check_writable(folder: Path, what: str) -> None:
-    """UserError unless the run will be able to create files in folder: a run must
-    learn this before it trains, not when it saves.  Tried with a temporary file in
-    folder, or, if folder is not there yet, in the nearest folder above it (where the
-    run will create it), so a refused command leaves no empty folder behind."""
-    existing = cli.nearest_existing(folder)
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(0, "a file stands where a folder should be")
-        with tempfile.NamedTemporaryFile(prefix=".write-test.", dir=existing):
-            pass
-    except OSError as e:
-        raise UserError(f"{folder}: cannot write {what} there "
-                        f"({e.strerror or type(e).__name__})") from None
-
-
 def check_outputs(args, resume: Path | None) -> None:
     """The run's folder and the finished model's destination can be written."""
     if args.output and Path(args.output).suffix != SUFFIX:
@@ -165,8 +149,8 @@ def check_outputs(args, resume: Path | None) -> None:
     if args.output and Path(args.output).exists():
         raise UserError(f"{args.output}: already exists, not overwritten; "
                         f"choose another --output")
-    check_writable(resume.parent if resume else Path(args.runs), "the run's records")
-    check_writable(Path(args.output).parent if args.output else Path(args.models),
+    cli.check_writable(resume.parent if resume else Path(args.runs), "the run's records")
+    cli.check_writable(Path(args.output).parent if args.output else Path(args.models),
                    "the finished model")
 
 

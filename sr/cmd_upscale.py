@@ -34,7 +34,8 @@ MAX_OUTPUT_PIXELS = 256_000_000
 def add_arguments(p) -> None:
     from sr.pictures import DEFAULT_MAX_PIXELS
     from sr.picture_files import JPEG_QUALITY, PNG_LEVEL, QUALITY_RANGE
-    p.add_argument("-i", "--input", nargs="+", required=True, metavar="PATH",
+    p.add_argument("-i", "--input", nargs="+", action="extend", required=True,
+                   metavar="PATH",
                    help="picture files, folders or glob patterns (quote them: 'scans/*.tif')")
     p.add_argument("-r", "--recursive", action="store_true",
                    help="descend into sub-folders (their structure is kept under -o)")
@@ -91,6 +92,7 @@ class Job:
     subfolder: Path          # relative folder under -o (kept from a recursive folder walk)
     target: Path | None = None
     stem: str = ""           # the output name's start: the input's stem, or stem-2...
+    numbered: str | None = None   # the suffix that -1, -2... follow if the name is taken
 
 
 def folder_pictures(folder: Path, recursive: bool, exclude: Path | None) -> list:
@@ -195,11 +197,32 @@ def plan_targets(jobs, out_dir: Path, suffix: str, extension: str,
             stem = f"{base}-{n}"
         target = folder / f"{stem}{suffix}{extension}"
         taken.add(target)
-        k = 0
-        while unique_on_disk and target.exists():
-            k += 1
-            target = folder / f"{stem}{suffix}-{k}{extension}"
-        job.target, job.stem = target, stem
+        if ".." in target.relative_to(out_dir).parts:
+            raise UserError(f"{target}: would be outside -o {out_dir}")
+        job.numbered = suffix if unique_on_disk else None
+        job.target, job.stem = free_name(target, stem, job.numbered), stem
+
+
+def free_name(target: Path, stem: str, numbered: str | None) -> Path:
+    """target, or if it exists and numbered is not None, the first of
+    <stem><numbered>-1<ext>, -2... beside it that does not."""
+    k, free = 0, target
+    while numbered is not None and free.exists():
+        k += 1
+        free = target.with_name(f"{stem}{numbered}-{k}{target.suffix}")
+    return free
+
+
+def remove_stale_temporaries(jobs, suffix_pattern: str) -> None:
+    """Remove what killed runs left for these outputs (see cli.remove_stale): the
+    atomic writer's '.<output name>.XXXXXXXX.tmp' files; suffix_pattern: a regular
+    expression of the names' suffix (a time stamp's, or --suffix escaped)."""
+    stems = {}
+    for job in jobs:
+        stems.setdefault(job.target.parent, set()).add(re.escape(job.stem))
+    for folder, names in stems.items():
+        ours = re.compile(rf"\.({'|'.join(names)}){suffix_pattern}(-\d+)?\.\w+\.\w{{8}}\.tmp")
+        cli.remove_stale(p for p in folder.glob(".*.tmp") if ours.fullmatch(p.name))
 
 
 def earlier_output(target: Path, default_suffix: bool, stem: str) -> Path | None:
@@ -285,6 +308,7 @@ def upscale_file(runner, job: Job, args, tile: int, protected: set) -> str:
                            check_output_size(size, args.scale, args.max_output_pixels))
     fmt, format_notes = settle_format(picture, args.format)
     target = job.target.with_suffix(EXTENSIONS[fmt]) if fmt != args.format else job.target
+    target = free_name(target, job.stem, job.numbered)   # another run may have taken it
     check_target(target, protected, args.overwrite)
     kind = picture.describe()
     w, h = output_size(picture.size, args.scale)
@@ -297,7 +321,14 @@ def upscale_file(runner, job: Job, args, tile: int, protected: set) -> str:
               disable=None if tiles >= 8 else True) as bar:
         result = upscale_picture(runner, picture, args.scale, tile, bar.update)
     del picture
-    write_picture(result, target, fmt, args.overwrite, args.quality, args.png_level)
+    while True:
+        try:
+            write_picture(result, target, fmt, args.overwrite, args.quality, args.png_level)
+            break
+        except UserError:   # a time-stamped name taken since: the next one
+            if job.numbered is None or not target.exists():
+                raise
+            target = free_name(target, job.stem, job.numbered)
     notes = "; ".join(result.notes + format_notes)
     return f"{job.source} -> {target} ({w}x{h} {kind}{'; ' + notes if notes else ''})"
 
@@ -353,9 +384,13 @@ def run(args) -> int:
             return 1                      # each already said on its own line
         raise UserError(nothing_found(args.input, out_dir))
     default_suffix = args.suffix is None
+    if not default_suffix and {"/", os.sep} & set(args.suffix):
+        raise UserError(f"--suffix {args.suffix}: a part of a file name, so no {os.sep}")
     plan_targets(jobs, out_dir, f".{timestamp()}" if default_suffix else args.suffix,
                  EXTENSIONS[args.format], unique_on_disk=default_suffix and not (
                      args.overwrite or args.skip_existing))
+    remove_stale_temporaries(jobs, r"\." + TIMESTAMP_RE if default_suffix
+                             else re.escape(args.suffix))
 
     device = pick_device(args)
     weights = cli.weights_for(args, args.scale)

@@ -8,14 +8,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 from pathlib import Path
 
 import onnx
 import torch
 
+from sr.cli import naming
 from sr.errors import UserError
 from sr.imaging import write_file_atomic, write_text_atomic
 from srcnn import architecture_name
@@ -26,16 +30,23 @@ COLOUR_SPACE = "bt601-studio-luma/255"
 
 
 def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
-    """Write model as ONNX: input "luma" float32 (N, 1, H, W) in [0, 1], already
+    """Write model as ONNX (onnx_bytes) to path, which is not replaced unless overwrite."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise UserError(f"{path}: already exists; pass --overwrite to replace it")
+    data = onnx_bytes(model, scale)
+    with naming(path):   # a full disk's error names no file
+        return write_file_atomic(path, lambda f: f.write(data), overwrite=overwrite)
+
+
+def onnx_bytes(model, scale: int) -> bytes:
+    """model as ONNX: input "luma" float32 (N, 1, H, W) in [0, 1], already
     interpolated to the output size; output "upscaled" of the same shape.
     N, H and W are dynamic.  Weights are embedded (no .onnx.data file).
 
     metadata_props tell a runtime how to use it: scale, architecture, radius,
     residual, colour space.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise UserError(f"{path}: already exists; pass --overwrite to replace it")
     model = model.eval().cpu()
     example = torch.rand(1, 1, 2 * model.radius + 5, 2 * model.radius + 7)
     # reflect padding needs more pixels than the radius on each side
@@ -54,8 +65,7 @@ def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
             "input": "bicubic-interpolated luma, float32 [N,1,H,W], Y/255"}
     onnx.helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto)
-    data = proto.SerializeToString()
-    return write_file_atomic(path, lambda f: f.write(data), overwrite=overwrite)
+    return proto.SerializeToString()
 
 
 @contextlib.contextmanager
@@ -153,6 +163,30 @@ def write_model_index(web_dir) -> Path:
     The page takes each model's scale, radius and colour space from here, since
     onnxruntime-web does not expose a file's metadata_props; the files keep them too.
     """
-    entries = web_models(web_dir)
-    return write_text_atomic(Path(web_dir) / MODEL_INDEX,
-                             json.dumps({"models": entries}, indent=2) + "\n")
+    return write_text_atomic(Path(web_dir) / MODEL_INDEX, index_text(web_models(web_dir)))
+
+
+def index_text(entries) -> str:
+    return json.dumps({"models": sorted(entries, key=lambda e: e["scale"])}, indent=2) + "\n"
+
+
+def write_page_models(web_dir, files: dict) -> Path:
+    """Write the page's model files ({file name: ONNX bytes}) and models.json as one
+    set: all into a hidden folder in web_dir first, then renamed into place, models.json
+    last, so that a failure (a full disk) leaves the page's old set whole.  Returns
+    models.json's path."""
+    web = Path(web_dir)
+    web.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".export.", dir=web))
+    try:
+        for name, data in files.items():
+            with naming(web / name):   # a full disk's error names no file
+                write_file_atomic(stage / name, lambda f: f.write(data))
+        with naming(web / MODEL_INDEX):
+            write_text_atomic(stage / MODEL_INDEX, index_text(
+                web_models(web, skip=files) + web_models(stage)))
+        for name in [*files, MODEL_INDEX]:
+            os.replace(stage / name, web / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return web / MODEL_INDEX
