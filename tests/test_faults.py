@@ -141,8 +141,9 @@ def test_the_newest_model_is_refused_as_init_would_be(samples, tmp_path, arch, e
     from tests.helpers import model_file
     model_file(tmp_path / "models", 2, arch)
     with pytest.raises(UserError, match=said):
-        train_in_process(samples, tmp_path, *extra, "--output", tmp_path / "T.pt")
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "T.pt").exists()
+        train_in_process(samples, tmp_path, *extra, "--output",
+                         tmp_path / "T.safetensors")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "T.safetensors").exists()
 
 
 # --- item 4: runs started in the same second get their own folders -------------------------
