@@ -32,8 +32,7 @@ def run(main) -> None:
         print(f"error: {os_error_text(e)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            ignore_interrupts()   # a second Ctrl-C would break into the exit's cleanup
+        ignore_interrupts()   # a second Ctrl-C would break into the exit's cleanup
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)
@@ -62,8 +61,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def ignore_interrupts() -> None:
-    """From now on SIGINT and SIGTERM do nothing: the process is stopping already."""
-    for s in STOP_SIGNALS:
+    """From now on SIGINT and SIGTERM do nothing: the process is stopping already
+    (in the main thread, where signal handlers live)."""
+    for s in STOP_SIGNALS if threading.current_thread() is threading.main_thread() else ():
         signal.signal(s, signal.SIG_IGN)
 
 
@@ -218,7 +218,7 @@ def add_model_options(p, fractional: bool = False) -> None:
     model is the one of the nearest scale (sr.model_files.nearest_model)."""
     if fractional:
         p.add_argument("--scale", type=scale_factor, default=2.0,
-                       help="scale factor, any number from 1 to 64 (e.g. 1.5, 2, 2.5). The network "
+                       help="scale factor, from 1 to 64 (e.g. 1.5, 2, 2.5). The network "
                             "refines a bicubic enlargement, so the model is the newest one "
                             "trained for the nearest scale by ratio (|log(scale/model "
                             "scale)|, ties to the smaller): 1.5 and 2.4 use x2, 2.5 and 3.4 "

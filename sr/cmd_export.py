@@ -48,8 +48,7 @@ def chosen_checkpoints(args) -> dict:
 
 def run(args) -> int:
     from sr.checkpoint import load_model
-    from sr.export import (export_onnx, onnx_bytes, web_model_name, web_models,
-                           write_page_models)
+    from sr.export import export_onnx, onnx_bytes, web_model_name, web_models, write_model_index
     chosen = chosen_checkpoints(args)
     if args.output:
         if len(chosen) > 1:
@@ -65,7 +64,7 @@ def run(args) -> int:
     web_models(args.web, skip=names.values())  # the others readable?
     files = {names[scale]: onnx_bytes(load_model(path, scale)[0], scale)
              for scale, path in chosen.items()}
-    index = write_page_models(args.web, files)   # the page never sees half a set
+    index = write_model_index(args.web, files)   # the page never sees half a set
     for scale, model_path in chosen.items():
         print(f"exported {model_path} (x{scale}) -> {Path(args.web) / names[scale]}")
     print(f"wrote {index}")

@@ -157,34 +157,26 @@ def web_models(web_dir, skip=()) -> list[dict]:
     return sorted(entries, key=lambda e: e["scale"])
 
 
-def write_model_index(web_dir) -> Path:
-    """Write web_dir/models.json, the list of model files the page offers.
+def write_model_index(web_dir, files: dict | None = None) -> Path:
+    """Write the page's new model files ({file name: ONNX bytes}) and models.json, the
+    list of the model files the page offers, as one set: all into a hidden folder in
+    web_dir first, then renamed into place, models.json last, so that a failure (a
+    full disk) leaves the page's old set whole.  Returns models.json's path.
 
-    The page takes each model's scale, radius and colour space from here, since
-    onnxruntime-web does not expose a file's metadata_props; the files keep them too.
-    """
-    return write_text_atomic(Path(web_dir) / MODEL_INDEX, index_text(web_models(web_dir)))
-
-
-def index_text(entries) -> str:
-    return json.dumps({"models": sorted(entries, key=lambda e: e["scale"])}, indent=2) + "\n"
-
-
-def write_page_models(web_dir, files: dict) -> Path:
-    """Write the page's model files ({file name: ONNX bytes}) and models.json as one
-    set: all into a hidden folder in web_dir first, then renamed into place, models.json
-    last, so that a failure (a full disk) leaves the page's old set whole.  Returns
-    models.json's path."""
-    web = Path(web_dir)
+    The page takes each model's scale, radius and colour space from models.json,
+    since onnxruntime-web does not expose a file's metadata_props; the files keep
+    them too."""
+    web, files = Path(web_dir), files or {}
     web.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".export.", dir=web))
     try:
         for name, data in files.items():
             with naming(web / name):   # a full disk's error names no file
                 write_file_atomic(stage / name, lambda f: f.write(data))
+        entries = web_models(web, skip=files) + web_models(stage)
         with naming(web / MODEL_INDEX):
-            write_text_atomic(stage / MODEL_INDEX, index_text(
-                web_models(web, skip=files) + web_models(stage)))
+            write_text_atomic(stage / MODEL_INDEX, json.dumps(
+                {"models": sorted(entries, key=lambda e: e["scale"])}, indent=2) + "\n")
         for name in [*files, MODEL_INDEX]:
             os.replace(stage / name, web / name)
     finally:
