@@ -4,24 +4,20 @@ Data: the pairs of gen_samples.py (-i samples_gen_64), or fresh random crops
 from pictures every epoch (--from-images images_raw).  A run keeps last.pt,
 best.pt and metrics.jsonl in runs/x<scale>-<time>/; when it finishes, the best
 weights are published as models/srcnn_x<scale>.<time>.safetensors, which `upscale`
-uses.
+uses.  The checks of the options and of --resume are in sr/train_checks.py; here the
+run: run() -> start_trainer() -> prepare(), then sr/trainer.py's loop.
 """
 from __future__ import annotations
 
 import itertools
-import math
-import os
 import shutil
 import sys
 from pathlib import Path
 
 from sr import cli
+from sr import train_checks as checks
 from sr.errors import UserError
 from sr.model_files import ARCHITECTURES, SUFFIX, timestamp
-
-DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=0.1,
-                val_seed=1, patch=48, patches=4000, rescale=1.0, teacher_weight=0.5,
-                runs="runs")
 
 HELP = ("Train SRCNN. Without -n it fine-tunes the newest model of the same scale in "
         "--models (and publishes it unchanged if no epoch beats it on the held-out "
@@ -29,7 +25,7 @@ HELP = ("Train SRCNN. Without -n it fine-tunes the newest model of the same scal
 
 
 def add_arguments(p) -> None:
-    d = DEFAULTS
+    d = checks.DEFAULTS
     data = p.add_argument_group("data")
     data.add_argument("-i", "--input", action=cli.Once,
                       help="samples folder (default: newest samples_gen_*)")
@@ -92,99 +88,115 @@ def add_arguments(p) -> None:
     cli.add_device_options(p)
 
 
-def check_options(args) -> None:
-    """UserError for an option value that cannot work, before anything is read or written
-    (with --resume the run's own settings are used, but wrong values are still wrong)."""
-    rules = [("--epochs", args.epochs, args.epochs >= 1, "at least 1"),
-             ("--batch", args.batch, args.batch >= 1, "at least 1"),
-             ("--lr", args.lr, math.isfinite(args.lr) and args.lr > 0, "a number > 0"),
-             # --seed seeds torch generators with seed * 100_003 + epoch (< 2**64)
-             ("--seed", args.seed, 0 <= args.seed < 2 ** 32, "between 0 and 2**32 - 1"),
-             ("--val-seed", args.val_seed, args.val_seed >= 0, "at least 0"),
-             ("--val-fraction", args.val_fraction, 0 < args.val_fraction < 1,
-              "between 0 and 1 (not 0 or 1)"),
-             ("--patches", args.patches, args.patches >= 1, "at least 1"),
-             ("--rescale", args.rescale, 0 < args.rescale <= 1, "in (0, 1] (1: off)"),
-             ("--teacher-weight", args.teacher_weight, 0 < args.teacher_weight <= 1,
-              "in (0, 1]"),
-             ("--stop-after", args.stop_after, args.stop_after is None or args.stop_after >= 1,
-              "at least 1")]
-    for option, value, ok, rule in rules:
-        if not ok:
-            raise UserError(f"{option} must be {rule}, not {value}")
-    check_combinations(args)
+def run(args) -> int:
+    checks.check_options(args)
+    resume = checks.find_resume(args) if args.resume else None
+    checks.check_outputs(args, resume)
+    from sr import distributed
+    dist, device = distributed.init(cli.pick_device(args))
+    try:
+        trainer, ckpt = start_trainer(args, device, resume, dist)
+        fine_tune = not ckpt and trainer.config["continued_from"]
+        start_psnr = trainer.score_start() if fine_tune else None
+        with cli.naming(trainer.run_dir):   # a full disk's error names the run
+            finished = trainer.run(args.stop_after)
+        if not finished:
+            if dist.main:
+                print(f"stopped at epoch {trainer.epoch}, step {trainer.step}; resume with: "
+                      f"python main.py train --resume {trainer.run_dir}", file=sys.stderr)
+            return 130
+        if dist.main:
+            kept = start_psnr is not None and trainer.best_psnr == start_psnr
+            note = ": no epoch beat the starting weights, saved unchanged" if kept else ""
+            print(f"saved {publish(args, trainer, trainer.run_dir)} "
+                  f"(best validation PSNR {trainer.best_psnr:.2f} dB{note})")
+        # leave together: a rank that tears its gloo connections down while rank 0
+        # is still publishing was seen to abort once (SIGABRT at exit)
+        distributed.barrier(dist)
+        return 0
+    finally:
+        distributed.shutdown(dist)
 
 
-def check_combinations(args) -> None:
-    """UserError for options that contradict each other, rather than ignoring one."""
-    if args.new and args.init:
-        raise UserError("-n starts from random weights and --init from a model's: give one")
-    if args.input and args.from_images:
-        raise UserError("-i reads a samples folder and --from-images crops pictures: give one")
-    cropping = [option for option, name in CROP_SETTINGS if given(args, name)]
-    if cropping and not args.from_images and not args.resume:
-        raise UserError(f"{cropping[0]} sets how --from-images crops; samples folders "
-                        f"come cut (gen_samples.py --size)")
-    if given(args, "teacher_weight") and not args.teacher and not args.resume:
-        raise UserError("--teacher-weight sets how much of --teacher's output the targets "
-                        "take: give --teacher too")
-    if args.teacher and not args.from_images and not args.resume:
-        raise UserError("--teacher needs --from-images: it upscales whole pictures, "
-                        "which a samples folder does not have")
-
-
-def given(args, name: str) -> bool:
-    """Whether the command line set this option: a value other than its default
-    (DEFAULTS, else None or False for options without one).  Compared by identity
-    with None and False, since 0 == False and 0 can be a value given."""
-    value = getattr(args, name)
-    return value is not None and value is not False and value != DEFAULTS.get(name)
-
-
-def check_outputs(args, resume: Path | None) -> None:
-    """The run's folder and the finished model's destination can be written."""
-    if args.output and Path(args.output).suffix != SUFFIX:
-        raise UserError(f"--output {args.output}: a published model is a {SUFFIX} file; "
-                        f"give a name ending in {SUFFIX}")
-    if args.output and Path(args.output).exists():
-        raise UserError(f"{args.output}: already exists, not overwritten; "
-                        f"choose another --output")
-    cli.check_writable(resume.parent if resume else Path(args.runs), "the run's records")
-    cli.check_writable(Path(args.output).parent if args.output else Path(args.models),
-                   "the finished model")
-
-
-def check_patch_size(model, source, kind: str) -> None:
-    """Training compares only the network's valid output, the patch less `radius`
-    pixels on every side, so a patch side needs at least 2 * radius + 1 px (one
-    valid pixel; 13 for 9-1-5, 17 for 9-5-5): the least that can train at all,
-    though patches well above it (the defaults 32 and 48) train better."""
+def start_trainer(args, device, resume: Path | None, dist):
+    """(Trainer ready to run, the resumed checkpoint or None): the model and data
+    prepared, a new run's folder and config.json written, the run announced."""
     from srcnn import architecture_name
-    need = 2 * model.radius + 1
-    if source.patch < need:
-        how = "gen_samples.py --size" if kind == "samples" else "--patch"
-        raise UserError(f"patches of {source.patch} px are too small for the "
-                        f"{architecture_name(model)} network: it needs at least {need} px "
-                        f"({how})")
+    from sr.trainer import Trainer
+    model, config, source, val, run_dir, ckpt = prepare(args, device, resume)
+    if config["batch"] < dist.world:   # a process with no patches would poison the mean
+        raise UserError(f"--batch {config['batch']} is smaller than the {dist.world} "
+                        f"processes that share each batch")
+    model.to(device)
+    trainer = Trainer(model, config, source, val, device, run_dir, dist,
+                      log=print if dist.main else (lambda *_: None))
+    if ckpt:
+        trainer.load_state(ckpt)
+    elif dist.main:
+        trainer.run_dir = run_dir = new_run_folder(run_dir, config)
+    if dist.main:
+        print(f"training {architecture_name(model)} x{config['scale']} on {device}"
+              f"{f' x {dist.world} processes' if dist.active else ''}: "
+              f"{len(source)} patches/epoch, {val.summary()}, "
+              f"{cli.count_of(trainer.total_steps, 'step')}; records in {run_dir}/")
+    return trainer, ckpt
 
 
-def check_epoch_fits(source, device) -> None:
-    """UserError if one epoch of fresh crops, (patches, 1, P, P) float32 twice (input
-    and target), would take more than 80% of the memory that holds them (the
-    device's on CUDA, else the machine's), instead of failing after the run started."""
+def prepare(args, device, resume: Path | None):
+    """(model, config, source, val, run folder, resume checkpoint or None).
+
+    resume: the last.pt that --resume names (see find_resume), or None."""
     import torch
-    if not hasattr(source, "count"):   # a samples folder is in memory already
-        return
-    need = source.count * 2 * source.patch ** 2 * 4
-    device = torch.device(device)
-    if device.type == "cuda":
-        have = torch.cuda.get_device_properties(device).total_memory
-    else:
-        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if need > 0.8 * have:
-        raise UserError(f"--patches {source.count} of {source.patch} px need "
-                        f"{need / 2 ** 30:.1f} GiB an epoch, more than this {device.type} has "
-                        f"({have / 2 ** 30:.1f} GiB): use fewer --patches and more epochs")
+    from sr.checkpoint import model_from_weights
+    from sr.model_files import read_checkpoint
+    if resume:
+        path = resume
+        ckpt, weights = read_checkpoint(path)
+        model = model_from_weights(weights)
+        checks.check_resumable(args, ckpt, model, path)
+        config = ckpt["train"]
+        target = destination(args, config, config["scale"])
+        if target.exists():   # say it now, not after the training
+            raise UserError(f"{target}: already exists, and the run would publish its "
+                            f"model there; give another --output")
+        source, val = build_data(config, device)
+        checks.check_epoch_fits(source, device)
+        if ckpt["data_hash"] not in (source.hash, source.names_hash):  # names: older runs
+            raise UserError(f"{path}: the training data changed since this run started")
+        checks.check_patch_size(model, source, config["data"]["kind"])
+        print(f"resuming {path} at epoch {ckpt['progress']['epoch']}, "
+              f"step {ckpt['progress']['step']}")
+        return model, config, source, val, path.parent, ckpt
+    config = new_config(args)
+    source, val = build_data(config, device)
+    checks.check_epoch_fits(source, device)
+    torch.manual_seed(args.seed)
+    model, parent = starting_model(args, config)
+    checks.check_patch_size(model, source, config["data"]["kind"])
+    config["continued_from"] = str(parent or "")
+    run_dir = Path(args.runs) / f"x{config['scale']}-{timestamp()}"
+    return model, config, source, val, run_dir, None
+
+
+def new_run_folder(path: Path, config: dict) -> Path:
+    """Create a new run's folder with its config.json: path, or path-1, path-2... when
+    a run started in the same second took it (mkdir is exclusive).  If config.json
+    cannot be written (a full disk), no folder is left behind."""
+    from sr.trainer import write_config
+    for n in itertools.count():
+        folder = path.with_name(f"{path.name}-{n}" if n else path.name)
+        try:
+            folder.mkdir(parents=True)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with cli.naming(folder / "config.json"):
+            write_config(folder, config)
+    except BaseException:
+        shutil.rmtree(folder)
+        raise
+    return folder
 
 
 def find_samples(folder) -> Path:
@@ -252,20 +264,6 @@ def load_teacher(teacher: dict | None, scale: int, device):
     return Teacher(model.eval(), teacher["weight"], device)
 
 
-def find_resume(args) -> Path:
-    """The last.pt named by --resume (a file or a run folder), or the newest run's."""
-    if args.resume != "latest":
-        path = Path(args.resume)
-        path = path / "last.pt" if path.is_dir() else path
-        if not path.is_file():
-            raise UserError(f"{path}: no such file (--resume takes a run folder or its last.pt)")
-        return path
-    runs = sorted(Path(args.runs).glob("*/last.pt"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise UserError(f"no run to resume in {args.runs}/")
-    return runs[-1]
-
-
 def starting_model(args, config: dict):
     """(model, parent path or None): --init's model, fresh with -n, else the newest
     x`scale` model in --models.  Only finding none starts fresh: a model that cannot
@@ -287,17 +285,8 @@ def starting_model(args, config: dict):
                      Path(args.models).is_dir() else f"{args.models}/ does not exist yet")
             print(f"{where}: starting fresh (-n says so without looking)")
     if model is None:
-        return srcnn.build(args.arch or DEFAULTS["arch"], residual=not args.plain), None
-    return grown_to_arch(same_kind(model, args, parent), args.arch, parent), parent
-
-
-def same_kind(model, args, path):
-    """model, unless --plain asks for a plain network and model predicts a residual
-    (a starting model keeps what it predicts; only a new one can be plain)."""
-    if args.plain and model.residual:
-        raise UserError(f"--plain: {path} predicts a residual over bicubic, and a starting "
-                        f"model keeps what it predicts; give -n for a new plain network")
-    return model
+        return srcnn.build(args.arch or checks.DEFAULTS["arch"], residual=not args.plain), None
+    return grown_to_arch(checks.same_kind(model, args, parent), args.arch, parent), parent
 
 
 def grown_to_arch(model, arch: str | None, path):
@@ -312,96 +301,6 @@ def grown_to_arch(model, arch: str | None, path):
                         f"{path} cannot grow into it (kernels can only get larger)") from None
     print(f"grown from {srcnn.architecture_name(model)} to {arch}")
     return bigger
-
-
-def prepare(args, device, resume: Path | None):
-    """(model, config, source, val, run folder, resume checkpoint or None).
-
-    resume: the last.pt that --resume names (see find_resume), or None."""
-    import torch
-    from sr.checkpoint import model_from_weights
-    from sr.model_files import read_checkpoint
-    from srcnn import architecture_name
-    if resume:
-        path = resume
-        ckpt, weights = read_checkpoint(path)
-        model = model_from_weights(weights)
-        if "progress" not in ckpt:
-            raise UserError(f"{path}: a finished model, not a resumable run (no progress)")
-        config = ckpt["train"]
-        check_resumable(args, config, ckpt["progress"], path)
-        if args.arch and args.arch != architecture_name(model):
-            raise UserError(f"--resume continues the run's own {architecture_name(model)} "
-                            f"network; to grow it, start a new run from it: --init "
-                            f"{path.parent / 'last.pt'} --arch {args.arch}")
-        target = destination(args, config, config["scale"])
-        if target.exists():   # say it now, not after the training
-            raise UserError(f"{target}: already exists, and the run would publish its "
-                            f"model there; give another --output")
-        source, val = build_data(config, device)
-        check_epoch_fits(source, device)
-        if ckpt["data_hash"] not in (source.hash, source.names_hash):  # names: older runs
-            raise UserError(f"{path}: the training data changed since this run started")
-        check_patch_size(model, source, config["data"]["kind"])
-        print(f"resuming {path} at epoch {ckpt['progress']['epoch']}, "
-              f"step {ckpt['progress']['step']}")
-        return model, config, source, val, path.parent, ckpt
-    config = new_config(args)
-    source, val = build_data(config, device)
-    check_epoch_fits(source, device)
-    torch.manual_seed(args.seed)
-    model, parent = starting_model(args, config)
-    check_patch_size(model, source, config["data"]["kind"])
-    config["continued_from"] = str(parent or "")
-    run_dir = Path(args.runs) / f"x{config['scale']}-{timestamp()}"
-    return model, config, source, val, run_dir, None
-
-
-# Settings a resumed run keeps from its start: (option, args name); the run's config
-# records each under the same name, the data's (patch, patches, rescale) in "data".
-CROP_SETTINGS = [("--patch", "patch"), ("--patches", "patches"), ("--rescale", "rescale")]
-RUN_SETTINGS = [("-e", "epochs"), ("--batch", "batch"), ("--lr", "lr"), ("--seed", "seed"),
-                ("--val-fraction", "val_fraction"), ("--val-seed", "val_seed"),
-                *CROP_SETTINGS]
-# Options that set up a new run's starting weights or targets: not for --resume.
-NEW_RUN_OPTIONS = [("-n", "new"), ("--init", "init"), ("--plain", "plain"),
-                   ("--teacher", "teacher"), ("--teacher-weight", "teacher_weight")]
-
-
-def new_run_options(args, config: dict) -> list[str]:
-    """The options given with --resume that would start another run: other starting
-    weights, another scale, other data."""
-    found = [option for option, name in NEW_RUN_OPTIONS if given(args, name)]
-    if args.scale is not None and args.scale != config["scale"]:
-        found.append(f"--scale {args.scale} (the run is x{config['scale']})")
-    data = config["data"]
-    for option, folder, kind in [("-i", args.input, "samples"),
-                                 ("--from-images", args.from_images, "images")]:
-        if folder and (data["kind"] != kind or
-                       Path(folder).resolve() != Path(data["path"]).resolve()):
-            found.append(f"{option} {folder} (the run trains on {data['path']})")
-    return found
-
-
-def check_resumable(args, config: dict, progress: dict, path: Path) -> None:
-    """UserError for a run that has finished, or for options given with --resume that
-    contradict the run's own settings (they would be silently ignored)."""
-    if progress["epoch"] > config["epochs"]:
-        raise UserError(f"{path}: this run has finished and was published; to train it "
-                        f"further start a new run from it: --init {path.parent / 'best.pt'}")
-    new_run = new_run_options(args, config)
-    if new_run:
-        raise UserError(f"--resume continues the run with its own data and weights: "
-                        f"{new_run[0]} is for a new run (--init {path.parent / 'last.pt'} "
-                        f"starts one from it)")
-    for option, name in RUN_SETTINGS:
-        recorded = config[name] if name in config else config["data"].get(name)
-        value = getattr(args, name)
-        if given(args, name) and value != recorded:
-            theirs = f"its {recorded}" if recorded is not None else "a samples folder's run"
-            raise UserError(f"--resume continues the run with its own settings: {option} "
-                            f"{value} differs from {theirs}; to change it, start a "
-                            f"new run from it: --init {path.parent / 'last.pt'}")
 
 
 def destination(args, config: dict, scale: int) -> Path:
@@ -433,78 +332,3 @@ def publish(args, trainer, run_dir: Path) -> Path:
         reason = e if isinstance(e, UserError) else cli.os_error_text(e)
         raise UserError(f"{reason}; the trained weights are kept in {run_dir / 'best.pt'} "
                         f"(usable as --model)") from None
-
-
-def run(args) -> int:
-    check_options(args)
-    resume = find_resume(args) if args.resume else None
-    check_outputs(args, resume)
-    from sr import distributed
-    dist, device = distributed.init(cli.pick_device(args))
-    try:
-        trainer, ckpt = start_trainer(args, device, resume, dist)
-        fine_tune = not ckpt and trainer.config["continued_from"]
-        start_psnr = trainer.score_start() if fine_tune else None
-        with cli.naming(trainer.run_dir):   # a full disk's error names the run
-            finished = trainer.run(args.stop_after)
-        if not finished:
-            if dist.main:
-                print(f"stopped at epoch {trainer.epoch}, step {trainer.step}; resume with: "
-                      f"python main.py train --resume {trainer.run_dir}", file=sys.stderr)
-            return 130
-        if dist.main:
-            kept = start_psnr is not None and trainer.best_psnr == start_psnr
-            note = ": no epoch beat the starting weights, saved unchanged" if kept else ""
-            print(f"saved {publish(args, trainer, trainer.run_dir)} "
-                  f"(best validation PSNR {trainer.best_psnr:.2f} dB{note})")
-        # leave together: a rank that tears its gloo connections down while rank 0
-        # is still publishing was seen to abort once (SIGABRT at exit)
-        distributed.barrier(dist)
-        return 0
-    finally:
-        distributed.shutdown(dist)
-
-
-def start_trainer(args, device, resume: Path | None, dist):
-    """(Trainer ready to run, the resumed checkpoint or None): the model and data
-    prepared, a new run's folder and config.json written, the run announced."""
-    from srcnn import architecture_name
-    from sr.trainer import Trainer
-    model, config, source, val, run_dir, ckpt = prepare(args, device, resume)
-    if config["batch"] < dist.world:   # a process with no patches would poison the mean
-        raise UserError(f"--batch {config['batch']} is smaller than the {dist.world} "
-                        f"processes that share each batch")
-    model.to(device)
-    trainer = Trainer(model, config, source, val, device, run_dir, dist,
-                      log=print if dist.main else (lambda *_: None))
-    if ckpt:
-        trainer.load_state(ckpt)
-    elif dist.main:
-        trainer.run_dir = run_dir = new_run_folder(run_dir, config)
-    if dist.main:
-        print(f"training {architecture_name(model)} x{config['scale']} on {device}"
-              f"{f' x {dist.world} processes' if dist.active else ''}: "
-              f"{len(source)} patches/epoch, {val.summary()}, "
-              f"{cli.count_of(trainer.total_steps, 'step')}; records in {run_dir}/")
-    return trainer, ckpt
-
-
-def new_run_folder(path: Path, config: dict) -> Path:
-    """Create a new run's folder with its config.json: path, or path-1, path-2... when
-    a run started in the same second took it (mkdir is exclusive).  If config.json
-    cannot be written (a full disk), no folder is left behind."""
-    from sr.trainer import write_config
-    for n in itertools.count():
-        folder = path.with_name(f"{path.name}-{n}" if n else path.name)
-        try:
-            folder.mkdir(parents=True)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with cli.naming(folder / "config.json"):
-            write_config(folder, config)
-    except BaseException:
-        shutil.rmtree(folder)
-        raise
-    return folder
