@@ -40,11 +40,10 @@ def run(main) -> None:
 
 @contextmanager
 def sigterm_as_ctrl_c():
-    """Inside, SIGTERM (kill, timeout) ends the work like Ctrl-C, so that what cleans
-    up after an interrupt (temporary files and folders) runs for it too; from the
-    first interrupt on, further ones are ignored, so that a second Ctrl-C cannot cut
-    that cleanup (or a thread pool's shutdown) short.  Signal handlers live in the
-    main thread: elsewhere nothing changes."""
+    """Inside, SIGTERM (kill, timeout) ends the work like Ctrl-C, so that the cleanup
+    after an interrupt runs for it too, and from the first interrupt on further ones
+    are ignored, so that they cannot cut that cleanup (or a thread pool's shutdown)
+    short.  Signal handlers live in the main thread: elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -171,14 +170,12 @@ class Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-# A live temporary changes as it is written: one untouched this long is a leftover of
-# a killed run, which no cleanup removed.
-STALE_SECONDS = 3600
+STALE_SECONDS = 3600   # a live temporary changes as it is written
 
 
 def remove_stale(paths) -> None:
-    """Remove the temporary files and folders among paths that have not changed for
-    STALE_SECONDS; name the newer ones, which may be a concurrent run's, still live."""
+    """Remove the temporary files and folders among paths (left by killed runs) that
+    have not changed for STALE_SECONDS; name the newer ones, maybe a live run's."""
     for path in paths:
         try:
             if time.time() - path.lstat().st_mtime < STALE_SECONDS:
