@@ -94,8 +94,11 @@ def build(architecture: str = "9-5-5", filters=(64, 32), residual=True) -> SRCNN
 
 
 def kernels_of(architecture: str) -> tuple:
-    """"9-5-5" -> (9, 5, 5)."""
-    return tuple(int(k) for k in architecture.split("-"))
+    """"9-5-5" -> (9, 5, 5); ValueError unless three whole numbers."""
+    kernels = tuple(int(k) for k in architecture.split("-"))
+    if len(kernels) != 3:
+        raise ValueError(f"{architecture!r} does not name three kernel sizes")
+    return kernels
 
 
 def architecture_name(model: SRCNN) -> str:

@@ -34,7 +34,7 @@ VERSION = "1"
 SUFFIX = ".safetensors"
 CHECKPOINT_FORMAT = "srcnn-checkpoint"   # a training run's .pt (sr/checkpoint.py)
 CHECKPOINT_VERSION = 1
-ARCHITECTURES = {"9-1-5": (9, 1, 5), "9-5-5": (9, 5, 5), "11-5-5": (11, 5, 5)}
+ARCHITECTURES = ("9-1-5", "9-5-5", "11-5-5")   # the networks `train --arch` offers
 MAX_SCALE = 1000
 # Trained weights stay small (the shipped models' largest is 3.3); a file with
 # weights far beyond any training's (1e30) would turn every picture white.
