@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sr import cli
+from sr import cli, model_files
 from sr.errors import UserError
 from sr.imaging import is_picture_name
 
@@ -241,27 +241,6 @@ def earlier_output(target: Path, default_suffix: bool, stem: str) -> Path | None
 
 # --- devices and backends -----------------------------------------------------------
 
-def timestamp() -> str:
-    """Local time as in the checkpoints' names (sr.checkpoint.timestamp, which would
-    import PyTorch): 2026-11-27--05-00-00."""
-    from datetime import datetime
-    return datetime.now().strftime("%Y-%m-%d--%H-%M-%S")
-
-
-def cuda_present() -> bool:
-    """Whether an NVIDIA driver is there at all, without importing PyTorch."""
-    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")
-
-
-def pick_device(args) -> str:
-    """As cli.pick_device, but PyTorch is imported only when a GPU may be used."""
-    if args.cpu or (args.device and args.device == "cpu"):
-        return "cpu"
-    if args.device or cuda_present():
-        return cli.pick_device(args)
-    return "cpu"
-
-
 def backend_runner(args, weights, device: str):
     from sr.inference import OnnxRuntimeRunner, TorchRunner, torch_model
     backend = args.backend
@@ -386,13 +365,13 @@ def run(args) -> int:
     default_suffix = args.suffix is None
     if not default_suffix and {"/", os.sep} & set(args.suffix):
         raise UserError(f"--suffix {args.suffix}: a part of a file name, so no {os.sep}")
-    plan_targets(jobs, out_dir, f".{timestamp()}" if default_suffix else args.suffix,
-                 EXTENSIONS[args.format], unique_on_disk=default_suffix and not (
-                     args.overwrite or args.skip_existing))
+    suffix = f".{model_files.timestamp()}" if default_suffix else args.suffix
+    plan_targets(jobs, out_dir, suffix, EXTENSIONS[args.format],
+                 unique_on_disk=default_suffix and not (args.overwrite or args.skip_existing))
     remove_stale_temporaries(jobs, r"\." + TIMESTAMP_RE if default_suffix
                              else re.escape(args.suffix))
 
-    device = pick_device(args)
+    device = cli.pick_device(args)
     weights = cli.weights_for(args, args.scale)
     runner = make_runner(args, weights, device)
     tile = pick_tile(args, device)

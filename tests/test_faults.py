@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT, assert_clean_error, picture
+from tests.helpers import ROOT, picture
 
 
 def start(*args, cwd=None) -> subprocess.Popen:
