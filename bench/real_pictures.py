@@ -84,7 +84,8 @@ def score(triples, scale: Fraction):
 
 
 def table(title, rows):
-    print(f"\n{title}\n\n| set | scale | input | baseline | model | gain |\n|---|---|---|---|---|---|")
+    print(f"\n{title}\n\n| set | scale | input | baseline | model | gain |")
+    print("|---" * 6 + "|")
     for name, scale, quality, base, ours in rows:
         print(f"| {name} | x{float(scale):g} | {'q%d' % quality if quality else 'clean'} | "
               f"{base:.2f} | {ours:.2f} | {ours - base:+.2f} |")
@@ -162,7 +163,8 @@ def main() -> None:
     p.add_argument("--strategies", action="store_true",
                    help="also the fractional-scale strategies at scales " + " ".join(SWEEP))
     args = p.parse_args()
-    sets = {n: [load_rgb(f) for f in image_files(Path(args.datasets) / n)][:3 if args.quick else None]
+    count = 3 if args.quick else None
+    sets = {n: [load_rgb(f) for f in image_files(Path(args.datasets) / n)][:count]
             for n in args.sets}
     start = time.perf_counter()
     if not args.skip_jpeg:

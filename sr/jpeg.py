@@ -74,6 +74,17 @@ def estimate_quality(img: Image.Image) -> int | None:
     return int(100 - np.argmin(error[::-1]))
 
 
+def file_quality(path) -> int | None:
+    """estimate_quality of a picture file, from its header alone (nothing is decoded;
+    the upscale command's decoded, EXIF-rotated image no longer has the tables).
+    None for other formats and for files Pillow cannot open."""
+    try:
+        with Image.open(path) as img:
+            return estimate_quality(img)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
 # Artifact levels, as waifu2x's noise levels: (level, lowest estimated quality that
 # maps to it, training qualities (low, high) of its model). Level 0 is the clean model.
 # Why these bounds: docs/real-pictures.md.

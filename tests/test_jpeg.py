@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sr.jpeg import (LEVELS, estimate_quality, jpeg_roundtrip, level_for_quality,
+from sr.jpeg import (LEVELS, estimate_quality, file_quality, jpeg_roundtrip, level_for_quality,
                      training_qualities)
 
 QUALITIES = range(20, 96, 5)
@@ -54,6 +54,15 @@ def test_estimate_of_non_standard_tables_is_the_nearest():
 def test_no_estimate_for_png():
     assert estimate_quality(reopened(picture(), format="PNG")) is None
     assert estimate_quality(picture()) is None   # not read from a file at all
+
+
+def test_file_quality_reads_the_header(tmp_path):
+    picture().save(tmp_path / "a.jpg", quality=67)
+    picture().save(tmp_path / "b.png")
+    (tmp_path / "c.jpg").write_bytes(b"not a picture")
+    assert file_quality(tmp_path / "a.jpg") == 67
+    assert file_quality(tmp_path / "b.png") is None
+    assert file_quality(tmp_path / "c.jpg") is None
 
 
 def test_roundtrip_is_a_pillow_save_and_decode():
