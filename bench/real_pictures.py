@@ -156,7 +156,7 @@ def main() -> None:
                    help="JPEG rows: integer scales (Set5 only at x2 unless it is the only set)")
     p.add_argument("--qualities", nargs="+", type=int, default=[90, 75, 50],
                    help="JPEG rows: qualities, beside the clean input")
-    p.add_argument("--x1-qualities", nargs="+", type=int, default=[10, 20, 40],
+    p.add_argument("--x1-qualities", nargs="*", type=int, default=[10, 20, 40],
                    help="JPEG rows at x1 (artifact removal only), on Set14")
     p.add_argument("--skip-jpeg", action="store_true")
     p.add_argument("--skip-fractions", action="store_true")

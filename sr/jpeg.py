@@ -86,9 +86,11 @@ def file_quality(path) -> int | None:
 
 
 # Artifact levels, as waifu2x's noise levels: (level, lowest estimated quality that
-# maps to it, training qualities (low, high) of its model). Level 0 is the clean model.
-# Why these bounds: docs/real-pictures.md.
-LEVELS = ((0, 96, None), (1, 86, (80, 96)), (2, 66, (60, 90)), (3, 0, (15, 70)))
+# maps to it, JPEG qualities (low, high) its models train on). Level 0 is the clean
+# model. Each training range reaches a few qualities past its band, so an estimate
+# that is a little off, or a file with its own tables, still lands inside a model's
+# training. Why these bounds (measured): docs/real-pictures.md.
+LEVELS = ((0, 97, None), (1, 86, (84, 98)), (2, 66, (60, 90)), (3, 0, (10, 70)))
 
 
 def level_for_quality(quality: int | None) -> int:

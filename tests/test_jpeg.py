@@ -88,6 +88,7 @@ def test_levels_fall_as_quality_falls():
     assert set(levels) == {0, 1, 2, 3}
     assert level_for_quality(None) == 0
     assert training_qualities(0) is None
-    for level, low, _ in LEVELS[1:]:   # each model trains on its own range, and more
+    # each model trains on all of its band [low, next level's low - 1] (down to q10)
+    for (level, low, _), (_, above, _) in zip(LEVELS[1:], LEVELS):
         train_low, train_high = training_qualities(level)
-        assert train_low <= max(low, 20) and train_high > low
+        assert train_low <= max(low, 10) and train_high >= above - 1, level
