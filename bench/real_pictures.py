@@ -63,8 +63,10 @@ def upscale_folder(pictures, scale: Fraction, quality, model: str):
         for i, hr in enumerate(pictures):
             hr, lr = pair(hr, scale, None)
             name = src / f"{i:03d}.{'jpg' if quality else 'png'}"
-            # the same bytes as jpeg_roundtrip encodes (Pillow defaults, 4:2:0)
-            lr.save(name, "JPEG", quality=quality) if quality else lr.save(name)
+            if quality:   # the bytes jpeg_roundtrip encodes (Pillow defaults, 4:2:0)
+                lr.save(name, "JPEG", quality=quality)
+            else:
+                lr.save(name)
             inputs.append((hr, name))
         cmd = [sys.executable, "main.py", "upscale", "-i", str(src), "-o", str(out),
                "--scale", str(float(scale)), "--model", model, "--suffix", "_sr", "--cpu"]
@@ -93,17 +95,23 @@ def table(title, rows):
 
 # --- fractional-scale strategies, in this process with the CLI's pieces --------------
 
-def strategies(pictures, scale: Fraction, pattern: str, runners: dict) -> dict:
-    """Mean PSNR gain over bicubic of each strategy (names: docs/real-pictures.md)."""
-    from sr.inference import OnnxRuntimeRunner
+def strategies(pictures, scale: Fraction, pattern: str, runners: dict,
+               ensemble: bool = False) -> dict:
+    """Mean PSNR gain over bicubic of each strategy (names: docs/real-pictures.md);
+    ensemble: every network pass is upscale --ensemble's x8 self-ensemble."""
+    from sr.inference import OnnxRuntimeRunner, SelfEnsemble
     from sr.upscaling import refine_with
 
-    def model(k: int, img: Image.Image, factor: int) -> Image.Image:
-        """The x k model on img bicubic-enlarged by the integer factor (as upscale)."""
+    def refined(k: int, bicubic: Image.Image) -> Image.Image:
+        """The x k model (clean) on a bicubic enlargement, as upscale runs it."""
         if k not in runners:
             runners[k] = OnnxRuntimeRunner(read_weights(pattern.format(scale=k, level=0)))
-        big = resize(img, (img.width * factor, img.height * factor))
-        return Image.fromarray(refine_with(runners[k], np.asarray(big)))
+            runners[k] = SelfEnsemble(runners[k]) if ensemble else runners[k]
+        return Image.fromarray(refine_with(runners[k], np.asarray(bicubic)))
+
+    def model(k: int, img: Image.Image, factor: int) -> Image.Image:
+        """The x k model on img enlarged by the integer factor."""
+        return refined(k, resize(img, (img.width * factor, img.height * factor)))
 
     s, shave = float(scale), math.floor(scale)
     lo, hi = max(2, math.floor(s)), max(2, math.ceil(s))
@@ -111,17 +119,13 @@ def strategies(pictures, scale: Fraction, pattern: str, runners: dict) -> dict:
     for hr in pictures:
         hr, lr = pair(hr, scale, None)
         size, bicubic = hr.size, resize(lr, hr.size)
-        near = nearest_scale(s)
-        if near not in runners:
-            model(near, lr.crop((0, 0, 4, 4)), 1)   # loads its runner
-        out = {"a nearest on bicubic": Image.fromarray(refine_with(runners[near],
-                                                                   np.asarray(bicubic)))}
+        out = {"a nearest on bicubic": refined(nearest_scale(s), bicubic)}
         up = model(hi, lr, hi)                                   # (w·hi/s, h·hi/s)
         out["b ceil, shrink"] = resize(up, size)
         out["b' ceil, Lanczos shrink"] = up.resize(size, Image.LANCZOS)
         if s > 2 and lo != hi:
             out["c floor, enlarge"] = resize(model(lo, lr, lo), size)
-            out["d blend b+c"] = Image.blend(out["b ceil, shrink"], out["c floor, enlarge"], 0.5)
+            out["d mean of b, c"] = Image.blend(out["b ceil, shrink"], out["c floor, enlarge"], 0.5)
         if hi < 4:
             out["e ceil+1, shrink"] = resize(model(hi + 1, lr, hi + 1), size)
         if s > 2:
@@ -129,8 +133,8 @@ def strategies(pictures, scale: Fraction, pattern: str, runners: dict) -> dict:
             out["f x2 twice, shrink"] = resize(twice, size)
             out["f' x2 twice, Lanczos shrink"] = twice.resize(size, Image.LANCZOS)
             if "c floor, enlarge" in out:
-                out["g blend f'+c"] = Image.blend(out["f' x2 twice, Lanczos shrink"],
-                                                  out["c floor, enlarge"], 0.5)
+                out["g mean of f', c"] = Image.blend(out["f' x2 twice, Lanczos shrink"],
+                                                     out["c floor, enlarge"], 0.5)
         base = psnr_y(np.asarray(hr), np.asarray(bicubic), shave)
         for name, img in out.items():
             gains.setdefault(name, []).append(psnr_y(np.asarray(hr), np.asarray(img), shave) - base)
@@ -159,9 +163,14 @@ def main() -> None:
     p.add_argument("--x1-qualities", nargs="*", type=int, default=[10, 20, 40],
                    help="JPEG rows at x1 (artifact removal only), on Set14")
     p.add_argument("--skip-jpeg", action="store_true")
+    p.add_argument("--fractions", nargs="+", default=list(FRACTIONS),
+                   help="scales of the fractional rows")
     p.add_argument("--skip-fractions", action="store_true")
     p.add_argument("--strategies", action="store_true",
-                   help="also the fractional-scale strategies at scales " + " ".join(SWEEP))
+                   help="also the fractional-scale strategies (at the --sweep scales)")
+    p.add_argument("--sweep", nargs="+", default=list(SWEEP), help="scales of --strategies")
+    p.add_argument("--ensemble", action="store_true",
+                   help="--strategies with the x8 self-ensemble (upscale --ensemble)")
     args = p.parse_args()
     count = 3 if args.quick else None
     sets = {n: [load_rgb(f) for f in image_files(Path(args.datasets) / n)][:count]
@@ -179,7 +188,7 @@ def main() -> None:
     if not args.skip_fractions:
         rows = []
         for name in sets:
-            for text in FRACTIONS:
+            for text in args.fractions:
                 s = Fraction(text)
                 model = model_path(args.models_pattern, float(s), None)
                 rows.append((name, s, None, *score(upscale_folder(sets[name], s, None, model), s)))
@@ -189,14 +198,14 @@ def main() -> None:
         print("\nFractional-scale strategies: gain over bicubic (dB)\n")
         runners = {}
         for name in sets:
-            results = {text: strategies(sets[name], Fraction(text), args.models_pattern, runners)
-                       for text in SWEEP}
+            results = {text: strategies(sets[name], Fraction(text), args.models_pattern,
+                                        runners, args.ensemble) for text in args.sweep}
             names = list(dict.fromkeys(k for r in results.values() for k in r))
-            print(f"| {name} | " + " | ".join(f"x{t}" for t in SWEEP) + " |")
-            print("|---" * (len(SWEEP) + 1) + "|")
+            print(f"| {name} | " + " | ".join(f"x{t}" for t in args.sweep) + " |")
+            print("|---" * (len(args.sweep) + 1) + "|")
             for n in names:
                 print(f"| {n} | " + " | ".join(f"{results[t][n]:+.2f}" if n in results[t]
-                                               else "" for t in SWEEP) + " |")
+                                               else "" for t in args.sweep) + " |")
             print()
     print(f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
 
