@@ -1,0 +1,106 @@
+"""JPEG inputs: the protocol's JPEG degradation, a file's quality, artifact levels.
+
+- jpeg_roundtrip(): GUIDE §1's JPEG step (Pillow save at quality Q, other settings
+  default, i.e. 4:2:0 chroma; decoded back by Pillow). Evaluation, sample generation
+  and training all call this one definition.
+- estimate_quality(): the quality a JPEG was saved with, read from its quantisation
+  tables by fitting libjpeg's quality scaling of the standard (IJG, Annex K) tables,
+  as ImageMagick's `identify -format %Q` does with its sum tables.
+- LEVELS: which quality range each artifact (denoise) level covers and trains on.
+
+NumPy and Pillow only (the upscale command's CPU path does not import PyTorch).
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+# ITU-T T.81 Annex K tables, natural (row-major) order, as Pillow's img.quantization
+# gives them; libjpeg scales these by the quality setting.
+STD_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+STD_CHROMA = np.array([17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
+                       24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99]
+                      + [99] * 32)
+
+
+def jpeg_roundtrip(img: Image.Image, quality: int) -> Image.Image:
+    """img saved as JPEG at quality (Pillow defaults otherwise: 4:2:0, no
+    optimisation) and decoded back by Pillow, as RGB: the JPEG-input degradation."""
+    f = io.BytesIO()
+    img.convert("RGB").save(f, "JPEG", quality=int(quality))
+    f.seek(0)
+    with Image.open(f) as decoded:
+        return decoded.convert("RGB")
+
+
+def scaled_table(std: np.ndarray, quality: int) -> np.ndarray:
+    """libjpeg's jpeg_quality_scaling + jpeg_add_quant_table (baseline: 1..255)."""
+    q = min(max(int(quality), 1), 100)
+    scale = 5000 // q if q < 50 else 200 - 2 * q
+    return np.clip((std * scale + 50) // 100, 1, 255)
+
+
+# (100, 2, 64): the luma and chroma tables of every quality 1..100
+_TABLES = np.stack([[scaled_table(STD_LUMA, q), scaled_table(STD_CHROMA, q)]
+                    for q in range(1, 101)]).astype(np.float64)
+
+
+def estimate_quality(img: Image.Image) -> int | None:
+    """The libjpeg quality (1..100) whose standard tables are nearest to img's, or
+    None if img is not a JPEG with quantisation tables.
+
+    Nearest: least mean squared difference of the logarithms of the entries, over
+    the luma table (slot 0) and, when there is one, the chroma table (slot 1; grey
+    JPEGs have none). Files written by libjpeg-based tools (Pillow, GIMP, ImageMagick,
+    most cameras' "quality" settings) give their quality exactly; others (Photoshop,
+    phones with their own tables) the quality whose compression is nearest."""
+    tables = getattr(img, "quantization", None)
+    if img.format != "JPEG" or not tables or 0 not in tables:
+        return None
+    got = [np.log(np.maximum(np.asarray(tables[0], np.float64), 1))]
+    if 1 in tables:
+        got.append(np.log(np.maximum(np.asarray(tables[1], np.float64), 1)))
+    got = np.stack(got)                                      # (1 or 2, 64)
+    if got.shape[1] != 64:
+        return None
+    error = ((np.log(_TABLES[:, :len(got)]) - got) ** 2).mean(axis=(1, 2))   # (100,)
+    # ties (qualities 98..100 clamp to the same ones) go to the highest quality
+    return int(100 - np.argmin(error[::-1]))
+
+
+def file_quality(path) -> int | None:
+    """estimate_quality of a picture file, from its header alone (nothing is decoded;
+    the upscale command's decoded, EXIF-rotated image no longer has the tables).
+    None for other formats and for files Pillow cannot open."""
+    try:
+        with Image.open(path) as img:
+            return estimate_quality(img)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+# Artifact levels, as waifu2x's noise levels: (level, lowest estimated quality that
+# maps to it, JPEG qualities (low, high) its models train on). Level 0 is the clean
+# model. Each training range reaches a few qualities past its band, so an estimate
+# that is a little off, or a file with its own tables, still lands inside a model's
+# training. Why these bounds (measured): docs/real-pictures.md.
+LEVELS = ((0, 97, None), (1, 86, (84, 98)), (2, 66, (60, 90)), (3, 0, (10, 70)))
+
+
+def level_for_quality(quality: int | None) -> int:
+    """The artifact level for an estimated quality (None: not a JPEG -> 0)."""
+    if quality is None:
+        return 0
+    return next(level for level, low, _ in LEVELS if quality >= low)
+
+
+def training_qualities(level: int) -> tuple[int, int] | None:
+    """(low, high) of the JPEG qualities a level-`level` model trains on (drawn
+    uniformly per picture); None for level 0 (no JPEG step)."""
+    return LEVELS[level][2]

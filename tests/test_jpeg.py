@@ -1,0 +1,94 @@
+"""sr/jpeg.py: quality estimate from quantisation tables, the JPEG round trip, levels."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sr.jpeg import (LEVELS, estimate_quality, file_quality, jpeg_roundtrip, level_for_quality,
+                     training_qualities)
+
+QUALITIES = range(20, 96, 5)
+
+
+def picture(mode="RGB", size=(40, 32)):
+    """A small made-up picture: smooth gradients plus noise (tables do not depend on it)."""
+    rng = np.random.default_rng(0)
+    h, w = size[1], size[0]
+    x = np.linspace(0, 255, w)[None, :, None] + np.linspace(0, 80, h)[:, None, None]
+    rgb = np.clip(x + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(rgb, "RGB")
+    return img.convert("L") if mode == "L" else img
+
+
+def reopened(img, **params):
+    f = io.BytesIO()
+    img.save(f, **params)
+    f.seek(0)
+    return Image.open(f)
+
+
+@pytest.mark.parametrize("mode, subsampling", [("RGB", -1), ("RGB", 0), ("L", -1)])
+def test_estimate_within_3_of_pillow_quality(mode, subsampling):
+    # -1: Pillow's default (4:2:0 for colour); 0: 4:4:4; grey has one table only
+    for q in QUALITIES:
+        jpeg = reopened(picture(mode), format="JPEG", quality=q, subsampling=subsampling)
+        assert len(jpeg.quantization) == (1 if mode == "L" else 2)
+        assert abs(estimate_quality(jpeg) - q) <= 3, (mode, subsampling, q)
+
+
+def test_estimate_is_exact_for_libjpeg_tables():
+    # stricter than the issue's +-3: standard tables give their quality back
+    for q in range(10, 98):
+        assert estimate_quality(reopened(picture(), format="JPEG", quality=q)) == q
+
+
+def test_estimate_of_non_standard_tables_is_the_nearest():
+    # the standard q=60 tables with every entry 10% larger: a quality a bit below 60
+    jpeg = reopened(picture(), format="JPEG", quality=60)
+    tables = {k: [min(255, round(v * 1.1)) for v in t] for k, t in jpeg.quantization.items()}
+    custom = reopened(picture(), format="JPEG", qtables=tables)
+    assert 53 <= estimate_quality(custom) <= 58
+
+
+def test_no_estimate_for_png():
+    assert estimate_quality(reopened(picture(), format="PNG")) is None
+    assert estimate_quality(picture()) is None   # not read from a file at all
+
+
+def test_file_quality_reads_the_header(tmp_path):
+    picture().save(tmp_path / "a.jpg", quality=67)
+    picture().save(tmp_path / "b.png")
+    (tmp_path / "c.jpg").write_bytes(b"not a picture")
+    assert file_quality(tmp_path / "a.jpg") == 67
+    assert file_quality(tmp_path / "b.png") is None
+    assert file_quality(tmp_path / "c.jpg") is None
+
+
+def test_roundtrip_is_a_pillow_save_and_decode():
+    img = picture()
+    f = io.BytesIO()
+    img.save(f, "JPEG", quality=50)
+    f.seek(0)
+    by_hand = np.asarray(Image.open(f).convert("RGB"))
+    got = jpeg_roundtrip(img, 50)
+    assert got.mode == "RGB" and got.size == img.size
+    assert np.array_equal(np.asarray(got), by_hand)
+    assert not np.array_equal(np.asarray(jpeg_roundtrip(img, 90)), by_hand)
+
+
+def test_roundtrip_of_grey_is_rgb():
+    got = jpeg_roundtrip(picture("L"), 75)
+    assert got.mode == "RGB"
+
+
+def test_levels_fall_as_quality_falls():
+    levels = [level_for_quality(q) for q in range(100, 0, -1)]
+    assert levels == sorted(levels) and levels[0] == 0 and levels[-1] == 3
+    assert set(levels) == {0, 1, 2, 3}
+    assert level_for_quality(None) == 0
+    assert training_qualities(0) is None
+    # each model trains on all of its band [low, next level's low - 1] (down to q10)
+    for (level, low, _), (_, above, _) in zip(LEVELS[1:], LEVELS):
+        train_low, train_high = training_qualities(level)
+        assert train_low <= max(low, 10) and train_high >= above - 1, level
