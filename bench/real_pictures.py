@@ -33,7 +33,7 @@ from sr.cli import image_files  # noqa: E402
 from sr.imaging import load_rgb, resize  # noqa: E402
 from sr.jpeg import jpeg_roundtrip, level_for_quality  # noqa: E402
 from sr.metrics import psnr_y  # noqa: E402
-from sr.model_files import nearest_scale, read_weights  # noqa: E402
+from sr.model_files import model_scale_for, read_weights  # noqa: E402
 
 FRACTIONS = ("1.5", "2", "2.5", "3", "3.5", "4")
 SWEEP = ("1.2", "1.5", "1.8", "2", "2.2", "2.5", "2.8", "3", "3.2", "3.5", "3.8", "4")
@@ -50,7 +50,7 @@ def pair(hr: Image.Image, scale: Fraction, quality):
 
 
 def model_path(pattern: str, scale: float, quality) -> str:
-    return pattern.format(scale=nearest_scale(scale), level=level_for_quality(quality))
+    return pattern.format(scale=model_scale_for(scale), level=level_for_quality(quality))
 
 
 def upscale_folder(pictures, scale: Fraction, quality, model: str):
@@ -119,7 +119,7 @@ def strategies(pictures, scale: Fraction, pattern: str, runners: dict,
     for hr in pictures:
         hr, lr = pair(hr, scale, None)
         size, bicubic = hr.size, resize(lr, hr.size)
-        out = {"a nearest on bicubic": refined(nearest_scale(s), bicubic)}
+        out = {"a nearest on bicubic": refined(min((2, 3, 4), key=lambda k: abs(math.log(s / k))), bicubic)}
         up = model(hi, lr, hi)                                   # (w·hi/s, h·hi/s)
         out["b ceil, shrink"] = resize(up, size)
         out["b' ceil, Lanczos shrink"] = up.resize(size, Image.LANCZOS)

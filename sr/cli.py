@@ -211,18 +211,17 @@ def add_device_options(p) -> None:
 
 
 def add_model_options(p, fractional: bool = False) -> None:
-    """--scale, --model, --models.  fractional: --scale takes any factor >= 1 and the
-    model is the one of the nearest scale (sr.model_files.nearest_model)."""
+    """--scale, --model, --models.  fractional: --scale takes any factor above 1, served
+    by the model of that scale or the next larger one (sr.model_files.model_scale_for)."""
     if fractional:
         p.add_argument("--scale", type=scale_factor, default=2.0,
-                       help="scale factor, from 1 to 64 (e.g. 1.5, 2, 2.5). The network "
-                            "refines a bicubic enlargement, so the model is the newest one "
-                            "trained for the nearest scale by ratio (|log(scale/model "
-                            "scale)|, ties to the smaller): 1.5 and 2.4 use x2, 2.5 and 3.4 "
-                            "use x3, 3.5 and up use x4 when x2..x4 are there")
+                       help="scale factor, above 1 and up to 64 (e.g. 1.5, 2, 2.5). Between "
+                            "trained scales the next larger model runs at its own scale and "
+                            "its result is shrunk to size: 1.5 uses x2, 2.5 uses x3, 3.5 "
+                            "uses x4; above the largest model, that model")
         p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), "
-                                        "trained for the scale that --scale rounds to as "
-                                        "above (default: see --scale)")
+                                        "for the scale that serves --scale as above "
+                                        "(default: see --scale)")
     else:
         p.add_argument("--scale", type=integer_scale, default=2,
                        help="scale factor of the model, an integer >= 2")

@@ -276,15 +276,17 @@ def pick_tile(args, device: str) -> int:
 
 # --- one file -----------------------------------------------------------------------
 
-def upscale_file(runner, job: Job, args, tile: int, protected: set) -> str:
-    """Read, upscale and write one picture; returns the line to print."""
+def upscale_file(runner, job: Job, args, tile: int, protected: set, model_scale: int) -> str:
+    """Read, upscale and write one picture; returns the line to print.  model_scale:
+    the network's own scale, at which it runs before a shrink to --scale."""
     from tqdm import tqdm
     from sr.picture_files import EXTENSIONS, settle_format, write_picture
     from sr.pictures import read_picture
     from sr.tiling import count_tiles
     from sr.upscaling import output_size, upscale_picture
     picture = read_picture(job.source, args.max_pixels, check_size=lambda size:
-                           check_output_size(size, args.scale, args.max_output_pixels))
+                           check_output_size(size, max(args.scale, model_scale),
+                                             args.max_output_pixels))
     fmt, format_notes = settle_format(picture, args.format)
     target = job.target.with_suffix(EXTENSIONS[fmt]) if fmt != args.format else job.target
     target = free_name(target, job.stem, job.numbered)   # another run may have taken it
@@ -292,13 +294,14 @@ def upscale_file(runner, job: Job, args, tile: int, protected: set) -> str:
     kind = picture.describe()
     w, h = output_size(picture.size, args.scale)
     check_format_side(job.source, (w, h), fmt)
+    wn, hn = output_size(picture.size, max(args.scale, model_scale))   # the network's size
     if not args.tile:                    # automatic: enough tiles to keep every worker busy
-        while tile > 64 and count_tiles(h, w, tile) < 2 * runner.workers:
+        while tile > 64 and count_tiles(hn, wn, tile) < 2 * runner.workers:
             tile //= 2
-    tiles = count_tiles(h, w, tile)
+    tiles = count_tiles(hn, wn, tile)
     with tqdm(total=tiles, unit="tile", leave=False, desc=job.source.name,
               disable=None if tiles >= 8 else True) as bar:
-        result = upscale_picture(runner, picture, args.scale, tile, bar.update)
+        result = upscale_picture(runner, picture, args.scale, tile, bar.update, model_scale)
     del picture
     while True:
         try:
@@ -373,13 +376,19 @@ def run(args) -> int:
 
     device = cli.pick_device(args)
     weights = cli.weights_for(args, args.scale)
+    if args.scale == 1:
+        raise UserError("--scale 1 keeps the size, and the models here enlarge: there is "
+                        "nothing for them to do (removing JPEG artifacts at x1 needs an x1 "
+                        "model); nothing was written")
     runner = make_runner(args, weights, device)
     tile = pick_tile(args, device)
+    shrunk = f", its x{weights.scale} result shrunk to size" if weights.scale > args.scale else ""
     print(f"model {weights.path} ({weights.architecture}, trained for x{weights.scale}) "
-          f"for x{args.scale:g}; {runner.describe()}; tiles of {tile} px")
+          f"for x{args.scale:g}{shrunk}; {runner.describe()}; tiles of {tile} px")
     started = time.perf_counter()
 
-    failed, skipped, done = upscale_all(runner, jobs, args, tile, default_suffix)
+    failed, skipped, done = upscale_all(runner, jobs, args, tile, default_suffix,
+                                        weights.scale)
     failed += len(errors)
     print(f"{done} upscaled, {skipped} skipped, {failed} failed in "
           f"{time.perf_counter() - started:.1f} s")
@@ -397,7 +406,7 @@ def nothing_found(items, out_dir: Path) -> str:
     return "nothing to upscale: no pictures in " + " ".join(items)
 
 
-def upscale_all(runner, jobs, args, tile: int, default_suffix: bool) -> tuple:
+def upscale_all(runner, jobs, args, tile: int, default_suffix: bool, model_scale: int) -> tuple:
     """Every job in turn; a failed picture is reported and the next one goes on.
     Returns (failed, skipped, done)."""
     from tqdm import tqdm
@@ -415,7 +424,7 @@ def upscale_all(runner, jobs, args, tile: int, default_suffix: bool) -> tuple:
                     skipped += 1
                     continue
             try:
-                tqdm.write(upscale_file(runner, job, args, tile, protected))
+                tqdm.write(upscale_file(runner, job, args, tile, protected, model_scale))
                 done += 1
             except UserError as e:
                 report_error(str(e))

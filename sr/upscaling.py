@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from sr.imaging import (grey_to_luma, luma_to_grey, resize, rgb_to_ycbcr, to_uint8,
+from sr.imaging import (grey_to_luma, luma_to_grey, rgb_to_ycbcr, to_uint8,
                         ycbcr_to_rgb)
 from sr.pictures import Picture
 from sr.tiling import DEFAULT_TILE, halo_window, map_tiles
@@ -108,31 +108,39 @@ def output_size(size, scale: float):
     return tuple(max(1, int(round(min(side * scale, HUGE_SIDE)))) for side in size)
 
 
-def resize_plane(plane: np.ndarray, size) -> np.ndarray:
-    """Pillow bicubic of one picture plane to size = (width, height).
+def resize_plane(plane: np.ndarray, size, resample=Image.BICUBIC) -> np.ndarray:
+    """Pillow's resize (bicubic unless resample says) of one picture plane to
+    size = (width, height).
 
     8-bit planes (H, W) or (H, W, 3) go through Pillow's 8-bit resize, exactly as
     the evaluation protocol; 16-bit planes channel by channel in float32, rounded."""
+    size = tuple(int(v) for v in size)
     if plane.dtype == np.uint8:
         mode = "RGB" if plane.ndim == 3 else "L"
-        return np.asarray(resize(Image.fromarray(plane, mode), size))
+        return np.asarray(Image.fromarray(plane, mode).resize(size, resample))
     if plane.ndim == 3:
-        return np.stack([resize_plane(plane[..., c], size) for c in range(plane.shape[2])],
-                        axis=2)
-    resized = resize(Image.fromarray(plane.astype(np.float32), "F"), size)
+        return np.stack([resize_plane(plane[..., c], size, resample)
+                         for c in range(plane.shape[2])], axis=2)
+    resized = Image.fromarray(plane.astype(np.float32), "F").resize(size, resample)
     return to_uint16(np.asarray(resized))
 
 
 def upscale_picture(runner, picture: Picture, scale: float, tile: int = DEFAULT_TILE,
-                    on_tile=None) -> Picture:
+                    on_tile=None, model_scale: int | None = None) -> Picture:
     """Upscale a Picture by scale: colour through bicubic + network, alpha bicubic only.
 
-    Colour under transparent pixels is kept as it is: alpha is a separate plane,
-    never multiplied in."""
+    model_scale: the scale the network was trained for, if larger than scale (x2.5 by
+    the x3 model): the colour is then enlarged and refined at that scale and the result
+    shrunk to size, Lanczos below x2 and bicubic above, as measured best
+    (docs/real-pictures.md).  Colour under transparent pixels is kept as it is: alpha
+    is a separate plane, never multiplied in."""
     size = output_size(picture.size, scale)
-    bicubic = resize_plane(picture.colour, size)
+    work = output_size(picture.size, model_scale) if (model_scale or 0) > scale else size
+    bicubic = resize_plane(picture.colour, work)
     refined = refine_with(runner, bicubic, tile, on_tile)
     del bicubic
+    if work != size:
+        refined = resize_plane(refined, size, Image.LANCZOS if scale < 2 else Image.BICUBIC)
     alpha = resize_plane(picture.alpha, size) if picture.alpha is not None else None
     return Picture(refined, alpha, picture.icc, list(picture.notes))
 

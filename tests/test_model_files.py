@@ -191,12 +191,12 @@ def test_newest_by_creation_time_wins(tmp_path):
     assert latest_model(tmp_path, 2)[1].path == newer
 
 
-def test_nearest_scale_by_ratio(tmp_path):
+def test_a_scale_is_served_by_its_model_or_the_next_larger_one(tmp_path):
     for scale in (2, 3, 4):
         model_file(tmp_path, scale=scale)
     picks = {s: nearest_model(tmp_path, s).scale
-             for s in (1.0, 1.5, 2.0, 2.4, 2.5, 3.0, 3.4, 3.5, 8.0)}
-    assert picks == {1.0: 2, 1.5: 2, 2.0: 2, 2.4: 2, 2.5: 3, 3.0: 3, 3.4: 3, 3.5: 4, 8.0: 4}
+             for s in (1.2, 1.5, 2.0, 2.1, 2.5, 3.0, 3.4, 4.0, 8.0)}
+    assert picks == {1.2: 2, 1.5: 2, 2.0: 2, 2.1: 3, 2.5: 3, 3.0: 3, 3.4: 4, 4.0: 4, 8.0: 4}
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no x2 model"):
         nearest_model(tmp_path / "empty", 2.0)

@@ -173,16 +173,35 @@ def test_tile_does_not_change_the_file(tmp_path, model):
     assert len(pixels) == 1
 
 
-def test_fractional_scale_uses_the_nearest_model(tmp_path, capsys):
+def test_a_fractional_scale_is_the_next_larger_models_result_shrunk(tmp_path, capsys):
+    """x1.5 and x2.5 run the x2 and x3 networks at their own scale (the enlargement they
+    were trained to refine) and shrink the result: Lanczos below x2, bicubic above."""
+    from sr.checkpoint import load_model
+    from sr.upscaling import refine
     models = tmp_path / "models"
     publish_model(models / "srcnn_x2.t.safetensors", perturbed_model("9-1-5"), 2)
     publish_model(models / "srcnn_x3.t.safetensors", perturbed_model("9-1-5", seed=1), 3)
-    picture(20, 11).save(tmp_path / "a.png")
-    for scale, size, used in [("1.5", (30, 16), "x2"), ("2.5", (50, 28), "x3")]:
+    small = picture(20, 11)
+    small.save(tmp_path / "a.png")
+    for scale, size, used, shrink in [("1.5", (30, 16), 2, Image.LANCZOS),
+                                      ("2.5", (50, 28), 3, Image.BICUBIC)]:
         assert upscale("-i", tmp_path / "a.png", "--models", models, "--scale", scale,
                        "-o", tmp_path / scale, "--suffix", "") == 0
-        assert Image.open(tmp_path / scale / "a.png").size == size
-        assert f"trained for {used}" in capsys.readouterr().out
+        assert f"trained for x{used}) for x{scale}, its x{used} result shrunk" in \
+            capsys.readouterr().out
+        model = load_model(next(models.glob(f"srcnn_x{used}.*")))[0]
+        bicubic = small.resize((20 * used, 11 * used), Image.BICUBIC)
+        expected = Image.fromarray(refine(model, np.asarray(bicubic))).resize(size, shrink)
+        got = np.asarray(Image.open(tmp_path / scale / "a.png")).astype(int)
+        assert np.abs(got - np.asarray(expected)).max() <= 1   # ONNX Runtime vs PyTorch
+
+
+def test_scale_1_changes_nothing_and_says_why(tmp_path, model):
+    picture(20, 11).save(tmp_path / "a.png")
+    result = run_script("main.py", "upscale", "-i", tmp_path / "a.png", "--model", model,
+                        "--scale", 1, "-o", tmp_path / "out")
+    assert_clean_error(result, "--scale 1 keeps the size")
+    assert not (tmp_path / "out").exists()
 
 
 def test_scale_below_one_is_refused(tmp_path, model):
