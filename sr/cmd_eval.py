@@ -26,7 +26,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from sr.evaluation import format_table, mean_row
-    from sr.imaging import write_text_atomic
+    from sr.atomic import write_text_atomic
     files = cli.image_files(args.input)
     if not files:
         raise UserError(f"{args.input}: no pictures found")

@@ -17,7 +17,7 @@ import onnx
 import torch
 
 from sr.errors import UserError
-from sr.imaging import write_file_atomic, write_text_atomic
+from sr.atomic import write_file_atomic, write_text_atomic
 from srcnn import architecture_name
 
 OPSET = 18

@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from sr.imaging import write_file_atomic
+from sr.atomic import write_file_atomic
 from sr.pictures import Picture, to_8bit
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
