@@ -73,7 +73,7 @@ def evaluate_file(model, path: Path, scale: int, device, ensemble: bool) -> dict
     """evaluate_image of one file; a picture it cannot score (too small, of a kind
     that is refused) is named in the error.  load_image's errors name it already."""
     from sr.evaluation import evaluate_image
-    from sr.imaging import load_image
+    from sr.pictures import load_rgb as load_image
     img = load_image(path)
     try:
         return evaluate_image(model, img, scale, device=device, ensemble=ensemble)

@@ -1,4 +1,5 @@
-"""Everything that touches pixels outside the network: loading, colour, resizing, saving.
+"""Pixels outside the network: colour, resizing and the degradation (reading is in
+sr/pictures.py, writing in sr/picture_files.py and sr/atomic.py).
 
 Every path in the project (sample generation, training, upscaling, evaluation,
 export and the browser page) follows these definitions, so they agree exactly:
@@ -11,14 +12,10 @@ export and the browser page) follows these definitions, so they agree exactly:
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
-
-from sr.atomic import write_file_atomic
-from sr.errors import UserError
+from PIL import Image
 
 # rows: Y, Cb, Cr; columns: R, G, B (inputs on 0..255).
 RGB_TO_YCBCR = np.array([[65.481, 128.553, 24.966],
@@ -58,64 +55,6 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
-def existing_file(path) -> Path:
-    """path as a Path; UserError if it is missing or a folder."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, not an image")
-    return path
-
-
-def load_image(path) -> Image.Image:
-    """Open and fully decode an image, upright (EXIF orientation applied).
-
-    Raises UserError with the file name for a missing, unreadable or truncated file.
-    """
-    path = existing_file(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                upright = ImageOps.exif_transpose(img)
-                upright.load()
-                return upright
-    except Image.DecompressionBombWarning as e:
-        raise UserError(f"{path}: image too large ({e})") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise UserError(f"{path}: not a readable image ({e})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise UserError(f"{path}: damaged or unsupported image ({e})") from None
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow image -> 8-bit RGB by the reading rules of `main.py upscale`
-    (sr.pictures: 16-bit rounded to 8 bits, CMYK through its ICC profile, palette
-    and other modes converted), grey expanded, transparency dropped.  Pillow's own
-    convert("RGB") would clip 16-bit grey to white."""
-    if img.mode == "RGB":
-        return img
-    from sr.pictures import picture_from_image, to_8bit   # sr.pictures imports this module
-    colour = picture_from_image(img).colour               # (H, W[, 3]) uint8 or uint16
-    if colour.dtype != np.uint8:
-        colour = to_8bit(colour)
-    if colour.ndim == 2:
-        colour = np.repeat(colour[..., None], 3, axis=2)
-    return Image.fromarray(np.ascontiguousarray(colour), "RGB")
-
-
-def load_rgb(path) -> Image.Image:
-    """load_image + to_rgb; UserError naming the file if it cannot be read or is of a
-    kind that is refused (float pictures)."""
-    img = load_image(path)
-    try:
-        return to_rgb(img)
-    except UserError as e:
-        raise UserError(f"{path}: {e}") from None
-
-
 def resize(img: Image.Image, size) -> Image.Image:
     """Pillow bicubic resize to size = (width, height)."""
     return img.resize(tuple(int(v) for v in size), Image.BICUBIC)
@@ -145,17 +84,13 @@ def degrade(hr: Image.Image, scale: int) -> Image.Image:
 
 
 def degraded_pair(img: Image.Image, scale: int):
-    """(sharp, degraded) RGB pictures of one size: the picture cropped to a multiple
-    of scale, and the same squeezed by scale and interpolated back (bicubic)."""
-    hr = modcrop(to_rgb(img), scale)
+    """(sharp, degraded) RGB pictures of one size: the RGB picture img (as
+    sr.pictures.load_rgb reads it) cropped to a multiple of scale, and the same
+    squeezed by scale and interpolated back (bicubic)."""
+    if img.mode != "RGB":
+        raise ValueError(f"degraded_pair takes RGB pictures, not mode {img.mode}")
+    hr = modcrop(img, scale)
     return hr, degrade(hr, scale)
-
-
-def save_image(img: Image.Image, path, overwrite: bool = False, **params) -> Path:
-    """Write img to path atomically (see sr.atomic); the format follows
-    the suffix.  Without overwrite an existing file is never replaced."""
-    fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
-    return write_file_atomic(path, lambda f: img.save(f, format=fmt, **params), overwrite)
 
 
 def grey_to_luma(grey: np.ndarray) -> np.ndarray:
