@@ -2,6 +2,7 @@
 
     flock /tmp/bench.lock python bench/png_writers.py --baseline e7dc87a   # 8- and 16-bit
     flock /tmp/bench.lock python bench/png_writers.py --baseline e7dc87a --memory
+    flock /tmp/bench.lock python bench/png_writers.py --baseline e7dc87a --encode-only
 
 A 1920x1080 RGB PNG, 8-bit and 16-bit, x2 with a 9-1-5 model (decode, colour,
 network, encode, starting Python), median wall time of --repeats runs, candidates
@@ -90,6 +91,46 @@ READ = ("import statistics, sys, time\n"
         "print(statistics.median(wall), statistics.median(cpu))\n")
 
 
+# Times write_png of tree argv[1] with encoder argv[2] on the array in argv[3]: prints
+# the fastest of argv[4] writes, wall and CPU seconds (all threads), in one process.
+ENCODE = ("import io, sys, time\n"
+          "import numpy as np\n"
+          "root, encoder, array, repeats = sys.argv[1:5]\n"
+          "sys.path[:0] = [root, sys.argv[5]]\n"
+          "import sr.picture_files as pf\n"
+          "from sr.pictures import Picture\n"
+          "if encoder != 'default':\n"
+          "    import png_writers; pf.encode_png = png_writers.ENCODERS[encoder]\n"
+          "picture = Picture(np.load(array))\n"
+          "pf.write_png(io.BytesIO(), picture, 1)\n"
+          "runs = []\n"
+          "for _ in range(int(repeats)):\n"
+          "    wall, cpu = time.perf_counter(), time.process_time()\n"
+          "    pf.write_png(io.BytesIO(), picture, 1)\n"
+          "    runs.append((time.perf_counter() - wall, time.process_time() - cpu))\n"
+          "print(*min(runs))\n")
+
+
+def encode_only(candidates: dict, result: Path, tmp: Path, repeats: int) -> None:
+    """write_png alone on a result of the command, each candidate in its own process,
+    alternating rounds; medians over rounds of each process's fastest write."""
+    from sr.pictures import read_picture
+    array = tmp / f"{result.stem}.npy"
+    np.save(array, read_picture(result).colour)
+    runs = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, (root, encoder) in candidates.items():
+            out = subprocess.run([sys.executable, "-c", ENCODE, root, encoder, array, "3",
+                                  BENCH], check=True, capture_output=True, text=True).stdout
+            runs[name].append([float(v) for v in out.split()])
+    base = None
+    for name, values in runs.items():
+        wall, cpu = (statistics.median(v[i] for v in values) for i in range(2))
+        base = base or (wall, cpu)
+        print(f"  write_png alone, {name:44s} wall {wall:.3f}s x{base[0] / wall:4.2f}  "
+              f"CPU {cpu:.3f}s x{base[1] / cpu:4.2f}")
+
+
 def tree_at(revision: str, folder: Path) -> Path:
     """The project's files at a git revision, unpacked into folder."""
     folder.mkdir()
@@ -158,14 +199,18 @@ def compare(candidates: dict, model: Path, picture: Path, tmp: Path, repeats: in
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--baseline", required=True, help="git revision to compare with")
+    p.add_argument("--baseline", required=True,
+                   help="git revision to compare with, or a folder holding that tree")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--memory", action="store_true")
+    p.add_argument("--encode-only", action="store_true",
+                   help="write_png alone on the command's results, not whole commands")
     args = p.parse_args(argv)
     from upscale import make_model
     with tempfile.TemporaryDirectory(prefix="bench-png-") as tmp:
         tmp = Path(tmp)
-        old = tree_at(args.baseline, tmp / "baseline")
+        old = Path(args.baseline) if Path(args.baseline).is_dir() else \
+            tree_at(args.baseline, tmp / "baseline")
         model = make_model("9-1-5", tmp)
         if args.memory:
             from PIL import Image
@@ -185,7 +230,15 @@ def main(argv=None) -> None:
                                if kind == "8-bit" or name not in EIGHT_BIT_ONLY})
             print(f"{kind} RGB PNG 1920x1080 -> 3840x2160, 9-1-5, level 1, "
                   f"median of {args.repeats}:")
+            if args.encode_only:
+                subprocess.run(command(ROOT, "default", model, picture, tmp / "r" / kind),
+                               check=True, stdout=subprocess.DEVNULL)
+                encode_only(candidates, next((tmp / "r" / kind).iterdir()), tmp,
+                            args.repeats)
+                continue
             compare(candidates, model, picture, tmp, args.repeats)
+        if args.encode_only:
+            return
         result = next((tmp / "out" / "rgb16").glob("*/rgb16.png"))
         for name, root in ((args.baseline, old), ("this tree", ROOT)):
             wall, cpu = subprocess.run([sys.executable, "-c", READ, root, result,

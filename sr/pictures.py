@@ -91,8 +91,9 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     check_size: called with the upright (width, height) from the header, before
     anything is decoded (e.g. to refuse a result too large); its UserError gets
     the file's name in front."""
-    path = readable_file(path)
+    path = Path(path)
     try:
+        check_regular_file(path)
         with pixel_limit():
             return decode_file(path, max_pixels, check_size)
     except UserError as e:
@@ -105,40 +106,21 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
         raise UserError(f"{path}: damaged or unsupported image ({reason[:160]})") from None
 
 
-def decode_file(path: Path, max_pixels: int | None, check_size) -> Picture:
-    """read_picture's work; the caller names the file in errors."""
-    try:
-        img = Image.open(path)
-    except UnidentifiedImageError:      # e.g. 16-bit grey+alpha or float RGB TIFF
-        picture = tiff_picture(path, max_pixels, check_size)
-        if picture is None:
-            raise UserError("not a readable image (not a picture, or a format Pillow "
-                            "cannot read)") from None
-        return picture
-    with img:
-        check_pixel_count(img.size, max_pixels)
-        if check_size is not None:
-            check_size(upright_size(img))
-        return decode(path, img)
-
-
-def readable_file(path) -> Path:
-    """path as a Path, if it is a regular file; UserError naming what it is otherwise
-    (a pipe or a device would block open() forever)."""
-    path = Path(path)
+def check_regular_file(path: Path) -> None:
+    """UserError unless path is a regular file, saying what it is (a pipe or a device
+    would block open() forever)."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file or folder") from None
+        raise UserError("no such file or folder") from None
     except OSError as e:          # ELOOP, or EACCES for a folder on the way
-        reason = "a loop of symbolic links" if e.errno == errno.ELOOP else e.strerror.lower()
-        raise UserError(f"{path}: {reason}") from None
+        raise UserError("a loop of symbolic links" if e.errno == errno.ELOOP
+                        else e.strerror.lower()) from None
     if stat.S_ISDIR(mode):
-        raise UserError(f"{path}: is a folder, not an image")
+        raise UserError("is a folder, not an image")
     if not stat.S_ISREG(mode):
-        raise UserError(f"{path}: is {NOT_A_FILE.get(stat.S_IFMT(mode), 'not a regular file')}, "
+        raise UserError(f"is {NOT_A_FILE.get(stat.S_IFMT(mode), 'not a regular file')}, "
                         f"not a picture file")
-    return path
 
 
 @contextmanager
@@ -216,8 +198,26 @@ def turned(planes: np.ndarray, orientation: int) -> np.ndarray:
 
 # --- decoding -------------------------------------------------------------------------
 
+def decode_file(path: Path, max_pixels: int | None, check_size) -> Picture:
+    """read_picture's work, by the decoder for the file's kind, once its header is
+    checked; the caller names the file in errors."""
+    try:
+        img = Image.open(path)
+    except UnidentifiedImageError:      # e.g. 16-bit grey+alpha or float RGB TIFF
+        picture = tiff_picture(path, max_pixels, check_size)
+        if picture is None:
+            raise UserError("not a readable image (not a picture, or a format Pillow "
+                            "cannot read)") from None
+        return picture
+    with img:
+        check_pixel_count(img.size, max_pixels)
+        if check_size is not None:
+            check_size(upright_size(img))
+        return decode(path, img)
+
+
 def decode(path: Path, img: Image.Image) -> Picture:
-    """Upright Picture of an opened file, by the decoder for its kind."""
+    """Upright Picture of an opened file whose header passed."""
     frames = getattr(img, "n_frames", 1)
     notes = [f"first frame of {frames} used"] if frames > 1 else []
     picture = None
