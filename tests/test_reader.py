@@ -106,8 +106,11 @@ def test_errors_name_the_file(tmp_path, content, needle):
         load_rgb(path)
 
 
-def test_truncated_png_is_an_error(tmp_path):
-    picture(64, 64).save(tmp_path / "full.png")
+@pytest.mark.parametrize("bits", [8, 16])
+def test_truncated_png_is_an_error(tmp_path, bits):
+    """Pillow's decoder (8 bits) and libpng's (16 bits) both end in one line."""
+    with open(tmp_path / "full.png", "wb") as f:
+        write_png(f, Picture(np.asarray(picture(64, 64)).astype(f"uint{bits}")))
     data = (tmp_path / "full.png").read_bytes()
     (tmp_path / "cut.png").write_bytes(data[:len(data) // 2])
     with pytest.raises(UserError, match="cut.png: damaged or unsupported image"):
