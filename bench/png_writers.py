@@ -55,6 +55,7 @@ def libpng(**options):
 
 
 ENCODERS = {   # name -> encode_png(pixels (H, W, C), level) -> PNG bytes
+    "libpng, Paeth filter, default strategy": libpng(filter=128),
     "libpng, adaptive filter": libpng(),
     "libpng, Sub filter + RLE (OpenCV's fast)": libpng(filter=16, strategy=3),
     "Pillow compress_level": pillow_png,
@@ -225,7 +226,7 @@ def main(argv=None) -> None:
             return
         for kind, picture in inputs(tmp).items():
             candidates = {f"baseline {args.baseline}": (old, "default"),
-                          "this tree (libpng, Paeth)": (ROOT, "default")}
+                          "this tree (libpng, Paeth + RLE)": (ROOT, "default")}
             candidates.update({name: (ROOT, name) for name in ENCODERS
                                if kind == "8-bit" or name not in EIGHT_BIT_ONLY})
             print(f"{kind} RGB PNG 1920x1080 -> 3840x2160, 9-1-5, level 1, "

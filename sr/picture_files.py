@@ -94,14 +94,17 @@ def write_png(f, picture: Picture, level: int = PNG_LEVEL) -> None:
 def encode_png(pixels: np.ndarray, level: int) -> bytes:
     """(H, W, C) uint8 or uint16, C = 1..4 -> PNG bytes, by libpng through imagecodecs.
 
-    Paeth filter on every row: at level 1 it gave the same size as libpng's adaptive
-    choice (and as the former hand-written writer) in 0.6 of the time (see
-    bench/png_writers.py for the whole command)."""
+    Paeth filter on every row, zlib's run-length strategy: on a 3840x2160 result at
+    level 1 (bench/png_writers.py --encode-only) it wrote 8-bit RGB 1.6x and 16-bit
+    1.4x faster than the former hand-written two-thread writer, in CPU time, and
+    12% smaller and 2% larger; libpng's defaults (adaptive filter) were no faster
+    than that writer, Pillow 0.76x."""
     import imagecodecs
     if pixels.shape[2] == 1:    # grey alone as (H, W): it refuses the stride 0 of [..., None]
         pixels = pixels[..., 0]
     return imagecodecs.png_encode(np.ascontiguousarray(pixels), level,
-                                  filter=imagecodecs.PNG.FILTER.PAETH)
+                                  filter=imagecodecs.PNG.FILTER.PAETH,
+                                  strategy=imagecodecs.PNG.STRATEGY.RLE)
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
