@@ -23,9 +23,11 @@ import numpy as np
 from tqdm import tqdm
 
 from sr import cli
+from sr.atomic import current_umask
 from sr.errors import UserError
-from sr.imaging import cropped_size, current_umask, load_rgb, modcrop
+from sr.imaging import cropped_size, modcrop
 from sr.patches import crop_pairs, fits_patch, patches_per_image
+from sr.pictures import load_rgb
 
 # At most this many pairs: 1,000,000 is 2,000,000 files in one folder (3 GB of 32 px
 # pairs, 11 GB of 64 px, measured on test pictures), and the manifest lists every

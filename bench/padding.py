@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sr import cli  # noqa: E402
 from sr.checkpoint import load_model  # noqa: E402
-from sr.imaging import degraded_pair, load_image  # noqa: E402
+from sr.imaging import degraded_pair  # noqa: E402
 from sr.metrics import psnr_y  # noqa: E402
+from sr.pictures import load_rgb as load_image  # noqa: E402
 from sr.training import held_out_pictures, split_folder  # noqa: E402
 from sr.upscaling import colour_steps  # noqa: E402
 

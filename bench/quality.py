@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sr import cli  # noqa: E402
 from sr.checkpoint import latest_model, load_model  # noqa: E402
 from sr.evaluation import evaluate_image, mean_row  # noqa: E402
-from sr.imaging import load_image  # noqa: E402
+from sr.pictures import load_rgb as load_image  # noqa: E402
 
 PUBLISHED = {  # (Set5, Set14) PSNR in dB
     "SRCNN 9-5-5 (ImageNet, paper)": {2: (36.66, 32.45), 3: (32.75, 29.30), 4: (30.49, 27.50)},

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import srcnn  # noqa: E402
 from sr import cli  # noqa: E402
 from sr.evaluation import evaluate_image, mean_row  # noqa: E402
-from sr.imaging import load_image  # noqa: E402
+from sr.pictures import load_rgb as load_image  # noqa: E402
 from sr.trainer import StopRequest, Trainer  # noqa: E402
 from sr.training import ImageCrops, held_out_pictures, split_folder  # noqa: E402
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
+from sr.atomic import write_file_atomic
 from sr.errors import UserError
-from sr.imaging import write_file_atomic
 from sr.model_files import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CLEAN, Weights, newest_model,
                             read_weights, write_model)
 from srcnn import SRCNN

@@ -27,7 +27,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from sr.evaluation import format_table, mean_row
-    from sr.imaging import write_text_atomic
+    from sr.atomic import write_text_atomic
     files = cli.image_files(args.input)
     if not files:
         raise UserError(f"{args.input}: no pictures found")
@@ -75,7 +75,7 @@ def evaluate_file(model, path: Path, scale: int, device, ensemble: bool) -> dict
     """evaluate_image of one file; a picture it cannot score (too small, of a kind
     that is refused) is named in the error.  load_image's errors name it already."""
     from sr.evaluation import evaluate_image
-    from sr.imaging import load_image
+    from sr.pictures import load_rgb as load_image
     img = load_image(path)
     try:
         return evaluate_image(model, img, scale, device=device, ensemble=ensemble)

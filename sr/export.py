@@ -21,7 +21,7 @@ import torch
 
 from sr.cli import naming
 from sr.errors import UserError
-from sr.imaging import write_file_atomic, write_text_atomic
+from sr.atomic import write_file_atomic, write_text_atomic
 from srcnn import architecture_name
 
 OPSET = 18

@@ -322,7 +322,7 @@ def write_model(weights: Weights, path, overwrite: bool = False) -> Path:
     """Write weights as a .safetensors model, atomically (never replacing a file
     unless overwrite)."""
     from safetensors.numpy import save
-    from sr.imaging import write_file_atomic
+    from sr.atomic import write_file_atomic
     data = save({k: np.ascontiguousarray(v, np.float32) for k, v in weights.state.items()},
                 metadata=weights.metadata())
     return write_file_atomic(path, lambda f: f.write(data), overwrite)

@@ -1,27 +1,33 @@
-"""Pictures as the upscaler sees them: every image kind in, upright NumPy planes out.
+"""The one picture reader: every command (upscale, train, eval, gen_samples.py) reads
+files here, with the same kinds, limits, orientation and one-line errors.
 
-A Picture is one colour plane (RGB or grey, 8 or 16 bits), an optional alpha
-plane of the same depth, the ICC profile to carry over, and notes about what
-was converted on the way in (said on the command line).  Reading covers what
-users actually have: EXIF-rotated JPEGs, palette and CMYK files, 16-bit PNG and
-TIFF (grey and RGB; Pillow itself keeps only the high byte of 16-bit RGB, so the
-low byte is decoded in a second pass), transparency, decompression bombs.
-Writing is in sr/picture_files.py.
+read_picture gives a Picture: one colour plane (RGB or grey, 8 or 16 bits), an
+optional alpha plane of the same depth, the ICC profile to carry over, and notes
+about what was converted on the way in (said on the command line).  load_rgb is
+its 8-bit RGB view, for training and evaluation.
+
+Pillow reads the header of every file first (size, EXIF orientation, ICC profile,
+frames), so the decompression-bomb limit and the caller's size check come before
+any pixel is decoded.  Then Pillow decodes 8-bit pictures and the many modes it
+knows; libpng (imagecodecs) decodes 16-bit PNG, of which Pillow keeps only the
+high byte for RGB and grey+alpha; tifffile decodes 16-bit TIFF and the TIFFs
+Pillow cannot open.  Writing is in sr/picture_files.py.
 """
 from __future__ import annotations
 
+import errno
 import io
+import stat
 import struct
-import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from sr.errors import UserError
-from sr.imaging import existing_file
 
 # Pillow's own decompression-bomb limit (about 89.5 Mpix, e.g. 9459 x 9459).
 DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
@@ -37,7 +43,9 @@ CONVERTED_MODES = {
     "LAB": ("RGB", "Lab picture converted to RGB"),
     "HSV": ("RGB", "HSV picture converted to RGB"),
 }
-GREY16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+FLOAT_REFUSED = "32-bit float pictures are not supported: save as 16-bit PNG or TIFF first"
+NOT_A_FILE = {stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a character device",
+              stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 
 @dataclass
@@ -65,8 +73,58 @@ class Picture:
         return f"{kind} {self.bits}-bit"
 
 
+def load_rgb(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """read_picture's 8-bit RGB view: 16-bit rounded to 8 bits, grey expanded,
+    transparency dropped (what training and evaluation score)."""
+    colour = read_picture(path, max_pixels).colour        # (H, W[, 3]) uint8 or uint16
+    if colour.dtype != np.uint8:
+        colour = to_8bit(colour)
+    if colour.ndim == 2:
+        colour = np.repeat(colour[..., None], 3, axis=2)
+    return Image.fromarray(np.ascontiguousarray(colour), "RGB")
+
+
+def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 check_size=None) -> Picture:
+    """Decode a file into an upright Picture; UserError (one line) for any bad file.
+
+    check_size: called with the upright (width, height) from the header, before
+    anything is decoded (e.g. to refuse a result too large); its UserError gets
+    the file's name in front."""
+    path = Path(path)
+    try:
+        check_regular_file(path)
+        with pixel_limit():
+            return decode_file(path, max_pixels, check_size)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+    except PermissionError:
+        raise UserError(f"{path}: permission denied") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError,
+            TypeError, KeyError, RuntimeError, struct.error) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: damaged or unsupported image ({reason[:160]})") from None
+
+
+def check_regular_file(path: Path) -> None:
+    """UserError unless path is a regular file, saying what it is (a pipe or a device
+    would block open() forever)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UserError("no such file or folder") from None
+    except OSError as e:          # ELOOP, or EACCES for a folder on the way
+        raise UserError("a loop of symbolic links" if e.errno == errno.ELOOP
+                        else e.strerror.lower()) from None
+    if stat.S_ISDIR(mode):
+        raise UserError("is a folder, not an image")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"is {NOT_A_FILE.get(stat.S_IFMT(mode), 'not a regular file')}, "
+                        f"not a picture file")
+
+
 @contextmanager
-def pixel_limit(max_pixels: int | None):
+def pixel_limit():
     """Pillow's bomb check off inside (we check ourselves, with a clearer message), and
     its warnings about damaged metadata ("Corrupt EXIF data") silent: the file is
     then read, or refused in one line."""
@@ -79,82 +137,6 @@ def pixel_limit(max_pixels: int | None):
             yield
     finally:
         Image.MAX_IMAGE_PIXELS = saved
-
-
-def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 check_size=None) -> Picture:
-    """Decode a file into an upright Picture; UserError (one line) for any bad file.
-
-    check_size: called with the upright (width, height) from the header, before
-    anything is decoded (e.g. to refuse a result too large); its UserError gets
-    the file's name in front."""
-    path = existing_file(path)
-    try:
-        with pixel_limit(max_pixels), Image.open(path) as img:
-            check_pixel_count(img.size, max_pixels)
-            if check_size is not None:
-                check_size(upright_size(img))
-            rawmode = tile_rawmode(img)                   # how the file stores pixels
-            low = low_bytes_of_16bit(path, img, rawmode)  # None unless 16-bit RGB(A)
-            img.load()
-            notes = []
-            if rawmode == "LA;16B" and img.mode == "RGBA":
-                # Pillow decodes 16-bit grey+alpha PNGs to 8-bit RGBA, with no way to
-                # reach the low bytes: keep it grey, and say so.
-                img = img.convert("LA")
-                notes.append("16-bit grey+alpha read at 8 bits (Pillow's limit)")
-            picture = picture_from_image(img, low)
-            picture.notes[:0] = notes
-            return picture
-    except UserError as e:
-        raise UserError(f"{path}: {e}") from None
-    except UnidentifiedImageError:
-        picture = tiff_beyond_pillow(path, max_pixels, check_size)
-        if picture is None:
-            raise UserError(f"{path}: not a readable image (not a picture, or a format "
-                            f"Pillow cannot read)") from None
-        return picture
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError,
-            TypeError, KeyError, struct.error) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: damaged or unsupported image ({reason[:160]})") from None
-
-
-def tiff_beyond_pillow(path, max_pixels: int | None, check_size) -> Picture | None:
-    """The first page of a TIFF that Pillow cannot open, such as 16-bit grey+alpha
-    (what upscale writes for such a picture), read by tifffile: 8 or 16 bits, grey or
-    RGB, with or without alpha, upright.  None if it is not one of those."""
-    import logging
-
-    import tifffile
-    quiet = logging.getLogger("tifffile")   # it logs what it cannot read: we say it once
-    was, quiet.disabled = quiet.disabled, True
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            grey = page.photometric == tifffile.PHOTOMETRIC.MINISBLACK
-            extra = len(page.extrasamples)
-            upright = page.tags.valueof("Orientation", 1) == 1
-            if page.dtype not in (np.uint8, np.uint16) or extra > 1 or not upright \
-                    or page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK,
-                                                tifffile.PHOTOMETRIC.RGB):
-                return None
-            check_pixel_count((page.imagewidth, page.imagelength), max_pixels)
-            if check_size is not None:
-                check_size((page.imagewidth, page.imagelength))
-            pixels = page.asarray()                     # (H, W) or (H, W, S), interleaved
-            icc = page.tags.valueof("InterColorProfile") or None
-    except UserError as e:
-        raise UserError(f"{path}: {e}") from None
-    except Exception:   # tifffile's errors for files it cannot read either
-        return None
-    finally:
-        quiet.disabled = was
-    pixels = pixels.reshape(*pixels.shape[:2], -1)      # (H, W, S)
-    colour = pixels[..., 0] if grey else pixels[..., :3]
-    alpha = pixels[..., -1] if extra else None
-    return Picture(np.ascontiguousarray(colour), None if alpha is None else
-                   np.ascontiguousarray(alpha), bytes(icc) if icc else None)
 
 
 def check_pixel_count(size, max_pixels: int | None) -> None:
@@ -174,67 +156,170 @@ def pixel_amount(n: int) -> str:
     return f"{mpix:.1f} Mpix" if mpix < 1e5 else f"{mpix:.3g} Mpix"
 
 
-def upright_size(img: Image.Image) -> tuple:
-    """(width, height) after the EXIF rotation, from the header alone.  A PNG whose
-    eXIf chunk follows the pixels counts as upright here: Pillow would decode the
-    whole picture to find that chunk."""
-    w, h = img.size
+# --- orientation ----------------------------------------------------------------------
+
+def header_orientation(img: Image.Image):
+    """The EXIF orientation tag from the header alone (a PNG whose eXIf chunk follows
+    the pixels counts as without one: Pillow would decode the picture to find it)."""
     if img.format == "PNG" and "exif" not in img.info:
-        return w, h
-    return (h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
+        return None
+    return img.getexif().get(0x0112)
 
 
-def picture_from_image(img: Image.Image, low: Image.Image | None = None) -> Picture:
-    """Upright Picture from a decoded Pillow image (low: its 16-bit low bytes, if any)."""
-    notes = []
-    icc = img.info.get("icc_profile") or None
+def upright_size(img: Image.Image) -> tuple:
+    """(width, height) after the EXIF rotation, from the header alone."""
+    w, h = img.size
+    return (h, w) if header_orientation(img) in (5, 6, 7, 8) else (w, h)
+
+
+def valid_orientation(tag, notes: list) -> int:
+    """The EXIF orientation tag as 1..8 (1: as stored); other values noted and ignored."""
+    if tag in (None, 1):
+        return 1
+    if isinstance(tag, int) and 2 <= tag <= 8:
+        notes.append(f"EXIF orientation {tag} applied")
+        return tag
+    notes.append(f"EXIF orientation {tag!r} ignored (invalid: not 1 to 8)")
+    return 1
+
+
+def turned(planes: np.ndarray, orientation: int) -> np.ndarray:
+    """(H, W[, C]) as stored -> upright, as Pillow's ImageOps.exif_transpose turns it:
+    5-8 transpose first; then 2/6 mirror left-right, 3/7 turn 180, 4/8 flip up-down."""
+    if orientation >= 5:
+        planes = planes.swapaxes(0, 1)
+    kind = (orientation - 1) % 4
+    if kind in (1, 2):
+        planes = planes[:, ::-1]
+    if kind in (2, 3):
+        planes = planes[::-1]
+    return planes
+
+
+# --- decoding -------------------------------------------------------------------------
+
+def decode_file(path: Path, max_pixels: int | None, check_size) -> Picture:
+    """read_picture's work, by the decoder for the file's kind, once its header is
+    checked; the caller names the file in errors."""
+    try:
+        img = Image.open(path)
+    except UnidentifiedImageError:      # e.g. 16-bit grey+alpha or float RGB TIFF
+        picture = tiff_picture(path, max_pixels, check_size)
+        if picture is None:
+            raise UserError("not a readable image (not a picture, or a format Pillow "
+                            "cannot read)") from None
+        return picture
+    with img:
+        check_pixel_count(img.size, max_pixels)
+        if check_size is not None:
+            check_size(upright_size(img))
+        return decode(path, img)
+
+
+def decode(path: Path, img: Image.Image) -> Picture:
+    """Upright Picture of an opened file whose header passed."""
     frames = getattr(img, "n_frames", 1)
-    if frames > 1:
-        notes.append(f"first frame of {frames} used")
-    orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
-    if orientation not in (None, 1):
-        notes.append(f"EXIF orientation {orientation} applied")
-        img = ImageOps.exif_transpose(img)
-        low = ImageOps.exif_transpose(low) if low is not None else None
-    if low is not None:
-        return _picture_16bit_colour(img, low, icc, notes)
+    notes = [f"first frame of {frames} used"] if frames > 1 else []
+    picture = None
+    if img.format == "PNG" and png_bit_depth(path) == 16:
+        import imagecodecs
+        picture = planes_picture(imagecodecs.png_decode(path.read_bytes()),
+                                 img.info.get("icc_profile"), header_orientation(img), notes)
+    elif img.format == "TIFF" and 16 in np.ravel(img.tag_v2.get(258, 8)):   # BitsPerSample
+        picture = tiff_picture(path, notes=notes)
+    if picture is None:
+        img.load()                      # a PNG's trailing eXIf chunk is read now too
+        picture = picture_from_image(img, img.getexif().get(0x0112), notes)
+    return picture
+
+
+def png_bit_depth(path: Path) -> int:
+    """Bit depth from the IHDR chunk, which a PNG (Pillow checked) begins with."""
+    with open(path, "rb") as f:
+        return f.read(25)[24]           # 8 signature + 4 length + 4 type + 4 + 4 size
+
+
+def planes_picture(pixels: np.ndarray, icc, tag=None, notes=None) -> Picture:
+    """Upright Picture of interleaved samples as stored, (H, W) or (H, W, C): C = 1
+    grey, 2 grey+alpha, 3 RGB, 4 RGBA; tag: the EXIF orientation."""
+    notes = [] if notes is None else notes
+    pixels = turned(pixels.reshape(*pixels.shape[:2], -1), valid_orientation(tag, notes))
+    channels = pixels.shape[2]
+    colour = pixels[..., 0] if channels < 3 else pixels[..., :3]
+    alpha = pixels[..., -1] if channels in (2, 4) else None
+    return Picture(np.ascontiguousarray(colour), None if alpha is None else
+                   np.ascontiguousarray(alpha), bytes(icc) if icc else None, notes)
+
+
+def tiff_picture(path: Path, max_pixels: int | None = None, check_size=None,
+                 notes=None) -> Picture | None:
+    """The first page of a TIFF read by tifffile: 8 or 16 bits, grey or RGB, with or
+    without alpha, upright (16-bit colour, which Pillow reads at 8 bits, and 16-bit
+    grey+alpha, which upscale writes and Pillow cannot open).  None if it is another
+    kind or not a TIFF; UserError for a float picture."""
+    import logging
+
+    import tifffile
+    quiet = logging.getLogger("tifffile")   # it logs what it cannot read: we say it once
+    was, quiet.disabled = quiet.disabled, True
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            if page.dtype is not None and page.dtype.kind == "f":
+                raise UserError(FLOAT_REFUSED)
+            if not plain_tiff_page(page, tifffile.PHOTOMETRIC):
+                return None
+            size = (page.imagewidth, page.imagelength)
+            check_pixel_count(size, max_pixels)
+            tag = page.tags.valueof("Orientation", 1)
+            if check_size is not None:
+                check_size(size[::-1] if tag in (5, 6, 7, 8) else size)
+            pixels = page.asarray()                     # (H, W) or (H, W, S), interleaved
+            icc = page.tags.valueof("InterColorProfile")
+    except UserError:
+        raise
+    except Exception:   # tifffile's errors for files it cannot read either
+        return None
+    finally:
+        quiet.disabled = was
+    return planes_picture(pixels, icc, tag, notes)
+
+
+def plain_tiff_page(page, photometric) -> bool:
+    """Whether a tifffile page is 8- or 16-bit grey or RGB with at most one alpha."""
+    extra = len(page.extrasamples)
+    colours = {photometric.MINISBLACK: 1, photometric.RGB: 3}.get(page.photometric)
+    return (page.dtype in (np.uint8, np.uint16) and extra <= 1 and colours is not None
+            and page.samplesperpixel == colours + extra)
+
+
+def picture_from_image(img: Image.Image, tag, notes: list) -> Picture:
+    """Upright Picture of a decoded Pillow image; tag: its EXIF orientation."""
+    icc = img.info.get("icc_profile") or None
     if img.mode == "CMYK":
         img, icc = _cmyk_to_rgb(img, icc, notes)
     if img.mode == "P":
-        has_alpha = "transparency" in img.info
-        img, note = img.convert("RGBA" if has_alpha else "RGB"), \
-            f"palette picture converted to {'RGBA' if has_alpha else 'RGB'}"
-        notes.append(note)
+        mode = "RGBA" if "transparency" in img.info else "RGB"
+        img = img.convert(mode)
+        notes.append(f"palette picture converted to {mode}")
     if img.mode in CONVERTED_MODES:
         mode, note = CONVERTED_MODES[img.mode]
         img = img.convert(mode)
         if note:
             notes.append(note)
-    return _picture_from_plain_mode(img, icc, notes)
-
-
-def _picture_from_plain_mode(img, icc, notes) -> Picture:
-    mode = img.mode
-    if mode in ("RGB", "L"):
-        return Picture(np.asarray(img), None, icc, notes)
-    if mode in ("RGBA", "LA"):
-        pixels = np.asarray(img)
-        colour = pixels[..., :3] if mode == "RGBA" else pixels[..., 0]
-        return Picture(np.ascontiguousarray(colour), np.ascontiguousarray(pixels[..., -1]),
-                       icc, notes)
-    if mode in GREY16_MODES:
-        return Picture(np.asarray(img).astype(np.uint16), None, icc, notes)
-    if mode == "I":
+    if img.mode in ("RGB", "L", "RGBA", "LA"):
+        return planes_picture(np.asarray(img), icc, tag, notes)
+    if img.mode.startswith("I;16"):
+        return planes_picture(np.asarray(img).astype(np.uint16), icc, tag, notes)
+    if img.mode == "I":
         values = np.asarray(img)
-        if values.min() < 0 or values.max() > 65535:
-            notes.append("32-bit integer values clipped to 16 bits")
-        else:
-            notes.append("32-bit integer picture treated as 16-bit")
-        return Picture(np.clip(values, 0, 65535).astype(np.uint16), None, icc, notes)
-    if mode == "F":   # no agreed range (0..1? 0..65535?) to map to pixel values
-        raise UserError("32-bit float pictures (mode F) are not supported: save it as "
-                        "16-bit PNG or TIFF first")
-    raise UserError(f"pictures of mode {mode} are not supported")
+        clipped = values.min() < 0 or values.max() > 65535
+        notes.append("32-bit integer values clipped to 16 bits" if clipped else
+                     "32-bit integer picture treated as 16-bit")
+        return planes_picture(np.clip(values, 0, 65535).astype(np.uint16), icc, tag, notes)
+    if img.mode == "F":   # no agreed range (0..1? 0..65535?) to map to pixel values
+        raise UserError(FLOAT_REFUSED)
+    raise UserError(f"pictures of mode {img.mode} are not supported")
 
 
 def _cmyk_to_rgb(img, icc, notes):
@@ -251,50 +336,6 @@ def _cmyk_to_rgb(img, icc, notes):
             notes.append(f"CMYK ICC profile unusable ({str(e)[:60]})")
     notes.append("CMYK converted to RGB (plain formula, no ICC profile)")
     return img.convert("RGB"), None
-
-
-# --- 16-bit RGB: Pillow's unpackers keep the high byte; a second decode keeps the low one.
-
-def _rawmode(tile_args):
-    return tile_args if isinstance(tile_args, str) else (
-        tile_args[0] if isinstance(tile_args, tuple) and tile_args and
-        isinstance(tile_args[0], str) else None)
-
-
-def _with_rawmode(tile_args, rawmode):
-    return rawmode if isinstance(tile_args, str) else (rawmode, *tile_args[1:])
-
-
-def _swap_byte_order(rawmode: str) -> str:
-    """'RGB;16B' -> 'RGB;16L': the same unpacker then takes the other byte of each value."""
-    base, order = rawmode[:-1], rawmode[-1]
-    if order == "N":
-        order = "L" if sys.byteorder == "little" else "B"
-    return base + ("L" if order == "B" else "B")
-
-
-def tile_rawmode(img: Image.Image) -> str | None:
-    """The one raw mode the decoder will unpack (e.g. 'RGB;16B'), or None."""
-    raws = {_rawmode(t.args) for t in (img.tile or [])}
-    return next(iter(raws)) if len(raws) == 1 else None
-
-
-def low_bytes_of_16bit(path, img: Image.Image, rawmode: str | None) -> Image.Image | None:
-    """For a 16-bit RGB/RGBA file, the same picture decoded to its low bytes (else None)."""
-    if img.mode not in ("RGB", "RGBA") or not (rawmode or "").startswith(f"{img.mode};16"):
-        return None
-    swapped = _swap_byte_order(rawmode)
-    low = Image.open(path)
-    low.tile = [t._replace(args=_with_rawmode(t.args, swapped)) for t in low.tile]
-    low.load()
-    return low
-
-
-def _picture_16bit_colour(high, low, icc, notes) -> Picture:
-    """Combine the high- and low-byte decodes of a 16-bit RGB(A) picture."""
-    values = (np.asarray(high).astype(np.uint16) << 8) | np.asarray(low).astype(np.uint16)
-    alpha = np.ascontiguousarray(values[..., 3]) if high.mode == "RGBA" else None
-    return Picture(np.ascontiguousarray(values[..., :3]), alpha, icc, notes)
 
 
 def to_8bit(values: np.ndarray) -> np.ndarray:

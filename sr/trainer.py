@@ -27,7 +27,7 @@ from sr import distributed
 from sr.checkpoint import save_checkpoint
 from sr.cli import STOP_SIGNALS, ignore_interrupts, naming
 from sr.errors import UserError
-from sr.imaging import write_text_atomic
+from sr.atomic import write_text_atomic
 from sr.training import (ValidRegion, augment, epoch_plan, loss_on_valid_region,
                          lr_factor, validation_psnr)
 

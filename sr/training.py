@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from sr.cli import count_of, image_files
 from sr.errors import UserError
 from sr.evaluation import evaluate_image, mean_row
-from sr.imaging import degraded_pair, load_rgb, resize, rgb_to_ycbcr
+from sr.imaging import degraded_pair, resize, rgb_to_ycbcr
 from sr.metrics import psnr_y
 from sr.patches import fits_patch, patches_per_image
-from sr.pictures import pixel_amount
+from sr.pictures import load_rgb, pixel_amount
 from sr.upscaling import refine_batch, refined_luma
 
 # Validation patches per network call: 64 patches of 48 px and 9-5-5's 96

@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image
 
 import gen_samples
-from sr.imaging import degrade, load_rgb, modcrop
+from sr.imaging import degrade, modcrop
 from sr.patches import crop_pairs, patches_per_image
+from sr.pictures import load_rgb
 from tests.helpers import ROOT, assert_clean_error, picture, run_script
 
 

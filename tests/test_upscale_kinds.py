@@ -186,7 +186,7 @@ def test_bilevel_and_32bit_modes(tmp_path, model):
     assert read_picture_bytes(tmp_path, buffer.getvalue()).bits == 16
     buffer = io.BytesIO()
     Image.fromarray(np.full((9, 9), 0.5, np.float32)).save(buffer, "TIFF")
-    with pytest.raises(UserError, match="float pictures .mode F. are not supported"):
+    with pytest.raises(UserError, match="32-bit float pictures are not supported"):
         read_picture_bytes(tmp_path, buffer.getvalue())
 
 
@@ -199,9 +199,7 @@ def read_picture_bytes(tmp_path, data: bytes) -> Picture:
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_png_writer_round_trip(tmp_path, dtype, channels):
-    """Bands compressed in threads join into one valid PNG (heights over a band)."""
-    if channels == 2 and dtype == np.uint16:
-        pytest.skip("Pillow reads 16-bit grey+alpha PNGs at 8 bits: nothing to compare with")
+    """Every PNG kind written (libpng) reads back exactly, ICC profile included."""
     rng = np.random.default_rng(channels)
     top = np.iinfo(dtype).max
     colour = rng.integers(0, top, (300, 7) if channels < 3 else (300, 7, 3), dtype=dtype,

@@ -1,0 +1,87 @@
+"""Files written whole or not at all: a temporary file in the target's folder, then a
+rename.  Without overwrite an existing file is never replaced."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from sr.errors import UserError
+
+
+def write_text_atomic(path, text: str, overwrite: bool = True) -> Path:
+    """Write a text file through a temporary file and a rename (see write_file_atomic)."""
+    return write_file_atomic(path, lambda f: f.write(text.encode()), overwrite)
+
+
+def write_file_atomic(path, write, overwrite: bool = False) -> Path:
+    """Call write(f) on a temporary file in path's folder, then move it into place.
+
+    Without overwrite an existing file is never replaced (UserError instead,
+    checked by os.link, so there is no check-then-write race); an interrupted or
+    failed write leaves no file behind.  (No fsync: it made a 1200x800 PNG's write 16%
+    slower here, for safety against a power cut, which this does not promise.)
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:   # name the file asked for, not the temporary one
+        reason = ("a file stands where its folder should be"
+                  if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror)
+        raise UserError(f"{path}: cannot write there ({reason})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            # mkstemp makes 0600: widen it as open() would have made it
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
+            write(f)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            publish_new(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def publish_new(tmp: str, path: Path) -> None:
+    """Give the finished temporary file tmp the name path, which must not exist.
+
+    os.link fails if path exists, so nothing is replaced and there is no race
+    between a check and the write.  Where the file system has no hard links
+    (FAT, exFAT, some network shares) an empty placeholder is created exclusively
+    instead and then replaced by the file."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise UserError(f"{path}: already exists, not overwritten") from None
+    except OSError:   # no hard links here
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise UserError(f"{path}: already exists, not overwritten") from None
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(path)   # the empty placeholder
+            raise
+        return
+    os.unlink(tmp)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)   # elsewhere: set and restore (not thread-safe, rarely reached)
+    os.umask(mask)
+    return mask
