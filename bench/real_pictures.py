@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sr.cli import image_files  # noqa: E402
-from sr.imaging import load_rgb, resize  # noqa: E402
+from sr.imaging import resize  # noqa: E402
+from sr.pictures import load_rgb  # noqa: E402
 from sr.jpeg import jpeg_roundtrip, level_for_quality  # noqa: E402
 from sr.metrics import psnr_y  # noqa: E402
 from sr.model_files import model_scale_for, read_weights  # noqa: E402

@@ -322,6 +322,7 @@ def test_a_suffix_cannot_leave_the_output_folder(tmp_path):
 def test_a_time_stamped_name_taken_meanwhile_becomes_the_next_free_one(tmp_path, monkeypatch):
     import main
     import sr.cmd_upscale
+    import sr.model_files
     from tests.helpers import model_file
     picture(20, 20).save(tmp_path / "p.png")
     plan = sr.cmd_upscale.plan_targets
@@ -332,7 +333,7 @@ def test_a_time_stamped_name_taken_meanwhile_becomes_the_next_free_one(tmp_path,
             job.target.parent.mkdir(parents=True, exist_ok=True)
             job.target.write_bytes(b"the other run's")
     monkeypatch.setattr(sr.cmd_upscale, "plan_targets", plan_then_another_run_writes)
-    monkeypatch.setattr(sr.cmd_upscale, "timestamp", lambda: "2026-11-29--08-36-22")
+    monkeypatch.setattr(sr.model_files, "timestamp", lambda: "2026-11-29--08-36-22")
     assert main.main(["upscale", "-i", str(tmp_path / "p.png"), "-o", str(tmp_path / "out"),
                       "--model", str(model_file(tmp_path)), "--cpu"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
