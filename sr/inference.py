@@ -25,10 +25,14 @@ outputs against that file).
 from __future__ import annotations
 
 import copy
+import dataclasses
+import io
 import os
 import queue
 
 import numpy as np
+
+from sr.errors import UserError
 
 ONNX_OPSET = 18
 ONNX_IR_VERSION = 9        # what every onnxruntime from 1.16 on reads
@@ -131,9 +135,12 @@ class OnnxRuntimeRunner:
         except queue.Empty:
             session = self._new_session()
         try:
-            return session.run(None, {"luma": x})[0]
+            return self._infer(session, x)
         finally:
             self._idle.put(session)
+
+    def _infer(self, session, x: np.ndarray) -> np.ndarray:
+        return session.run(None, {"luma": x})[0]
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         """(h + 2r, w + 2r) -> (h, w); the window is grown to whole 4x4 blocks first
@@ -145,8 +152,98 @@ class OnnxRuntimeRunner:
         x = np.ascontiguousarray(x, dtype=np.float32)[None, None]
         return self._run(x)[0, 0, :h, :w]
 
+    reason = ""      # why this engine and precision (the upscale command's startup line)
+
     def describe(self) -> str:
-        return f"ONNX Runtime CPU, {self.workers} worker(s), float32"
+        return f"ONNX Runtime CPU, {self.workers} worker(s), float32{self.reason}"
+
+
+class OpenVinoRunner(OnnxRuntimeRunner):
+    """OpenVINO's CPU plugin running the same graph's convolutions in bfloat16 (AMX or
+    AVX512-BF16 units); the residual is added here in float32, so bfloat16 touches only
+    the correction.  Set5/Set14 PSNR within 0.02 dB of float32 and tiles still exact
+    on the CPUs measured (numbers and commands in bench/upscale.py and the README)."""
+
+    name = "openvino"
+
+    def __init__(self, weights, workers: int | None = None):
+        import openvino as ov
+        self.radius, self.residual = weights.radius, weights.residual
+        self.workers = workers or cpu_count()
+        core = ov.Core()
+        model = core.read_model(io.BytesIO(valid_core_onnx(
+            dataclasses.replace(weights, residual=False))))   # correction only
+        self._compiled = core.compile_model(model, "CPU", {  # one 1-thread stream per worker
+            "INFERENCE_PRECISION_HINT": "bf16", "NUM_STREAMS": self.workers,
+            "INFERENCE_NUM_THREADS": self.workers})
+        self._idle = queue.SimpleQueue()
+        self._idle.put(self._new_session())
+
+    def _new_session(self):
+        return self._compiled.create_infer_request()
+
+    def _infer(self, session, x: np.ndarray) -> np.ndarray:
+        out = session.infer({0: x})[0]             # the request's own buffer: copy it out
+        r = self.radius
+        return out + x[:, :, r:r + out.shape[2], r:r + out.shape[3]] if self.residual \
+            else out.copy()
+
+    def describe(self) -> str:
+        return f"OpenVINO CPU, {self.workers} worker(s), bfloat16{self.reason}"
+
+
+# --precision on the CPU.  bfloat16 runs where the CPU has the units; int8 (ONNX
+# Runtime, static, per channel) was measured and left out: 0.05-0.14 dB below float32
+# on Set5 x2, above the 0.02 dB this project allows (bench/upscale.py --quality).
+PRECISIONS = ("auto", "float32", "bfloat16")
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")     # /proc/cpuinfo names of the units
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f
+                         if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def openvino_installed() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("openvino") is not None
+
+
+def choose_precision(requested: str, flags: set, openvino: bool) -> tuple:
+    """(precision, why) for the CPU path.  auto takes bfloat16 only with AMX: on
+    AVX512-BF16 alone (AMD Zen 4) it measured no faster than float32 for the whole
+    command (README, Speed).  Raises UserError for a precision this CPU cannot run."""
+    units = [f for f in BF16_FLAGS if f in flags]
+    if requested == "bfloat16":
+        if not units:
+            raise UserError("--precision bfloat16: this CPU has no bfloat16 units (AMX or "
+                            "AVX512-BF16); use --precision float32")
+        if not openvino:
+            raise UserError("--precision bfloat16 runs in OpenVINO, which is not installed "
+                            "(pip install -r requirements.txt)")
+        return "bfloat16", f"asked for, CPU has {units[0]}"
+    if requested == "float32":
+        return "float32", "asked for"
+    if "amx_bf16" not in flags:
+        return "float32", ("no AMX: bfloat16 does not pay on " + units[0]) if units \
+            else "no bfloat16 units on this CPU"
+    if not openvino:
+        return "float32", "CPU has AMX, but OpenVINO is not installed"
+    return "bfloat16", "CPU has AMX"
+
+
+def cpu_runner(weights, requested: str = "auto", flags: set | None = None):
+    """The CPU path's runner for --precision requested (flags: the CPU's, for tests)."""
+    precision, why = choose_precision(requested, cpu_flags() if flags is None else flags,
+                                      openvino_installed())
+    runner = (OpenVinoRunner if precision == "bfloat16" else OnnxRuntimeRunner)(weights)
+    runner.reason = f" ({why})"
+    return runner
 
 
 class TorchRunner:
