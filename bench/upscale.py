@@ -248,6 +248,7 @@ def gpu_network(arch: str, model_path: Path, device: str, repeats: int) -> None:
 def bench_commands(model, picture, out, repeats, found) -> dict:
     """Whole-command seconds of the original and of ours in each precision, alternated
     so that all see the same load: {name: [seconds of each run]}."""
+    out.mkdir(exist_ok=True)
     cmds = {"original": original_cmd(model, picture, out)}
     cmds.update({p: ours_cmd(model, picture, out, precision=p) for p in found})
     for cmd in cmds.values():
@@ -329,9 +330,11 @@ def main(argv=None) -> None:
         if args.memory:
             big = tmp / "input_4096x4096.png"
             Image.fromarray(test_picture(4096, 4096, seed=2)).save(big)
-            seconds, peak = run_timed(ours_cmd(make_model("9-1-5", tmp), big, tmp / "out"))
-            print(f"\nmemory: 4096x4096 RGB PNG x2 (9-1-5, defaults): peak resident "
-                  f"{peak:.0f} MiB, {seconds:.1f} s")
+            for precision in found:
+                seconds, peak = run_timed(ours_cmd(make_model("9-1-5", tmp), big, tmp / "out",
+                                                   precision=precision))
+                print(f"\nmemory: 4096x4096 RGB PNG x2 (9-1-5, defaults, {precision}): peak "
+                      f"resident {peak:.0f} MiB, {seconds:.1f} s")
 
 
 def _fmt(values) -> str:
