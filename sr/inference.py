@@ -69,7 +69,7 @@ def blocked_last_layer(weight: np.ndarray, bias: np.ndarray, block: int):
 
 
 def valid_core_onnx(weights) -> bytes:
-    """ONNX model of SRCNN.forward_valid from sr.weights.Weights:
+    """ONNX model of SRCNN.forward_valid from sr.model_files.Weights:
     input "luma" (N, 1, H + 2r, W + 2r) -> output "refined" (N, 1, H, W),
     H and W multiples of BLOCK (OnnxRuntimeRunner pads the window to that)."""
     import onnx
@@ -299,7 +299,7 @@ class TorchRunner:
 
 
 def torch_model(weights):
-    """srcnn.SRCNN with the weights of a sr.weights.Weights."""
+    """srcnn.SRCNN with the weights of a sr.model_files.Weights."""
     import torch
     import srcnn
     model = srcnn.SRCNN(weights.kernels, weights.filters, weights.residual)

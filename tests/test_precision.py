@@ -8,11 +8,9 @@ import pytest
 import main
 import sr.inference as inference
 from sr import cli
-from sr.checkpoint import save_checkpoint
-from sr.errors import UserError
 from sr.inference import OnnxRuntimeRunner, choose_precision, cpu_runner
 from sr.upscaling import refine_with
-from tests.helpers import perturbed_model, picture
+from tests.helpers import model_file, perturbed_model, picture
 from tests.test_upscale_tiling import smooth_picture, weights_of
 
 AMX = {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
@@ -40,7 +38,7 @@ def test_choice_by_cpu_flags(requested, flags, openvino, want):
 ])
 def test_refused_precision_is_one_line(tmp_path, monkeypatch, capsys, flags, openvino,
                                        needle):
-    model = save_checkpoint(tmp_path / "m.pt", perturbed_model("9-1-5"), 2)
+    model = model_file(tmp_path)
     picture(12, 12).save(tmp_path / "a.png")
     monkeypatch.setattr(inference, "cpu_flags", lambda: flags)
     monkeypatch.setattr(inference, "openvino_installed", lambda: openvino)
@@ -63,7 +61,7 @@ def test_without_units_the_float32_path_is_unchanged(tmp_path, monkeypatch, caps
     bicubic = smooth_picture(30, 40, seed=2)
     assert refine_with(runner, bicubic).tobytes() == \
         refine_with(OnnxRuntimeRunner(weights), bicubic).tobytes()
-    model = save_checkpoint(tmp_path / "m.pt", perturbed_model("9-1-5"), 2)
+    model = model_file(tmp_path)
     picture(12, 12).save(tmp_path / "a.png")
     monkeypatch.setattr(inference, "cpu_flags", lambda: {"avx2"})
     assert main.main(["upscale", "-i", str(tmp_path / "a.png"), "--model", str(model),
