@@ -1,4 +1,5 @@
-"""Backends that run the network's valid core on one tile: ONNX Runtime (CPU) or PyTorch.
+"""Backends that run the network's valid core on one tile: ONNX Runtime (CPU, float32),
+OpenVINO (CPU, bfloat16: cpu_runner picks between the two) or PyTorch.
 
 A runner maps a luma window with its halo to the network output of the window's
 centre, exactly like SRCNN.forward_valid:
@@ -29,6 +30,7 @@ import dataclasses
 import io
 import os
 import queue
+import threading
 
 import numpy as np
 
@@ -168,6 +170,7 @@ class OpenVinoRunner(OnnxRuntimeRunner):
 
     def __init__(self, weights, workers: int | None = None):
         import openvino as ov
+        self._ov, self._lock = ov, threading.Lock()
         self.radius, self.residual = weights.radius, weights.residual
         self.workers = workers or cpu_count()
         core = ov.Core()
@@ -183,10 +186,18 @@ class OpenVinoRunner(OnnxRuntimeRunner):
         return self._compiled.create_infer_request()
 
     def _infer(self, session, x: np.ndarray) -> np.ndarray:
-        out = session.infer({0: x})[0]             # the request's own buffer: copy it out
-        r = self.radius
-        return out + x[:, :, r:r + out.shape[2], r:r + out.shape[3]] if self.residual \
-            else out.copy()
+        """Tensors are handed over under a lock, the tile computes outside it: with
+        infer() from two threads, OpenVINO 2026.4 deadlocked in its input copy (in
+        about 1 run in 5 of a small picture on 2 cores)."""
+        with self._lock:
+            session.set_input_tensor(self._ov.Tensor(x, shared_memory=True))
+            session.start_async()
+        session.wait()
+        with self._lock:
+            out = session.get_output_tensor().data
+            r = self.radius
+            return out + x[:, :, r:r + out.shape[2], r:r + out.shape[3]] if self.residual \
+                else out.copy()
 
     def describe(self) -> str:
         return f"OpenVINO CPU, {self.workers} worker(s), bfloat16{self.reason}"
@@ -215,26 +226,19 @@ def openvino_installed() -> bool:
 
 
 def choose_precision(requested: str, flags: set, openvino: bool) -> tuple:
-    """(precision, why) for the CPU path.  auto takes bfloat16 only with AMX: on
-    AVX512-BF16 alone (AMD Zen 4) it measured no faster than float32 for the whole
-    command (README, Speed).  Raises UserError for a precision this CPU cannot run."""
-    units = [f for f in BF16_FLAGS if f in flags]
-    if requested == "bfloat16":
-        if not units:
-            raise UserError("--precision bfloat16: this CPU has no bfloat16 units (AMX or "
-                            "AVX512-BF16); use --precision float32")
-        if not openvino:
-            raise UserError("--precision bfloat16 runs in OpenVINO, which is not installed "
-                            "(pip install -r requirements.txt)")
-        return "bfloat16", f"asked for, CPU has {units[0]}"
+    """(precision, why) for the CPU path: auto takes bfloat16 wherever the CPU has the
+    units (measured 2x float32 on AVX512-BF16 alone, 3.4x with AMX: README, Speed) and
+    OpenVINO is installed.  UserError for bfloat16 where it cannot run."""
     if requested == "float32":
         return "float32", "asked for"
-    if "amx_bf16" not in flags:
-        return "float32", ("no AMX: bfloat16 does not pay on " + units[0]) if units \
-            else "no bfloat16 units on this CPU"
-    if not openvino:
-        return "float32", "CPU has AMX, but OpenVINO is not installed"
-    return "bfloat16", "CPU has AMX"
+    units = [f for f in BF16_FLAGS if f in flags]
+    why = f"CPU has {units[0]}" if units else "no bfloat16 units (AMX, AVX512-BF16) on this CPU"
+    if units and not openvino:
+        why += ", but OpenVINO is not installed (pip install -r requirements.txt)"
+    precision = "bfloat16" if units and openvino else "float32"
+    if requested == "bfloat16" and precision != "bfloat16":
+        raise UserError(f"--precision bfloat16: {why}")
+    return precision, why
 
 
 def cpu_runner(weights, requested: str = "auto", flags: set | None = None):
