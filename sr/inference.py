@@ -112,8 +112,6 @@ def valid_core_onnx(weights) -> bytes:
 class OnnxRuntimeRunner:
     """ONNX Runtime's CPU provider: single-threaded sessions, one per tile in flight."""
 
-    name = "onnxruntime"
-
     def __init__(self, weights, workers: int | None = None):
         self.radius = weights.radius
         self.workers = workers or cpu_count()
@@ -154,10 +152,11 @@ class OnnxRuntimeRunner:
         x = np.ascontiguousarray(x, dtype=np.float32)[None, None]
         return self._run(x)[0, 0, :h, :w]
 
+    engine, precision = "ONNX Runtime", "float32"
     reason = ""      # why this engine and precision (the upscale command's startup line)
 
     def describe(self) -> str:
-        return f"ONNX Runtime CPU, {self.workers} worker(s), float32{self.reason}"
+        return f"{self.engine} CPU, {self.workers} worker(s), {self.precision}{self.reason}"
 
 
 class OpenVinoRunner(OnnxRuntimeRunner):
@@ -166,7 +165,7 @@ class OpenVinoRunner(OnnxRuntimeRunner):
     the correction.  Set5/Set14 PSNR within 0.02 dB of float32 and tiles still exact
     on the CPUs measured (numbers and commands in bench/upscale.py and the README)."""
 
-    name = "openvino"
+    engine, precision = "OpenVINO", "bfloat16"
 
     def __init__(self, weights, workers: int | None = None):
         import openvino as ov
@@ -194,13 +193,10 @@ class OpenVinoRunner(OnnxRuntimeRunner):
             session.start_async()
         session.wait()
         with self._lock:
-            out = session.get_output_tensor().data
-            r = self.radius
-            return out + x[:, :, r:r + out.shape[2], r:r + out.shape[3]] if self.residual \
-                else out.copy()
-
-    def describe(self) -> str:
-        return f"OpenVINO CPU, {self.workers} worker(s), bfloat16{self.reason}"
+            out = session.get_output_tensor().data   # the request's buffer: copied below
+        r = self.radius
+        return out + x[:, :, r:r + out.shape[2], r:r + out.shape[3]] if self.residual \
+            else out.copy()
 
 
 # --precision on the CPU.  bfloat16 runs where the CPU has the units; int8 (ONNX
@@ -257,7 +253,6 @@ class TorchRunner:
     convolutions on the CPU) 1-2% of 8-bit values move by one level and Set5 PSNR
     by at most 0.002 dB.  A plain (non-residual) network stays in float32."""
 
-    name = "torch"
     workers = 1   # PyTorch already spreads one tile over all cores
 
     def __init__(self, model, device="cpu", half: bool | None = None, tune: bool = False):
