@@ -72,8 +72,8 @@ def add_arguments(p) -> None:
                    help="auto: ONNX Runtime on the CPU (the fastest measured here), "
                         "PyTorch on a GPU")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="CPU: auto = bfloat16 (OpenVINO) where the CPU has the units and "
-                        "it was measured faster, else float32 (ONNX Runtime); the "
+                   help="CPU: auto = bfloat16 (OpenVINO) where the CPU has the units (AMX "
+                        "or AVX512-BF16), else float32 (ONNX Runtime); the "
                         "startup line says which ran and why")
     p.add_argument("--float32", action="store_true",
                    help="on a GPU, keep float32 (default: float16 convolutions for "
