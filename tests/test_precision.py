@@ -73,6 +73,8 @@ def test_without_units_the_float32_path_is_unchanged(tmp_path, monkeypatch, caps
 @pytest.fixture(scope="module")
 def bf16_model():
     pytest.importorskip("openvino")
+    if not set(inference.BF16_FLAGS) & inference.cpu_flags():
+        pytest.skip("this CPU has no bfloat16 units")
     model = perturbed_model("9-5-5", seed=3)
     return model, inference.OpenVinoRunner(weights_of(model))
 
