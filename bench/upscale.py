@@ -3,6 +3,7 @@
     flock /tmp/bench.lock python bench/upscale.py               # 1920x1080 x2, both models
     flock /tmp/bench.lock python bench/upscale.py --memory      # + peak RSS, 4096x4096 x2
     flock /tmp/bench.lock python bench/upscale.py --tiles 64 128 256 512   # tile sweep
+    flock /tmp/bench.lock python bench/upscale.py --arch 9-5-5 --quality   # + PSNR by precision
 
 Whole command: the wall time of `python main.py upscale` (decode, colour,
 network, encode, and starting Python) on a 1920x1080 RGB PNG, x2, against the
@@ -13,7 +14,13 @@ encoder).  The two alternate, repeats times each; medians are reported.
 Network alone: the default path's network on the 3840x2160 luma plane (tiles,
 workers) and the original's forward pass, as GFLOP/s = 2 x multiply-adds x output
 pixels / seconds, and as a fraction of a float32 4096x4096 matrix product
-measured in the same run (the machine's practical ceiling).
+measured in the same run (the machine's practical ceiling), for each precision
+this CPU can run (--precision of the upscale command: float32, and bfloat16 where
+the CPU has the units) against a matrix product in that precision.
+
+--quality: Set5/Set14 PSNR of the shipped x2/x3/x4 models in each precision, by
+the evaluation protocol (sr.imaging.degraded_pair, sr.metrics.psnr_y) with the
+upscale command's runners.
 
 The test picture is a mosaic of the pictures in ../shared/datasets (real detail,
 so PNG encoding costs what it costs on photos); without ../shared, a synthetic one.
@@ -93,10 +100,24 @@ def run_timed(cmd: list) -> tuple:
     return seconds, int(proc.stderr.strip().splitlines()[-1]) / 1024
 
 
-def ours_cmd(model: Path, picture: Path, out: Path, tile: int = 0) -> list:
+def ours_cmd(model: Path, picture: Path, out: Path, tile: int = 0,
+             precision: str = "float32") -> list:
     return [sys.executable, "main.py", "upscale", "-i", str(picture), "-o", str(out),
             "--model", str(model), "--scale", "2", "--cpu", "--overwrite", "--suffix", "",
-            "--tile", str(tile)]
+            "--tile", str(tile), "--precision", precision]
+
+
+def precisions() -> list:
+    """The precisions the upscale command can run on this CPU."""
+    from sr.errors import UserError
+    from sr.inference import PRECISIONS, choose_precision, cpu_flags, openvino_installed
+    found = []
+    for precision in PRECISIONS[1:]:
+        try:
+            found.append(choose_precision(precision, cpu_flags(), openvino_installed())[0])
+        except UserError as e:
+            print(f"({e})")
+    return found
 
 
 def original_cmd(model: Path, picture: Path, out: Path) -> list:
@@ -104,11 +125,11 @@ def original_cmd(model: Path, picture: Path, out: Path) -> list:
             str(picture), str(out / f"{picture.stem}.original.png")]
 
 
-def matmul_ceiling(repeats: int = 5) -> float:
-    """GFLOP/s of a float32 4096x4096 matrix product: the best of repeats (a ceiling,
-    so the run least disturbed by anything else on the machine)."""
+def matmul_ceiling(precision: str = "float32", repeats: int = 5) -> float:
+    """GFLOP/s of a 4096x4096 matrix product in PyTorch in that precision: the best of
+    repeats (a ceiling, so the run least disturbed by anything else on the machine)."""
     import torch
-    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    a, b = (torch.randn(4096, 4096).to(getattr(torch, precision)) for _ in range(2))
     a @ b
     times = []
     for _ in range(repeats):
@@ -118,19 +139,48 @@ def matmul_ceiling(repeats: int = 5) -> float:
     return 2 * 4096 ** 3 / min(times) / 1e9
 
 
-def network_seconds_ours(model_path: Path, luma: np.ndarray, tile: int, repeats: int) -> float:
-    """The default path's network over a luma plane: tiles and workers, no colour."""
-    from sr.inference import OnnxRuntimeRunner
+def network_seconds_ours(model_path: Path, luma: np.ndarray, tile: int, repeats: int,
+                         precision: str = "float32") -> float:
+    """The CPU path's network over a luma plane: tiles and workers, no colour."""
+    from sr.inference import cpu_runner
+    return network_seconds(cpu_runner(read_model(model_path), precision), luma, tile, repeats)
+
+
+def read_model(path):
+    """The one reader of model files here (.safetensors, or a training run's .pt)."""
     from sr.model_files import read_weights
-    return network_seconds(OnnxRuntimeRunner(read_weights(model_path)), luma, tile, repeats)
+    return read_weights(path)
+
+
+def quality(found: list) -> None:
+    """Set5/Set14 PSNR of the shipped models in each precision (evaluation protocol)."""
+    from sr.imaging import degraded_pair, load_image
+    from sr.inference import cpu_runner
+    from sr.metrics import psnr_y
+    from sr.upscaling import refine_with
+    print(f"\nPSNR (dB), shipped models, Set5 / Set14 means: {' | '.join(found)}")
+    for scale in (2, 3, 4):
+        weights = read_model(ROOT / "models" / f"srcnn_x{scale}.shipped.safetensors")
+        cells = []
+        for precision in found:
+            runner = cpu_runner(weights, precision)
+            for name in ("Set5", "Set14"):
+                scores = []
+                for file in sorted((DATASETS / name).glob("*.png")):
+                    hr, bicubic = (np.asarray(p) for p in degraded_pair(load_image(file), scale))
+                    scores.append(psnr_y(hr, refine_with(runner, bicubic), scale))
+                cells.append(float(np.mean(scores)))
+        deltas = [f"{c - cells[i % 2]:+.3f}" for i, c in enumerate(cells) if i >= 2]
+        print(f"  x{scale}: " + " | ".join(f"{cells[i]:.3f} / {cells[i + 1]:.3f}"
+                                          for i in range(0, len(cells), 2))
+              + (f"   (vs float32: {' / '.join(deltas)})" if deltas else ""))
 
 
 def variant_runners(model_path: Path) -> dict:
     """The alternatives tried for the CPU path (bench/upscale.py --variants)."""
     import sr.inference as inference
     from sr.inference import OnnxRuntimeRunner, TorchRunner, torch_model
-    from sr.model_files import read_weights
-    weights = read_weights(model_path)
+    weights = read_model(model_path)
 
     class OneSessionTwoThreads(OnnxRuntimeRunner):
         def _new_session(self):
@@ -183,11 +233,10 @@ def gpu_network(arch: str, model_path: Path, device: str, repeats: int) -> None:
     import torch
     from sr.inference import TorchRunner, torch_model
     from sr.tiling import auto_tile
-    from sr.model_files import read_weights
     luma = np.random.default_rng(1).random((2160, 3840), dtype=np.float32)
     tile = auto_tile(device, torch.cuda.mem_get_info(torch.device(device))[0])
     for half in (False, True):
-        runner = TorchRunner(torch_model(read_weights(model_path)), device, half=half, tune=True)
+        runner = TorchRunner(torch_model(read_model(model_path)), device, half=half, tune=True)
         network_seconds(runner, luma, tile, 1)              # warm-up: cuDNN tuning
         seconds = network_seconds(runner, luma, tile, repeats)   # results come back to
         # the host each tile (.cpu()), so the clock stops after the GPU is done
@@ -196,14 +245,19 @@ def gpu_network(arch: str, model_path: Path, device: str, repeats: int) -> None:
               f"{3840 * 2160 / seconds / 1e6:.0f} Mpix/s (host->device->host included)")
 
 
-def bench_commands(arch, model, picture, out, repeats) -> dict:
-    ours, original = [], []
-    run_timed(ours_cmd(model, picture, out))          # warm the file cache
-    for _ in range(repeats):                          # alternate, so both see the same load
-        ours.append(run_timed(ours_cmd(model, picture, out))[0])
-        original.append(run_timed(original_cmd(model, picture, out))[0])
-    return {"ours": statistics.median(ours), "original": statistics.median(original),
-            "ours_all": ours, "original_all": original}
+def bench_commands(model, picture, out, repeats, found) -> dict:
+    """Whole-command seconds of the original and of ours in each precision, alternated
+    so that all see the same load: {name: [seconds of each run]}."""
+    out.mkdir(exist_ok=True)
+    cmds = {"original": original_cmd(model, picture, out)}
+    cmds.update({p: ours_cmd(model, picture, out, precision=p) for p in found})
+    for cmd in cmds.values():
+        run_timed(cmd)                                # warm the file cache, compile caches
+    runs = {name: [] for name in cmds}
+    for _ in range(repeats):
+        for name, cmd in cmds.items():
+            runs[name].append(run_timed(cmd)[0])
+    return runs
 
 
 def main(argv=None) -> None:
@@ -218,6 +272,8 @@ def main(argv=None) -> None:
     p.add_argument("--skip-commands", action="store_true", help="network numbers only")
     p.add_argument("--variants", action="store_true",
                    help="also time the alternatives tried for the CPU path (network only)")
+    p.add_argument("--quality", action="store_true",
+                   help="Set5/Set14 PSNR of the shipped models in each precision")
     p.add_argument("--gpu", metavar="DEVICE",
                    help="only the network on this GPU (e.g. cuda), 3840x2160 output")
     args = p.parse_args(argv)
@@ -237,41 +293,48 @@ def main(argv=None) -> None:
         luma = np.random.default_rng(1).random((out_h, out_w), dtype=np.float32)
         print(f"input {width}x{height} RGB PNG -> {out_w}x{out_h} ({mpix:.1f} Mpix); "
               f"{os.cpu_count()} CPUs; medians of {args.repeats}")
+        found = precisions()
         for arch in args.arch:
             model = make_model(arch, tmp)
-            ceiling = matmul_ceiling()
-            net_ours = network_seconds_ours(model, luma, CPU_TILE, args.repeats)
-            net_orig = network_seconds_original(model, luma, max(1, args.repeats - 1))
-            ceiling = max(ceiling, matmul_ceiling())       # before and after the networks
             gflops = lambda s: 2 * MACS[arch] * mpix * 1e6 / s / 1e9   # noqa: E731
-            print(f"\n{arch}: ceiling (4096^2 float32 matmul) {ceiling:.0f} GFLOP/s")
-            print(f"  network, original (whole image, zero pad) {mpix / net_orig:6.2f} Mpix/s "
-                  f"{gflops(net_orig):6.1f} GFLOP/s = {gflops(net_orig) / ceiling:.2f} of ceiling")
-            print(f"  network, ours (ONNX Runtime, {CPU_TILE} px tiles) {mpix / net_ours:6.2f} "
-                  f"Mpix/s {gflops(net_ours):6.1f} GFLOP/s = {gflops(net_ours) / ceiling:.2f} "
-                  f"of ceiling; x{net_orig / net_ours:.2f}")
+            net_orig = network_seconds_original(model, luma, max(1, args.repeats - 1))
+            print(f"\n{arch}: network, original (whole image, zero pad, float32) "
+                  f"{mpix / net_orig:6.2f} Mpix/s {gflops(net_orig):6.1f} GFLOP/s")
+            for precision in found:
+                ceiling = matmul_ceiling(precision)
+                net = network_seconds_ours(model, luma, CPU_TILE, args.repeats, precision)
+                ceiling = max(ceiling, matmul_ceiling(precision))   # before and after
+                print(f"  network, ours {precision:8s} ({CPU_TILE} px tiles) {mpix / net:6.2f} "
+                      f"Mpix/s {gflops(net):6.1f} GFLOP/s = {gflops(net) / ceiling:.2f} of the "
+                      f"{precision} 4096^2 matmul ({ceiling:.0f} GFLOP/s); "
+                      f"x{net_orig / net:.2f} the original")
+                for tile in args.tiles or []:
+                    s = network_seconds_ours(model, luma, tile, args.repeats, precision)
+                    print(f"    tile {tile:5d}: {mpix / s:6.2f} Mpix/s, "
+                          f"{gflops(s) / ceiling:.2f} of ceiling")
             if args.variants:
+                ceiling = matmul_ceiling()
                 for name, runner in variant_runners(model).items():
                     s = network_seconds(runner, luma, CPU_TILE, args.repeats)
                     print(f"    {name}: {mpix / s:6.2f} Mpix/s, "
-                          f"{gflops(s) / ceiling:.2f} of ceiling")
-            for tile in args.tiles or []:
-                s = network_seconds_ours(model, luma, tile, args.repeats)
-                print(f"    tile {tile:5d}: {mpix / s:6.2f} Mpix/s, "
-                      f"{gflops(s) / ceiling:.2f} of ceiling")
+                          f"{gflops(s) / ceiling:.2f} of the float32 ceiling")
             if not args.skip_commands:
-                r = bench_commands(arch, model, picture, tmp / "out", args.repeats)
-                print(f"  whole command, original: {r['original']:6.2f} s "
-                      f"({mpix / r['original']:.2f} Mpix/s)  runs {_fmt(r['original_all'])}")
-                print(f"  whole command, ours:     {r['ours']:6.2f} s "
-                      f"({mpix / r['ours']:.2f} Mpix/s)  runs {_fmt(r['ours_all'])}")
-                print(f"  ratio: x{r['original'] / r['ours']:.2f}")
+                runs = bench_commands(model, picture, tmp / "out", args.repeats, found)
+                base = statistics.median(runs["original"])
+                for name, times in runs.items():
+                    s = statistics.median(times)
+                    print(f"  whole command, {name:8s}: {s:6.2f} s ({mpix / s:.2f} Mpix/s), "
+                          f"x{base / s:.2f} the original; runs {_fmt(times)}")
+        if args.quality:
+            quality(found)
         if args.memory:
             big = tmp / "input_4096x4096.png"
             Image.fromarray(test_picture(4096, 4096, seed=2)).save(big)
-            seconds, peak = run_timed(ours_cmd(make_model("9-1-5", tmp), big, tmp / "out"))
-            print(f"\nmemory: 4096x4096 RGB PNG x2 (9-1-5, defaults): peak resident "
-                  f"{peak:.0f} MiB, {seconds:.1f} s")
+            for precision in found:
+                seconds, peak = run_timed(ours_cmd(make_model("9-1-5", tmp), big, tmp / "out",
+                                                   precision=precision))
+                print(f"\nmemory: 4096x4096 RGB PNG x2 (9-1-5, defaults, {precision}): peak "
+                      f"resident {peak:.0f} MiB, {seconds:.1f} s")
 
 
 def _fmt(values) -> str:

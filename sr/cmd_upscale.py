@@ -32,6 +32,7 @@ MAX_OUTPUT_PIXELS = 256_000_000
 
 
 def add_arguments(p) -> None:
+    from sr.inference import PRECISIONS
     from sr.pictures import DEFAULT_MAX_PIXELS
     from sr.picture_files import JPEG_QUALITY, PNG_LEVEL, QUALITY_RANGE
     p.add_argument("-i", "--input", nargs="+", action="extend", required=True,
@@ -70,6 +71,10 @@ def add_arguments(p) -> None:
     p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
                    help="auto: ONNX Runtime on the CPU (the fastest measured here), "
                         "PyTorch on a GPU")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="CPU: auto = bfloat16 (OpenVINO) where the CPU has the units (AMX "
+                        "or AVX512-BF16), else float32 (ONNX Runtime); the "
+                        "startup line says which ran and why")
     p.add_argument("--float32", action="store_true",
                    help="on a GPU, keep float32 (default: float16 convolutions for "
                         "residual models, float32 sum)")
@@ -242,14 +247,17 @@ def earlier_output(target: Path, default_suffix: bool, stem: str) -> Path | None
 # --- devices and backends -----------------------------------------------------------
 
 def backend_runner(args, weights, device: str):
-    from sr.inference import OnnxRuntimeRunner, TorchRunner, torch_model
+    from sr.inference import TorchRunner, cpu_runner, torch_model
     backend = args.backend
     if backend == "auto":
         backend = "onnxruntime" if device == "cpu" else "torch"
     if backend == "onnxruntime":
         if device != "cpu":
             raise UserError(f"--backend onnxruntime runs on the CPU only, not {device}")
-        return OnnxRuntimeRunner(weights)
+        return cpu_runner(weights, args.precision)
+    if args.precision == "bfloat16":
+        raise UserError(f"--precision bfloat16 is for the CPU path, not --backend torch "
+                        f"on {device}")
     half = False if args.float32 else None
     return TorchRunner(torch_model(weights), device, half=half, tune=device != "cpu")
 
