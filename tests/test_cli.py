@@ -29,7 +29,7 @@ def test_upscale_output_is_the_shared_pipeline(tmp_path):
     img = picture(27, 19, seed=3)
     img.save(tmp_path / "in.png")
     result = run_script("main.py", "upscale", "-i", tmp_path / "in.png", "--model", path,
-                        "-o", tmp_path / "out", "--tile", 8)
+                        "-o", tmp_path / "out", "--tile", 8, "--precision", "float32")
     assert result.returncode == 0, result.stderr
     (out,) = (tmp_path / "out").iterdir()
     expected = refine(perturbed_model(), np.asarray(resize(img, (54, 38))), tile=0)

@@ -26,10 +26,12 @@ def model(tmp_path):
 
 
 def run(tmp_path, model, source, *extra, capsys=None):
-    """Upscale one file x2 into tmp_path/out; (output path, stdout)."""
+    """Upscale one file x2 into tmp_path/out; (output path, stdout).  In float32: these
+    tests compare each kind of picture with the PyTorch pipeline exactly (bfloat16,
+    which auto picks on CPUs with the units, has its own tests: test_precision.py)."""
     out = tmp_path / "out"
     status = main.main(["upscale", "-i", str(source), "--model", str(model), "-o", str(out),
-                        "--suffix", "", *map(str, extra)])
+                        "--suffix", "", "--precision", "float32", *map(str, extra)])
     assert status == 0
     (result,) = out.iterdir()
     return result, capsys.readouterr().out if capsys else ""
