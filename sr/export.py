@@ -107,10 +107,6 @@ def web_model_name(scale: int) -> str:
     return "srcnn.onnx" if int(scale) == 2 else f"srcnn_x{int(scale)}.onnx"
 
 
-def shipped_name(scale: int) -> str:
-    return f"srcnn_x{int(scale)}.shipped.safetensors"
-
-
 def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
     """{scale: checkpoint path} for the page: per scale, the shipped model
     (srcnn_x<s>.shipped.safetensors) if there is a valid one, else the newest model.
@@ -121,7 +117,7 @@ def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
     newest, shipped = {}, {}
     for weights in list_models(models_dir, warn=warn):  # newest first
         newest.setdefault(weights.scale, weights.path)
-        if weights.path.name == shipped_name(weights.scale):
+        if weights.path.name == f"srcnn_x{weights.scale}.shipped.safetensors":
             shipped[weights.scale] = weights.path
     found = {**newest, **shipped}
     if scales is not None:
