@@ -242,7 +242,7 @@ def earlier_output(target: Path, default_suffix: bool, stem: str) -> Path | None
 
 def make_runner(args, weights, device: str):
     """The backend's runner, wrapped in SelfEnsemble with --ensemble."""
-    from sr.inference import SelfEnsemble, TorchRunner, cpu_runner, torch_model
+    from sr.inference import SelfEnsemble, TorchRunner, cpu_runner
     backend = args.backend
     if backend == "auto":
         backend = "onnxruntime" if device == "cpu" else "torch"
@@ -254,8 +254,9 @@ def make_runner(args, weights, device: str):
         raise UserError(f"--precision bfloat16 is for the CPU path, not --backend torch "
                         f"on {device}")
     else:
-        runner = TorchRunner(torch_model(weights), device, half=False if args.float32 else None,
-                             tune=device != "cpu")
+        from sr.checkpoint import model_from_weights
+        runner = TorchRunner(model_from_weights(weights), device,
+                             half=False if args.float32 else None, tune=device != "cpu")
     return SelfEnsemble(runner) if args.ensemble else runner
 
 
