@@ -30,10 +30,8 @@ COLOUR_SPACE = "bt601-studio-luma/255"
 
 
 def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
-    """Write model as ONNX (onnx_bytes) to path, which is not replaced unless overwrite."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise UserError(f"{path}: already exists; pass --overwrite to replace it")
+    """Write model as ONNX (onnx_bytes) to path, which is not replaced unless overwrite
+    (export-onnx -o refuses an existing file before any work: cli.check_file_target)."""
     data = onnx_bytes(model, scale)
     with naming(path):   # a full disk's error names no file
         return write_file_atomic(path, lambda f: f.write(data), overwrite=overwrite)
