@@ -179,7 +179,8 @@ def quality(found: list) -> None:
 def variant_runners(model_path: Path) -> dict:
     """The alternatives tried for the CPU path (bench/upscale.py --variants)."""
     import sr.inference as inference
-    from sr.inference import OnnxRuntimeRunner, TorchRunner, torch_model
+    from sr.checkpoint import model_from_weights
+    from sr.inference import OnnxRuntimeRunner, TorchRunner
     weights = read_model(model_path)
 
     class OneSessionTwoThreads(OnnxRuntimeRunner):
@@ -197,7 +198,7 @@ def variant_runners(model_path: Path) -> dict:
         inference.BLOCK = saved
     return {"ONNX Runtime, 1 session x 2 threads": OneSessionTwoThreads(weights, workers=1),
             "ONNX Runtime, last layer not blocked": plain_last_layer,
-            "PyTorch, forward_valid on tiles": TorchRunner(torch_model(weights))}
+            "PyTorch, forward_valid on tiles": TorchRunner(model_from_weights(weights))}
 
 
 def network_seconds(runner, luma: np.ndarray, tile: int, repeats: int) -> float:
@@ -231,12 +232,14 @@ def gpu_network(arch: str, model_path: Path, device: str, repeats: int) -> None:
     """Network Mpix/s on a 3840x2160 output on a GPU: float32, and float16 (the default
     for residual models), with the upscale command's runner and automatic tile."""
     import torch
-    from sr.inference import TorchRunner, torch_model
+    from sr.checkpoint import model_from_weights
+    from sr.inference import TorchRunner
     from sr.tiling import auto_tile
     luma = np.random.default_rng(1).random((2160, 3840), dtype=np.float32)
     tile = auto_tile(device, torch.cuda.mem_get_info(torch.device(device))[0])
     for half in (False, True):
-        runner = TorchRunner(torch_model(read_model(model_path)), device, half=half, tune=True)
+        runner = TorchRunner(model_from_weights(read_model(model_path)), device, half=half,
+                             tune=True)
         network_seconds(runner, luma, tile, 1)              # warm-up: cuDNN tuning
         seconds = network_seconds(runner, luma, tile, repeats)   # results come back to
         # the host each tile (.cpu()), so the clock stops after the GPU is done

@@ -35,18 +35,17 @@ def run(args) -> int:
         cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
     device = cli.pick_device(args)
     model, weights = cli.model_for(args, args.scale)
-    model_path = weights.path
     model.to(device)
     rows = [dict(evaluate_file(model, f, args.scale, device, args.ensemble), image=name)
             for f, name in zip(files, row_names(files))]
     mean = mean_row(rows)
-    print(f"x{args.scale}, model {model_path}, {cli.count_of(len(rows), 'picture')} in "
+    print(f"x{args.scale}, model {weights.path}, {cli.count_of(len(rows), 'picture')} in "
           f"{args.input}")
     print(format_table(rows, mean))
     if args.json:
         with cli.naming(args.json):   # a full disk's error names no file
             write_text_atomic(args.json, json.dumps(json_safe(
-                {"scale": args.scale, "model": str(model_path), "ensemble": args.ensemble,
+                {"scale": args.scale, "model": str(weights.path), "ensemble": args.ensemble,
                  "images": rows, "mean": mean}), indent=1, allow_nan=False),
                 overwrite=args.overwrite)
     return 0
@@ -73,10 +72,10 @@ def json_safe(value):
 
 def evaluate_file(model, path: Path, scale: int, device, ensemble: bool) -> dict:
     """evaluate_image of one file; a picture it cannot score (too small, of a kind
-    that is refused) is named in the error.  load_image's errors name it already."""
+    that is refused) is named in the error.  load_rgb's errors name it already."""
     from sr.evaluation import evaluate_image
-    from sr.pictures import load_rgb as load_image
-    img = load_image(path)
+    from sr.pictures import load_rgb
+    img = load_rgb(path)
     try:
         return evaluate_image(model, img, scale, device=device, ensemble=ensemble)
     except UserError as e:

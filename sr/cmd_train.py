@@ -286,7 +286,10 @@ def starting_model(args, config: dict):
             print(f"{where}: starting fresh (-n says so without looking)")
     if model is None:
         return srcnn.build(args.arch or checks.DEFAULTS["arch"], residual=not args.plain), None
-    return grown_to_arch(checks.same_kind(model, args, parent), args.arch, parent), parent
+    if args.plain and model.residual:   # only a new network can be plain
+        raise UserError(f"--plain: {parent} predicts a residual over bicubic, and a starting "
+                        f"model keeps what it predicts; give -n for a new plain network")
+    return grown_to_arch(model, args.arch, parent), parent
 
 
 def grown_to_arch(model, arch: str | None, path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import sys
@@ -116,7 +117,8 @@ def glob_pictures(pattern: str, recursive: bool, exclude: Path | None) -> list:
     under the output folder (earlier results are not upscaled again).  Folders are
     kept relative to the pattern's fixed start ('shots' in 'shots/**/*.png'): a
     matched folder always keeps its name, and with -r every picture keeps its tree."""
-    base = Path(*iter_until_magic(Path(pattern).parts))
+    base = Path(*itertools.takewhile(lambda part: not glob.has_magic(part),
+                                     Path(pattern).parts))
     matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
     files = []
     for m in matches:
@@ -131,14 +133,6 @@ def glob_pictures(pattern: str, recursive: bool, exclude: Path | None) -> list:
 def under(path: Path, folder: Path | None) -> bool:
     """Whether path lies somewhere below folder (a resolved path; None: nowhere)."""
     return folder is not None and folder in path.resolve().parents
-
-
-def iter_until_magic(parts):
-    """The leading parts of a path that hold no glob characters."""
-    for part in parts:
-        if glob.has_magic(part):
-            return
-        yield part
 
 
 def relative_folder(folder: Path, base: Path) -> Path:
@@ -246,26 +240,23 @@ def earlier_output(target: Path, default_suffix: bool, stem: str) -> Path | None
 
 # --- devices and backends -----------------------------------------------------------
 
-def backend_runner(args, weights, device: str):
-    from sr.inference import TorchRunner, cpu_runner, torch_model
+def make_runner(args, weights, device: str):
+    """The backend's runner, wrapped in SelfEnsemble with --ensemble."""
+    from sr.inference import SelfEnsemble, TorchRunner, cpu_runner
     backend = args.backend
     if backend == "auto":
         backend = "onnxruntime" if device == "cpu" else "torch"
     if backend == "onnxruntime":
         if device != "cpu":
             raise UserError(f"--backend onnxruntime runs on the CPU only, not {device}")
-        return cpu_runner(weights, args.precision)
-    if args.precision == "bfloat16":
+        runner = cpu_runner(weights, args.precision)
+    elif args.precision == "bfloat16":
         raise UserError(f"--precision bfloat16 is for the CPU path, not --backend torch "
                         f"on {device}")
-    half = False if args.float32 else None
-    return TorchRunner(torch_model(weights), device, half=half, tune=device != "cpu")
-
-
-def make_runner(args, weights, device: str):
-    """The backend's runner, wrapped in SelfEnsemble with --ensemble."""
-    from sr.inference import SelfEnsemble
-    runner = backend_runner(args, weights, device)
+    else:
+        from sr.checkpoint import model_from_weights
+        runner = TorchRunner(model_from_weights(weights), device,
+                             half=False if args.float32 else None, tune=device != "cpu")
     return SelfEnsemble(runner) if args.ensemble else runner
 
 

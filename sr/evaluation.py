@@ -7,20 +7,17 @@ import numpy as np
 from sr.errors import UserError
 from sr.imaging import degraded_pair
 from sr.metrics import SSIM_WINDOW, psnr_y, ssim_y
-from sr.upscaling import refine, refine_with
+from sr.upscaling import refine_with
 
 
-def evaluate_image(model, img, scale: int, tile: int = 0, device="cpu",
-                   ensemble: bool = False) -> dict:
+def evaluate_image(model, img, scale: int, device="cpu", ensemble: bool = False) -> dict:
     """PSNR/SSIM of bicubic and of the model for one high-resolution picture
     (ensemble: the x8 self-ensemble of `main.py upscale --ensemble`)."""
     hr, bicubic = (np.asarray(p) for p in degraded_pair(img, scale))
     check_scorable(hr.shape[:2], scale)
-    if ensemble:
-        from sr.inference import SelfEnsemble, TorchRunner
-        ours = refine_with(SelfEnsemble(TorchRunner(model, device, half=False)), bicubic, tile)
-    else:
-        ours = refine(model, bicubic, tile, device)
+    from sr.inference import SelfEnsemble, TorchRunner
+    runner = TorchRunner(model, device, half=False)   # refine(): float32, forward_valid
+    ours = refine_with(SelfEnsemble(runner) if ensemble else runner, bicubic, tile=0)
     return {"psnr_bicubic": psnr_y(hr, bicubic, scale), "psnr": psnr_y(hr, ours, scale),
             "ssim_bicubic": ssim_y(hr, bicubic, scale), "ssim": ssim_y(hr, ours, scale)}
 

@@ -30,10 +30,8 @@ COLOUR_SPACE = "bt601-studio-luma/255"
 
 
 def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
-    """Write model as ONNX (onnx_bytes) to path, which is not replaced unless overwrite."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise UserError(f"{path}: already exists; pass --overwrite to replace it")
+    """Write model as ONNX (onnx_bytes) to path, which is not replaced unless overwrite
+    (export-onnx -o refuses an existing file before any work: cli.check_file_target)."""
     data = onnx_bytes(model, scale)
     with naming(path):   # a full disk's error names no file
         return write_file_atomic(path, lambda f: f.write(data), overwrite=overwrite)
@@ -107,10 +105,6 @@ def web_model_name(scale: int) -> str:
     return "srcnn.onnx" if int(scale) == 2 else f"srcnn_x{int(scale)}.onnx"
 
 
-def shipped_name(scale: int) -> str:
-    return f"srcnn_x{int(scale)}.shipped.safetensors"
-
-
 def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
     """{scale: checkpoint path} for the page: per scale, the shipped model
     (srcnn_x<s>.shipped.safetensors) if there is a valid one, else the newest model.
@@ -121,7 +115,7 @@ def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
     newest, shipped = {}, {}
     for weights in list_models(models_dir, warn=warn):  # newest first
         newest.setdefault(weights.scale, weights.path)
-        if weights.path.name == shipped_name(weights.scale):
+        if weights.path.name == f"srcnn_x{weights.scale}.shipped.safetensors":
             shipped[weights.scale] = weights.path
     found = {**newest, **shipped}
     if scales is not None:

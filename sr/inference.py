@@ -297,15 +297,6 @@ class TorchRunner:
         return f"PyTorch on {self.device}, {'float16' if self.half else 'float32'}"
 
 
-def torch_model(weights):
-    """srcnn.SRCNN with the weights of a sr.model_files.Weights."""
-    import torch
-    import srcnn
-    model = srcnn.SRCNN(weights.kernels, weights.filters, weights.residual)
-    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.state.items()})
-    return model.eval()
-
-
 class SelfEnsemble:
     """Any runner, run on the 8 rotations and mirror images of each window; the 8
     outputs are turned back and averaged ("geometric self-ensemble", Timofte et al.,

@@ -244,22 +244,17 @@ def read_safetensors(path) -> Weights:
     return weights_from_parts(path, meta, state)
 
 
-def checked_models_dir(models_dir) -> Path:
-    """--models as a Path; UserError if it is not a folder."""
+def list_models(models_dir, warn=None) -> list[Weights]:
+    """The valid .safetensors models in models_dir, newest first.  Anything else
+    there (a run's .pt, a damaged file) is reported through warn and never loaded:
+    a pickle dropped into models/ cannot run."""
     folder = Path(models_dir)
     if folder.is_file():
         raise UserError(f"--models {folder}: is a file; give the folder that holds models")
     if not folder.is_dir():
         raise UserError(f"--models {folder}: no such folder of models")
-    return folder
-
-
-def list_models(models_dir, warn=None) -> list[Weights]:
-    """The valid .safetensors models in models_dir, newest first.  Anything else
-    there (a run's .pt, a damaged file) is reported through warn and never loaded:
-    a pickle dropped into models/ cannot run."""
     found = []
-    for path in sorted(checked_models_dir(models_dir).iterdir()):
+    for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.name == "README.md" or path.is_dir():
             continue
         try:

@@ -125,15 +125,6 @@ def find_resume(args) -> Path:
     return runs[-1]
 
 
-def same_kind(model, args, path):
-    """model, unless --plain asks for a plain network and model predicts a residual
-    (a starting model keeps what it predicts; only a new one can be plain)."""
-    if args.plain and model.residual:
-        raise UserError(f"--plain: {path} predicts a residual over bicubic, and a starting "
-                        f"model keeps what it predicts; give -n for a new plain network")
-    return model
-
-
 # Settings a resumed run keeps from its start: (option, args name); the run's config
 # records each under the same name, the data's (patch, patches, rescale) in "data".
 CROP_SETTINGS = [("--patch", "patch"), ("--patches", "patches"), ("--rescale", "rescale")]

@@ -142,22 +142,16 @@ def split_validation(sources, fraction: float, seed: int, what: str = "patches")
     return train, val
 
 
-def split_pictures(images: dict, fraction: float, seed: int) -> tuple[dict, dict]:
-    """({name: picture} to train on, {name: picture} held out), by split_validation
-    over the sorted names (what --val-fraction and --seed pick)."""
+def split_folder(folder, fraction: float, seed: int, warn) -> tuple[dict, dict]:
+    """The readable pictures of a folder, split by split_validation over their sorted
+    names: ({name: picture} to train on, {name: picture} held out)."""
+    images = load_pictures(image_files(folder), warn)
+    if not images:
+        raise UserError(f"{folder}: no readable pictures")
     names = sorted(images)
     train, val = split_validation(names, fraction, seed, what="pictures")
     return ({names[i]: images[names[i]] for i in train},
             {names[i]: images[names[i]] for i in val})
-
-
-def split_folder(folder, fraction: float, seed: int, warn) -> tuple[dict, dict]:
-    """The readable pictures of a folder, split as training splits them:
-    ({name: picture} to train on, {name: picture} held out)."""
-    images = load_pictures(image_files(folder), warn)
-    if not images:
-        raise UserError(f"{folder}: no readable pictures")
-    return split_pictures(images, fraction, seed)
 
 
 def fingerprint(names, contents=()) -> str:
@@ -387,23 +381,16 @@ def validation_psnr(model, val: HeldOutPictures | PatchSet) -> tuple[float, floa
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    score = pictures_psnr if isinstance(val, HeldOutPictures) else patches_psnr
-    result = score(model, val, device)
+    if isinstance(val, HeldOutPictures):
+        mean = mean_row([evaluate_image(model, img, val.scale, device=device)
+                         for img in val.pictures])
+        ours, bicubic = [mean["psnr"]], [mean["psnr_bicubic"]]
+    else:
+        ours, bicubic = [], []
+        for start in range(0, len(val.hr), VALIDATION_BATCH):
+            hr, lr = (a[start:start + VALIDATION_BATCH] for a in (val.hr, val.lr))
+            for h, refined, b in zip(hr, refine_batch(model, lr, device), lr):
+                ours.append(psnr_y(h, refined, val.scale))
+                bicubic.append(psnr_y(h, b, val.scale))
     model.train(was_training)
-    return result
-
-
-def pictures_psnr(model, val: HeldOutPictures, device) -> tuple[float, float]:
-    mean = mean_row([evaluate_image(model, img, val.scale, device=device)
-                     for img in val.pictures])
-    return mean["psnr"], mean["psnr_bicubic"]
-
-
-def patches_psnr(model, val: PatchSet, device) -> tuple[float, float]:
-    ours, bicubic = [], []
-    for start in range(0, len(val.hr), VALIDATION_BATCH):
-        hr, lr = (a[start:start + VALIDATION_BATCH] for a in (val.hr, val.lr))
-        for h, refined, b in zip(hr, refine_batch(model, lr, device), lr):
-            ours.append(psnr_y(h, refined, val.scale))
-            bicubic.append(psnr_y(h, b, val.scale))
     return float(np.mean(ours)), float(np.mean(bicubic))

@@ -61,32 +61,9 @@ function clip8(sum) {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
-// One pass along rows. src: (height, srcWidth, channels) -> (height, dstWidth, channels).
-function resampleRows(src, srcWidth, height, channels, dstWidth, coeffs) {
-  if (channels === 4) return resampleRowsRgba(src, srcWidth, height, dstWidth, coeffs);
-  const dst = new Uint8Array(dstWidth * height * channels);
-  const {first, count, weights, ksize} = coeffs;
-  const acc = new Float64Array(channels);
-  for (let y = 0; y < height; y++) {
-    const rowIn = y * srcWidth * channels;
-    let o = y * dstWidth * channels;
-    for (let xx = 0; xx < dstWidth; xx++) {
-      acc.fill(HALF);
-      const k0 = xx * ksize;
-      let i = rowIn + first[xx] * channels;
-      for (let t = 0; t < count[xx]; t++) {
-        const w = weights[k0 + t];
-        for (let c = 0; c < channels; c++) acc[c] += src[i + c] * w;
-        i += channels;
-      }
-      for (let c = 0; c < channels; c++) dst[o++] = clip8(acc[c]);
-    }
-  }
-  return dst;
-}
-
-// The same for RGBA with the four sums in locals: the common case, about 3x faster.
-function resampleRowsRgba(src, srcWidth, height, dstWidth, coeffs) {
+// One pass along RGBA rows, (height, srcWidth, 4) -> (height, dstWidth, 4), the four
+// sums in locals (about 3x faster than a loop over the channels).
+function resampleRows(src, srcWidth, height, dstWidth, coeffs) {
   const dst = new Uint8Array(dstWidth * height * 4);
   const {first, count, weights, ksize} = coeffs;
   for (let y = 0; y < height; y++) {
@@ -157,12 +134,13 @@ function resampleColumns5(src, width, channels, dstHeight, coeffs) {
   return dst;
 }
 
-// Resize interleaved 8-bit pixels, (height, width, channels) -> (newHeight, newWidth,
-// channels), like Pillow: horizontal pass first, a pass is skipped when its size is unchanged.
+// Resize interleaved 8-bit RGBA pixels, (height, width, 4) -> (newHeight, newWidth, 4),
+// like Pillow: horizontal pass first, a pass is skipped when its size is unchanged.
+// channels: 4, the only layout the page resizes (the row pass is written for it).
 export function resizeBicubic(pixels, width, height, channels, newWidth, newHeight) {
   let out = pixels;
   if (newWidth !== width) {
-    out = resampleRows(out, width, height, channels, newWidth, coefficients(width, newWidth));
+    out = resampleRows(out, width, height, newWidth, coefficients(width, newWidth));
   }
   if (newHeight !== height) {
     out = resampleColumns(out, newWidth, height, channels, newHeight,
