@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sr import cli  # noqa: E402
 from sr.checkpoint import latest_model, load_model  # noqa: E402
 from sr.evaluation import evaluate_image, mean_row  # noqa: E402
+from sr.inference import TorchRunner  # noqa: E402
 from sr.pictures import load_rgb as load_image  # noqa: E402
 
 PUBLISHED = {  # (Set5, Set14) PSNR in dB
@@ -28,7 +29,8 @@ PUBLISHED = {  # (Set5, Set14) PSNR in dB
 
 
 def mean_psnr(model, folder: Path, scale: int, ensemble: bool = False) -> dict:
-    rows = [evaluate_image(model, load_image(f), scale, ensemble=ensemble)
+    runner = TorchRunner(model, half=False)   # PyTorch float32: the reference numbers
+    rows = [evaluate_image(runner, load_image(f), scale, ensemble=ensemble)
             for f in cli.image_files(folder)]
     return mean_row(rows)
 

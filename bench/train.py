@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import srcnn  # noqa: E402
 from sr import cli  # noqa: E402
 from sr.evaluation import evaluate_image, mean_row  # noqa: E402
+from sr.inference import TorchRunner  # noqa: E402
 from sr.pictures import load_rgb as load_image  # noqa: E402
 from sr.trainer import StopRequest, Trainer  # noqa: E402
 from sr.training import ImageCrops, held_out_pictures, split_folder  # noqa: E402
@@ -84,7 +85,8 @@ def throughput(args) -> None:
 
 def set5_psnr(model, folder: Path, scale: int) -> float:
     model.eval()
-    rows = [evaluate_image(model, load_image(f), scale, device=next(model.parameters()).device)
+    device = next(model.parameters()).device
+    rows = [evaluate_image(TorchRunner(model, device, half=False), load_image(f), scale)
             for f in cli.image_files(folder)]
     model.train()
     return mean_row(rows)["psnr"]

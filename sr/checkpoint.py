@@ -48,10 +48,15 @@ def save_checkpoint(path, model: SRCNN, scale: int, train: dict | None = None,
 def publish_model(path, model: SRCNN, scale: int, degradation: dict | None = None,
                   training: dict | None = None, overwrite: bool = False) -> Path:
     """Write model as a .safetensors model file (weights + description)."""
-    state = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
-    weights = Weights(Path(path), int(scale), model.kernels, model.filters, model.residual,
-                      now(), state, dict(degradation or CLEAN), dict(training or {}))
+    weights = weights_of(model, scale, path, degradation, training)
     return write_model(weights, path, overwrite)
+
+
+def weights_of(model: SRCNN, scale: int = 2, path="", degradation=None, training=None):
+    """The Weights (NumPy) of a PyTorch model, as a model file would hold them."""
+    state = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
+    return Weights(Path(path), int(scale), model.kernels, model.filters, model.residual,
+                   now(), state, dict(degradation or CLEAN), dict(training or {}))
 
 
 def model_from_weights(weights: Weights) -> SRCNN:

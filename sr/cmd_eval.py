@@ -21,6 +21,9 @@ def add_arguments(p) -> None:
                    help="let --json replace an existing file (never one of the pictures)")
     p.add_argument("--ensemble", action="store_true",
                    help="score the x8 self-ensemble (as `upscale --ensemble`)")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="on the CPU, as for upscale: the pixels upscale would write are "
+                        "scored (auto: bfloat16 where the CPU has the units)")
     cli.add_model_options(p)
     cli.add_device_options(p)
 
@@ -35,12 +38,15 @@ def run(args) -> int:
         cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
     device = cli.pick_device(args)
     model, weights = cli.model_for(args, args.scale)
-    model.to(device)
-    rows = [dict(evaluate_file(model, f, args.scale, device, args.ensemble), image=name)
+    from sr.inference import scoring_runner
+    if args.precision == "bfloat16" and device != "cpu":
+        raise UserError("--precision bfloat16 is for the CPU; a GPU scores in float32")
+    runner = scoring_runner(model.to(device), device, args.precision)
+    rows = [dict(evaluate_file(runner, f, args.scale, args.ensemble), image=name)
             for f, name in zip(files, row_names(files))]
     mean = mean_row(rows)
     print(f"x{args.scale}, model {weights.path}, {cli.count_of(len(rows), 'picture')} in "
-          f"{args.input}")
+          f"{args.input}; {runner.describe()}")
     print(format_table(rows, mean))
     if args.json:
         with cli.naming(args.json):   # a full disk's error names no file
@@ -70,13 +76,13 @@ def json_safe(value):
     return value
 
 
-def evaluate_file(model, path: Path, scale: int, device, ensemble: bool) -> dict:
+def evaluate_file(runner, path: Path, scale: int, ensemble: bool) -> dict:
     """evaluate_image of one file; a picture it cannot score (too small, of a kind
     that is refused) is named in the error.  load_rgb's errors name it already."""
     from sr.evaluation import evaluate_image
     from sr.pictures import load_rgb
     img = load_rgb(path)
     try:
-        return evaluate_image(model, img, scale, device=device, ensemble=ensemble)
+        return evaluate_image(runner, img, scale, ensemble=ensemble)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None

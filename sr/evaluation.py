@@ -10,13 +10,13 @@ from sr.metrics import SSIM_WINDOW, psnr_y, ssim_y
 from sr.upscaling import refine_with
 
 
-def evaluate_image(model, img, scale: int, device="cpu", ensemble: bool = False) -> dict:
-    """PSNR/SSIM of bicubic and of the model for one high-resolution picture
-    (ensemble: the x8 self-ensemble of `main.py upscale --ensemble`)."""
+def evaluate_image(runner, img, scale: int, ensemble: bool = False) -> dict:
+    """PSNR/SSIM of bicubic and of the network for one high-resolution picture.
+    runner: what runs the network (sr/inference.py: scoring_runner, or TorchRunner for
+    PyTorch's float32 exactly); ensemble: the x8 self-ensemble of `upscale --ensemble`."""
     hr, bicubic = (np.asarray(p) for p in degraded_pair(img, scale))
     check_scorable(hr.shape[:2], scale)
-    from sr.inference import SelfEnsemble, TorchRunner
-    runner = TorchRunner(model, device, half=False)   # refine(): float32, forward_valid
+    from sr.inference import SelfEnsemble
     ours = refine_with(SelfEnsemble(runner) if ensemble else runner, bicubic, tile=0)
     return {"psnr_bicubic": psnr_y(hr, bicubic, scale), "psnr": psnr_y(hr, ours, scale),
             "ssim_bicubic": ssim_y(hr, bicubic, scale), "ssim": ssim_y(hr, ours, scale)}

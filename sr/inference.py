@@ -237,6 +237,16 @@ def choose_precision(requested: str, flags: set, openvino: bool) -> tuple:
     return precision, why
 
 
+def scoring_runner(model, device: str = "cpu", precision: str = "auto"):
+    """What `eval` and training's validation run a PyTorch model with: on the CPU, the
+    engine and precision `upscale` would pick (so a score is of the pixels upscale
+    writes); on a GPU, PyTorch in float32."""
+    if str(device) != "cpu":
+        return TorchRunner(model, device, half=False)
+    from sr.checkpoint import weights_of
+    return cpu_runner(weights_of(model), precision)
+
+
 def cpu_runner(weights, requested: str = "auto", flags: set | None = None):
     """The CPU path's runner for --precision requested (flags: the CPU's, for tests)."""
     precision, why = choose_precision(requested, cpu_flags() if flags is None else flags,

@@ -382,8 +382,9 @@ def validation_psnr(model, val: HeldOutPictures | PatchSet) -> tuple[float, floa
     model.eval()
     device = next(model.parameters()).device
     if isinstance(val, HeldOutPictures):
-        mean = mean_row([evaluate_image(model, img, val.scale, device=device)
-                         for img in val.pictures])
+        from sr.inference import scoring_runner   # what eval and upscale run here
+        runner = scoring_runner(model, device)
+        mean = mean_row([evaluate_image(runner, img, val.scale) for img in val.pictures])
         ours, bicubic = [mean["psnr"]], [mean["psnr_bicubic"]]
     else:
         ours, bicubic = [], []

@@ -97,3 +97,32 @@ def test_bfloat16_tiles_are_exact(bf16_model):
         whole = refine_with(runner, bicubic, tile=10_000)
         for tile in (5, 16, 17, 30):
             assert refine_with(runner, bicubic, tile=tile).tobytes() == whole.tobytes(), tile
+
+
+@pytest.mark.parametrize("precision", ["float32", "auto"])
+def test_eval_scores_the_pixels_upscale_writes(tmp_path, capsys, precision):
+    """eval runs the network as upscale does on this CPU (same engine and precision),
+    so its PSNR is that of upscale's file for the protocol's degraded picture."""
+    import json
+
+    from PIL import Image
+
+    from sr.imaging import degraded_pair
+    from sr.metrics import psnr_y
+    hr_folder, low, out = tmp_path / "hr", tmp_path / "low", tmp_path / "out"
+    hr_folder.mkdir()
+    low.mkdir()
+    picture(40, 32, seed=5).save(hr_folder / "a.png")
+    model = model_file(tmp_path, arch="9-5-5")
+    assert main.main(["eval", "-i", str(hr_folder), "--model", str(model), "--precision",
+                      precision, "--json", str(tmp_path / "e.json")]) == 0
+    said = capsys.readouterr().out
+    hr, _ = degraded_pair(Image.open(hr_folder / "a.png"), 2)
+    hr.resize((20, 16), Image.BICUBIC).save(low / "a.png")
+    assert main.main(["upscale", "-i", str(low / "a.png"), "--model", str(model), "-o",
+                      str(out), "--suffix", "", "--precision", precision]) == 0
+    engine = capsys.readouterr().out.split("; ")[1]      # e.g. ONNX Runtime CPU, ...
+    assert engine in said
+    written = np.asarray(Image.open(out / "a.png"))
+    scored = json.loads((tmp_path / "e.json").read_text())["mean"]["psnr"]
+    assert scored == pytest.approx(psnr_y(np.asarray(hr), written, 2), abs=1e-9)
