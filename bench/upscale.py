@@ -154,7 +154,8 @@ def read_model(path):
 
 def quality(found: list) -> None:
     """Set5/Set14 PSNR of the shipped models in each precision (evaluation protocol)."""
-    from sr.imaging import degraded_pair, load_image
+    from sr.imaging import degraded_pair
+    from sr.pictures import load_rgb as load_image
     from sr.inference import cpu_runner
     from sr.metrics import psnr_y
     from sr.upscaling import refine_with
