@@ -21,6 +21,9 @@ def add_arguments(p) -> None:
                    help="let --json replace an existing file (never one of the pictures)")
     p.add_argument("--ensemble", action="store_true",
                    help="score the x8 self-ensemble (as `upscale --ensemble`)")
+    p.add_argument("--jpeg", type=cli.whole_number("a JPEG quality from 1 to 100", 1, 100),
+                   metavar="Q", help="score JPEG inputs: the shrunk picture is saved as JPEG "
+                   "at quality Q before it is enlarged (bicubic then is of that JPEG)")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="on the CPU, as for upscale: the pixels upscale would write are "
                         "scored (auto: bfloat16 where the CPU has the units)")
@@ -42,17 +45,19 @@ def run(args) -> int:
     if args.precision == "bfloat16" and device != "cpu":
         raise UserError("--precision bfloat16 is for the CPU; a GPU scores in float32")
     runner = scoring_runner(model.to(device), device, args.precision)
-    rows = [dict(evaluate_file(runner, f, args.scale, args.ensemble), image=name)
+    rows = [dict(evaluate_file(runner, f, args.scale, args.ensemble, args.jpeg), image=name)
             for f, name in zip(files, row_names(files))]
     mean = mean_row(rows)
-    print(f"x{args.scale}, model {weights.path}, {cli.count_of(len(rows), 'picture')} in "
-          f"{args.input}; {runner.describe()}")
+    jpeg = f", JPEG q{args.jpeg}" if args.jpeg else ""
+    print(f"x{args.scale}{jpeg}, model {weights.path}, {cli.count_of(len(rows), 'picture')} "
+          f"in {args.input}; {runner.describe()}")
     print(format_table(rows, mean))
     if args.json:
         with cli.naming(args.json):   # a full disk's error names no file
             write_text_atomic(args.json, json.dumps(json_safe(
-                {"scale": args.scale, "model": str(weights.path), "ensemble": args.ensemble,
-                 "images": rows, "mean": mean}), indent=1, allow_nan=False),
+                {"scale": args.scale, "jpeg": args.jpeg, "model": str(weights.path),
+                 "ensemble": args.ensemble, "images": rows, "mean": mean}), indent=1,
+                allow_nan=False),
                 overwrite=args.overwrite)
     return 0
 
@@ -76,13 +81,13 @@ def json_safe(value):
     return value
 
 
-def evaluate_file(runner, path: Path, scale: int, ensemble: bool) -> dict:
+def evaluate_file(runner, path: Path, scale: int, ensemble: bool, quality=None) -> dict:
     """evaluate_image of one file; a picture it cannot score (too small, of a kind
     that is refused) is named in the error.  load_rgb's errors name it already."""
     from sr.evaluation import evaluate_image
     from sr.pictures import load_rgb
     img = load_rgb(path)
     try:
-        return evaluate_image(runner, img, scale, ensemble=ensemble)
+        return evaluate_image(runner, img, scale, ensemble, quality)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None

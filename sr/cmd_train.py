@@ -9,6 +9,7 @@ run: run() -> start_trainer() -> prepare(), then sr/trainer.py's loop.
 """
 from __future__ import annotations
 
+import argparse
 import itertools
 import shutil
 import sys
@@ -22,6 +23,20 @@ from sr.model_files import ARCHITECTURES, SUFFIX, timestamp
 HELP = ("Train SRCNN. Without -n it fine-tunes the newest model of the same scale in "
         "--models (and publishes it unchanged if no epoch beats it on the held-out "
         "pictures); --resume continues an interrupted run exactly.")
+
+
+def quality_range(text: str) -> tuple:
+    """argparse type for --jpeg: 'QMIN-QMAX' or 'Q', JPEG qualities from 1 to 100."""
+    parts = text.split("-")
+    try:
+        low, high = int(parts[0]), int(parts[-1])
+        if len(parts) > 2:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not QMIN-QMAX: {text!r}") from None
+    if not 1 <= low <= high <= 100:
+        raise argparse.ArgumentTypeError(f"qualities from 1 to 100, low first, not {text}")
+    return low, high
 
 
 def add_arguments(p) -> None:
@@ -39,6 +54,10 @@ def add_arguments(p) -> None:
     data.add_argument("--rescale", type=float, default=d["rescale"],
                       help="--from-images: resize each picture by a random factor in "
                       "[RESCALE, 1] every epoch (1: off)")
+    data.add_argument("--jpeg", type=quality_range, metavar="QMIN-QMAX",
+                      help="--from-images: save each picture's shrunk version as JPEG at a "
+                      "quality drawn from QMIN..QMAX (e.g. 66-85) before enlarging it, to "
+                      "learn to undo JPEG artifacts too; recorded in the published model")
     data.add_argument("--teacher", metavar="FILE",
                       help="--from-images: train toward a mix of each sharp picture and "
                       "this model's x8 self-ensemble output (self-distillation: give the "
@@ -222,6 +241,8 @@ def new_config(args) -> dict:
         if args.teacher:
             config["data"]["teacher"] = {"path": str(args.teacher),
                                          "weight": args.teacher_weight}
+        if args.jpeg:   # the degradation the published model undoes
+            config["degradation"] = {"resize": "bicubic", "jpeg": list(args.jpeg)}
         config["scale"] = args.scale or 2
     else:
         config["data"] = {"kind": "samples", "path": str(find_samples(args.input))}
@@ -248,10 +269,12 @@ def build_data(config: dict, device="cpu"):
         return PatchFolder(patches.subset(train)), patches.subset(val)
     train, held = split_folder(data["path"], config["val_fraction"], held_out_seed(config),
                                cli.warn)
+    jpeg = (config.get("degradation") or {}).get("jpeg")   # [qmin, qmax] or None
     source = ImageCrops(train, data["patches"], data["patch"], config["scale"],
                         config["seed"], data["rescale"],
-                        load_teacher(data.get("teacher"), config["scale"], device))
-    return source, held_out_pictures(held, config["scale"])
+                        load_teacher(data.get("teacher"), config["scale"], device), jpeg)
+    held_quality = (jpeg[0] + jpeg[1]) // 2 if jpeg else None   # one fixed quality
+    return source, held_out_pictures(held, config["scale"], quality=held_quality)
 
 
 def load_teacher(teacher: dict | None, scale: int, device):

@@ -10,11 +10,13 @@ from sr.metrics import SSIM_WINDOW, psnr_y, ssim_y
 from sr.upscaling import refine_with
 
 
-def evaluate_image(runner, img, scale: int, ensemble: bool = False) -> dict:
+def evaluate_image(runner, img, scale: int, ensemble: bool = False,
+                   quality: int | None = None) -> dict:
     """PSNR/SSIM of bicubic and of the network for one high-resolution picture.
     runner: what runs the network (sr/inference.py: scoring_runner, or TorchRunner for
-    PyTorch's float32 exactly); ensemble: the x8 self-ensemble of `upscale --ensemble`."""
-    hr, bicubic = (np.asarray(p) for p in degraded_pair(img, scale))
+    PyTorch's float32 exactly); ensemble: the x8 self-ensemble of `upscale --ensemble`;
+    quality: score JPEG inputs, the small picture saved at this quality (GUIDE §1)."""
+    hr, bicubic = (np.asarray(p) for p in degraded_pair(img, scale, quality))
     check_scorable(hr.shape[:2], scale)
     from sr.inference import SelfEnsemble
     ours = refine_with(SelfEnsemble(runner) if ensemble else runner, bicubic, tile=0)

@@ -72,25 +72,30 @@ def modcrop(img: Image.Image, scale: int) -> Image.Image:
     return img.crop((0, 0, *cropped_size(img.size, scale)))
 
 
-def degrade(hr: Image.Image, scale: int) -> Image.Image:
-    """The evaluation protocol's degradation: bicubic down by scale, bicubic back up.
+def degrade(hr: Image.Image, scale: int, quality: int | None = None) -> Image.Image:
+    """The evaluation protocol's degradation: bicubic down by scale, then for JPEG
+    inputs a JPEG round trip of the small picture at quality (sr.jpeg), bicubic back up.
 
     hr must already be modcropped; the result has hr's size.
     """
     w, h = hr.size
     if w % scale or h % scale:
         raise ValueError(f"image size {w}x{h} is not a multiple of the scale {scale}")
-    return resize(resize(hr, (w // scale, h // scale)), (w, h))
+    small = resize(hr, (w // scale, h // scale))
+    if quality:
+        from sr.jpeg import jpeg_roundtrip
+        small = jpeg_roundtrip(small, quality)
+    return resize(small, (w, h))
 
 
-def degraded_pair(img: Image.Image, scale: int):
+def degraded_pair(img: Image.Image, scale: int, quality: int | None = None):
     """(sharp, degraded) RGB pictures of one size: the RGB picture img (as
     sr.pictures.load_rgb reads it) cropped to a multiple of scale, and the same
-    squeezed by scale and interpolated back (bicubic)."""
+    squeezed by scale (and saved as JPEG at quality, if given) and interpolated back."""
     if img.mode != "RGB":
         raise ValueError(f"degraded_pair takes RGB pictures, not mode {img.mode}")
     hr = modcrop(img, scale)
-    return hr, degrade(hr, scale)
+    return hr, degrade(hr, scale, quality)
 
 
 def grey_to_luma(grey: np.ndarray) -> np.ndarray:

@@ -52,6 +52,9 @@ def check_combinations(args) -> None:
     if given(args, "teacher_weight") and not args.teacher and not args.resume:
         raise UserError("--teacher-weight sets how much of --teacher's output the targets "
                         "take: give --teacher too")
+    if args.jpeg and not args.from_images and not args.resume:
+        raise UserError("--jpeg sets how --from-images degrades its crops; a samples "
+                        "folder comes degraded")
     if args.teacher and not args.from_images and not args.resume:
         raise UserError("--teacher needs --from-images: it upscales whole pictures, "
                         "which a samples folder does not have")
@@ -133,7 +136,8 @@ RUN_SETTINGS = [("-e", "epochs"), ("--batch", "batch"), ("--lr", "lr"), ("--seed
                 *CROP_SETTINGS]
 # Options that set up a new run's starting weights or targets: not for --resume.
 NEW_RUN_OPTIONS = [("-n", "new"), ("--init", "init"), ("--plain", "plain"),
-                   ("--teacher", "teacher"), ("--teacher-weight", "teacher_weight")]
+                   ("--teacher", "teacher"), ("--teacher-weight", "teacher_weight"),
+                   ("--jpeg", "jpeg")]
 
 
 def new_run_options(args, config: dict) -> list[str]:

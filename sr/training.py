@@ -191,14 +191,17 @@ class ImageCrops:
     rescale: each picture is first resized by a random factor in [rescale, 1]
     (Pillow bicubic), which adds detail at new scales; 1 disables it.
     teacher: a Teacher, or None; its weights are part of the data's hash.
+    jpeg: (qmin, qmax): each picture's shrunk version is saved as JPEG at a quality
+    drawn from that range every epoch (sr.imaging.degrade), or None.
     """
 
     def __init__(self, images: dict, count: int, patch: int, scale: int, seed: int,
-                 rescale: float = 1.0, teacher: "Teacher | None" = None):
+                 rescale: float = 1.0, teacher: "Teacher | None" = None, jpeg=None):
         if not any(fits_patch(img.size, patch, scale) for img in images.values()):
             raise no_patch_fits(patch, scale)
         self.images, self.count, self.patch, self.scale = images, count, patch, scale
         self.seed, self.rescale, self.teacher = seed, rescale, teacher
+        self.jpeg = jpeg   # (qmin, qmax) of the JPEG round trip, or None
         contents = chain((images[name].tobytes() for name in sorted(images)),  # one at a time
                          teacher.contents() if teacher else ())
         self.hash = fingerprint(images, contents)
@@ -228,8 +231,10 @@ class ImageCrops:
         for img, n in zip(pictures, counts):
             if n == 0:
                 continue
+            # --jpeg: one quality per picture and epoch, from the epoch's generator
+            quality = int(rng.integers(self.jpeg[0], self.jpeg[1] + 1)) if self.jpeg else None
             planes = [torch.from_numpy(p).to(device)  # (H, W) each: target, input
-                      for p in self.target_and_input(img)]
+                      for p in self.target_and_input(img, quality)]
             h, w = planes[0].shape
             tops = torch.from_numpy(rng.integers(0, h - self.patch + 1, n)).to(device)
             lefts = torch.from_numpy(rng.integers(0, w - self.patch + 1, n)).to(device)
@@ -238,10 +243,11 @@ class ImageCrops:
                 out.append(windows[tops, lefts][:, None])  # (n, 1, P, P)
         return torch.cat(lr_out), torch.cat(hr_out)
 
-    def target_and_input(self, img):
+    def target_and_input(self, img, quality=None):
         """(target, input) luma planes (H, W) float32 of one picture: the sharp
-        picture (or its mix with the teacher's output) and its bicubic degradation."""
-        hr, bicubic = degraded_pair(img, self.scale)
+        picture (or its mix with the teacher's output) and its bicubic degradation
+        (with a JPEG round trip at quality, if given)."""
+        hr, bicubic = degraded_pair(img, self.scale, quality)
         target, given = luma_plane(hr), luma_plane(bicubic)
         if self.teacher is not None:
             target = self.teacher.blend(target, np.asarray(bicubic))
@@ -296,15 +302,17 @@ class HeldOutPictures:
     """Held-out pictures that validation scores whole, exactly as `main.py eval` does."""
     pictures: list
     scale: int
+    quality: int | None = None   # JPEG inputs at this quality (--jpeg: its midpoint)
 
     def summary(self) -> str:
         pixels = sum(w * h for w, h in (p.size for p in self.pictures))
+        jpeg = f", as JPEG q{self.quality}" if self.quality else ""
         return (f"{count_of(len(self.pictures), 'held-out picture')} "
-                f"({pixel_amount(pixels)}) scored whole")
+                f"({pixel_amount(pixels)}) scored whole{jpeg}")
 
 
 def held_out_pictures(images: dict, scale: int, side: int = VALIDATION_SIDE,
-                      budget: int = VALIDATION_PIXELS) -> HeldOutPictures:
+                      budget: int = VALIDATION_PIXELS, quality=None) -> HeldOutPictures:
     """The held-out pictures, in name order, each centre-cropped to at most
     side x side, as many as fit in budget pixels (always at least one).
     Pictures under MIN_VALIDATION_SIDE px are left out: too small to score."""
@@ -322,7 +330,7 @@ def held_out_pictures(images: dict, scale: int, side: int = VALIDATION_SIDE,
         used += cw * ch
     if not kept:
         raise UserError(f"the held-out pictures are all smaller than {MIN_VALIDATION_SIDE} px")
-    return HeldOutPictures(kept, scale)
+    return HeldOutPictures(kept, scale, quality)
 
 
 def lr_factor(step: int, total: int, warmup_fraction: float = 0.05) -> float:
@@ -384,7 +392,8 @@ def validation_psnr(model, val: HeldOutPictures | PatchSet) -> tuple[float, floa
     if isinstance(val, HeldOutPictures):
         from sr.inference import scoring_runner   # what eval and upscale run here
         runner = scoring_runner(model, device)
-        mean = mean_row([evaluate_image(runner, img, val.scale) for img in val.pictures])
+        mean = mean_row([evaluate_image(runner, img, val.scale, quality=val.quality)
+                         for img in val.pictures])
         ours, bicubic = [mean["psnr"]], [mean["psnr_bicubic"]]
     else:
         ours, bicubic = [], []

@@ -92,3 +92,52 @@ def test_levels_fall_as_quality_falls():
     for (level, low, _), (_, above, _) in zip(LEVELS[1:], LEVELS):
         train_low, train_high = training_qualities(level)
         assert train_low <= max(low, 10) and train_high >= above - 1, level
+
+
+# --- JPEG inputs in the degradation that evaluation and training share ------------------
+
+def test_the_degradation_with_jpeg_is_the_protocols(tmp_path):
+    from sr.imaging import degrade, resize
+    hr = Image.fromarray(np.random.default_rng(3).integers(0, 256, (32, 48, 3), np.uint8))
+    by_hand = resize(jpeg_roundtrip(resize(hr, (24, 16)), 50), (48, 32))
+    assert np.array_equal(np.asarray(degrade(hr, 2, 50)), np.asarray(by_hand))
+    assert not np.array_equal(np.asarray(degrade(hr, 2)), np.asarray(by_hand))
+
+
+def test_eval_jpeg_scores_jpeg_inputs(tmp_path):
+    import json
+
+    from tests.helpers import model_file, picture, run_script
+    (tmp_path / "hr").mkdir()
+    picture(64, 48, seed=2).save(tmp_path / "hr" / "a.png")
+    model = model_file(tmp_path)
+    scores = {}
+    for q in (None, 30):
+        out = tmp_path / f"e{q}.json"
+        jpeg = ("--jpeg", q) if q else ()
+        result = run_script("main.py", "eval", "-i", tmp_path / "hr", "--model", model,
+                            "--json", out, *jpeg)
+        assert result.returncode == 0, result.stderr
+        record = json.loads(out.read_text())
+        assert record["jpeg"] == q
+        scores[q] = record["mean"]["psnr_bicubic"]
+    assert scores[30] < scores[None] - 0.5      # the baseline is bicubic of the JPEG
+
+
+def test_training_on_jpeg_inputs_records_it_in_the_model(tmp_path):
+    from sr.model_files import read_weights
+    from tests.helpers import assert_clean_error, picture, run_script
+    (tmp_path / "raw").mkdir()
+    for i in range(4):
+        picture(96, 80, seed=20 + i).save(tmp_path / "raw" / f"r{i}.png")
+    common = ("main.py", "train", "--cpu", "-n", "-e", 1, "--batch", 8, "--runs",
+              tmp_path / "runs")
+    result = run_script(*common, "--from-images", tmp_path / "raw", "--patch", 32,
+                        "--patches", 32, "--jpeg", "60-80", "--output",
+                        tmp_path / "m.safetensors")
+    assert result.returncode == 0, result.stderr
+    assert "as JPEG q70" in result.stdout              # validation: the range's middle
+    assert read_weights(tmp_path / "m.safetensors").degradation == {
+        "resize": "bicubic", "jpeg": [60, 80]}
+    assert_clean_error(run_script(*common, "--jpeg", "60-80"), "--jpeg sets how")
+    assert "qualities from 1 to 100" in run_script(*common, "--jpeg", "90-60").stderr
