@@ -89,8 +89,8 @@ def test_a_second_ctrl_c_ends_an_upscale_cleanly(tmp_path):
     from tests.helpers import model_file
     model = model_file(tmp_path)
     (tmp_path / "in").mkdir()
-    for i in range(40):
-        picture(160, 120, seed=i).save(tmp_path / "in" / f"p{i}.png")
+    for i in range(40):   # large enough that the job outlasts the test's look-up: 160x120
+        picture(480, 360, seed=i).save(tmp_path / "in" / f"p{i}.png")   # was done in time
     for attempt in range(3):   # the crash came in 3 runs of 8
         out = tmp_path / f"out{attempt}"
         proc = start("main.py", "upscale", "-i", tmp_path / "in", "-o", out, "--model", model,
