@@ -13,6 +13,7 @@ HELP = ("Evaluation protocol of the SRCNN paper on every picture in a folder: mo
 
 
 def add_arguments(p) -> None:
+    from sr.inference import PRECISIONS
     p.add_argument("-i", "--input", required=True, action=cli.Once,
                    help="folder of high-resolution pictures")
     p.add_argument("--json", help="also write the numbers to this JSON file (an existing "
@@ -24,7 +25,7 @@ def add_arguments(p) -> None:
     p.add_argument("--jpeg", type=cli.whole_number("a JPEG quality from 1 to 100", 1, 100),
                    metavar="Q", help="score JPEG inputs: the shrunk picture is saved as JPEG "
                    "at quality Q before it is enlarged (bicubic then is of that JPEG)")
-    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="on the CPU, as for upscale: the pixels upscale would write are "
                         "scored (auto: bfloat16 where the CPU has the units)")
     cli.add_model_options(p)
@@ -42,8 +43,6 @@ def run(args) -> int:
     device = cli.pick_device(args)
     model, weights = cli.model_for(args, args.scale)
     from sr.inference import scoring_runner
-    if args.precision == "bfloat16" and device != "cpu":
-        raise UserError("--precision bfloat16 is for the CPU; a GPU scores in float32")
     runner = scoring_runner(model.to(device), device, args.precision)
     rows = [dict(evaluate_file(runner, f, args.scale, args.ensemble, args.jpeg), image=name)
             for f, name in zip(files, row_names(files))]

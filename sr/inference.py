@@ -242,6 +242,9 @@ def scoring_runner(model, device: str = "cpu", precision: str = "auto"):
     engine and precision `upscale` would pick (so a score is of the pixels upscale
     writes); on a GPU, PyTorch in float32."""
     if str(device) != "cpu":
+        if precision == "bfloat16":
+            raise UserError(f"--precision bfloat16 is for the CPU; on {device} the network "
+                            f"runs in float32")
         return TorchRunner(model, device, half=False)
     from sr.checkpoint import weights_of
     return cpu_runner(weights_of(model), precision)
