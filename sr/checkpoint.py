@@ -75,7 +75,8 @@ def load_model(path, scale: int | None = None) -> tuple[SRCNN, Weights]:
     return model_from_weights(weights), weights
 
 
-def latest_model(models_dir, scale: int, warn=None) -> tuple[SRCNN, Weights]:
-    """(model, weights) of the newest valid x`scale` model in models_dir."""
-    weights = newest_model(models_dir, scale, warn)
+def latest_model(models_dir, scale: int, warn=None, level: int = 0) -> tuple[SRCNN, Weights]:
+    """(model, weights) of the newest valid x`scale` model for this JPEG level (0:
+    clean) in models_dir."""
+    weights = newest_model(models_dir, scale, warn, level)
     return model_from_weights(weights), weights

@@ -224,7 +224,8 @@ def add_model_options(p, fractional: bool = False) -> None:
                                         "(default: see --scale)")
     else:
         p.add_argument("--scale", type=integer_scale, default=2,
-                       help="scale factor of the model, an integer >= 2")
+                       help="scale factor of the model, an integer >= 1 (1: JPEG artifact "
+                            "removal at the same size)")
         p.add_argument("--model",
                        help="model file: .safetensors, or a training run's .pt (default: "
                             "newest for the scale in --models)")
@@ -248,8 +249,8 @@ def whole_number(rule: str, low: int, high: int | None = None):
 # The largest scale: x64 makes a 256 Mpix result (upscale's default limit) of a
 # 250x250 picture already; far larger ones are slips whose sizes overflow.
 MAX_SCALE = 64
-# a model's scale (eval, export-onnx, train)
-integer_scale = whole_number(f"the scale must be an integer >= 2 (at most {MAX_SCALE})", 2,
+# a model's scale (eval, export-onnx, train); x1 models remove JPEG artifacts only
+integer_scale = whole_number(f"the scale must be an integer >= 1 (at most {MAX_SCALE})", 1,
                              MAX_SCALE)
 
 
@@ -308,18 +309,11 @@ def usable_device(name: str) -> str:
     return name
 
 
-def model_for(args, scale: int):
-    """(PyTorch model, its Weights): --model if given, else the newest for that scale."""
+def model_for(args, scale: int, level: int = 0):
+    """(PyTorch model, its Weights): --model if given, else the newest for that scale
+    and JPEG artifact level (0: clean)."""
     from sr.checkpoint import latest_model, load_model
     if args.model:
         return load_model(args.model, scale)
-    return latest_model(args.models, scale, warn=warn)
+    return latest_model(args.models, scale, warn, level)
 
-
-def weights_for(args, scale: float):
-    """sr.model_files.Weights (NumPy, no PyTorch) for --model, else the nearest scale's
-    newest."""
-    from sr.model_files import model_for_scale, nearest_model
-    if args.model:
-        return model_for_scale(args.model, scale)
-    return nearest_model(args.models, scale, warn=warn)

@@ -24,7 +24,9 @@ def add_arguments(p) -> None:
                    help="score the x8 self-ensemble (as `upscale --ensemble`)")
     p.add_argument("--jpeg", type=cli.whole_number("a JPEG quality from 1 to 100", 1, 100),
                    metavar="Q", help="score JPEG inputs: the shrunk picture is saved as JPEG "
-                   "at quality Q before it is enlarged (bicubic then is of that JPEG)")
+                   "at quality Q before it is enlarged (bicubic then is of that JPEG; at "
+                   "--scale 1 the JPEG itself); the model is the one upscale picks for a "
+                   "JPEG of quality Q (its artifact level's)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="on the CPU, as for upscale: the pixels upscale would write are "
                         "scored (auto: bfloat16 where the CPU has the units)")
@@ -35,13 +37,16 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from sr.evaluation import format_table, mean_row
     from sr.atomic import write_text_atomic
+    if args.scale == 1 and not args.jpeg:
+        raise UserError("--scale 1 scores JPEG artifact removal: give --jpeg Q too")
     files = cli.image_files(args.input)
     if not files:
         raise UserError(f"{args.input}: no pictures found")
     if args.json:
         cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
     device = cli.pick_device(args)
-    model, weights = cli.model_for(args, args.scale)
+    from sr.jpeg import level_for_quality   # the model upscale picks for such a JPEG
+    model, weights = cli.model_for(args, args.scale, level_for_quality(args.jpeg))
     from sr.inference import scoring_runner
     runner = scoring_runner(model.to(device), device, args.precision)
     rows = [dict(evaluate_file(runner, f, args.scale, args.ensemble, args.jpeg), image=name)

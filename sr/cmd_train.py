@@ -294,17 +294,20 @@ def starting_model(args, config: dict):
     is refused, as with --init."""
     import srcnn
     from sr.checkpoint import latest_model, load_model
+    from sr.jpeg import level_of_range
+    level = level_of_range((config.get("degradation") or {}).get("jpeg"))
     model = parent = None
     if args.init:
         (model, _), parent = load_model(args.init), Path(args.init)
         print(f"starting from the weights of {args.init}")
     elif not args.new:
         try:
-            model, weights = latest_model(args.models, config["scale"], warn=cli.warn)
+            model, weights = latest_model(args.models, config["scale"], cli.warn, level)
             parent = weights.path
             print(f"fine-tuning {parent} (use -n to start fresh)")
         except UserError:   # none of this scale there
-            where = (f"no x{config['scale']} model in {args.models}/ yet" if
+            what = f" for JPEG level {level}" if level else ""
+            where = (f"no x{config['scale']} model{what} in {args.models}/ yet" if
                      Path(args.models).is_dir() else f"{args.models}/ does not exist yet")
             print(f"{where}: starting fresh (-n says so without looking)")
     if model is None:

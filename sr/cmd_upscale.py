@@ -82,8 +82,16 @@ def add_arguments(p) -> None:
     p.add_argument("--ensemble", action="store_true",
                    help="run the network on the 8 rotations and mirror images of the "
                         "picture and average them: 8x slower, slightly better")
+    p.add_argument("--denoise", choices=DENOISE, default="auto",
+                   help="JPEG artifact level whose model runs: auto = from each JPEG's "
+                        "quantisation tables (its estimated quality: >= 97 or not a JPEG "
+                        "-> off, 86-96 -> 1, 66-85 -> 2, <= 65 -> 3); off = the clean "
+                        "models; 1-3 for every picture, e.g. a PNG that was once a JPEG")
     cli.add_model_options(p, fractional=True)
     cli.add_device_options(p)
+
+
+DENOISE = ("auto", "off", "1", "2", "3")
 
 
 # --max-pixels and --max-output-pixels: a number of pixels, 0 for no limit
@@ -260,6 +268,69 @@ def make_runner(args, weights, device: str):
     return SelfEnsemble(runner) if args.ensemble else runner
 
 
+class ModelPicker:
+    """Which model upscales each picture, and its runner (built once per model):
+    --model if given, else the newest in --models for the scale and the JPEG level
+    (--denoise, or auto: the level of the file's estimated JPEG quality, sr/jpeg.py)."""
+
+    def __init__(self, args, device: str, tile: int):
+        self.args, self.device, self.tile = args, device, tile
+        self.runners = {}   # model path -> runner
+        # read once (a damaged file is warned about once): --model's, or --models'
+        self.available = ([model_files.model_for_scale(args.model, args.scale)] if args.model
+                          else model_files.list_models(args.models, cli.warn))
+
+    def level_of(self, source: Path) -> tuple[int, str]:
+        """(JPEG level, what to say about the choice, or '')."""
+        from sr.jpeg import file_quality, level_for_quality
+        if self.args.denoise != "auto":
+            return (0 if self.args.denoise == "off" else int(self.args.denoise)), ""
+        quality = file_quality(source)
+        if quality is None:
+            return 0, ""
+        return level_for_quality(quality), f"{source.name}: JPEG quality ≈ {quality}"
+
+    def pick(self, source: Path):
+        """(runner, Weights) for one picture; UserError if none fits."""
+        args = self.args
+        if args.model:
+            weights = self.available[0]
+        else:
+            level, said = self.level_of(source)
+            if args.scale == 1 and not level:
+                raise UserError(f"{source}: {said + ', so ' if said else 'not a JPEG, so '}"
+                                f"no JPEG artifacts to remove at --scale 1; nothing was "
+                                f"written (--denoise 1-3 if it once was a JPEG)")
+            weights = self.weights_for(level)
+            if said:
+                tqdm_write(f"{said} -> {model_files.describe_level(weights, level)}")
+        if weights.path not in self.runners:
+            self.runners[weights.path] = runner = make_runner(args, weights, self.device)
+            shrunk = (f", its x{weights.scale} result shrunk to size"
+                      if weights.scale > args.scale else "")
+            tqdm_write(f"model {weights.path} ({weights.architecture}, trained for "
+                       f"x{weights.scale}) for x{args.scale:g}{shrunk}; "
+                       f"{runner.describe()}; tiles of {self.tile} px")
+        return self.runners[weights.path], weights
+
+    def weights_for(self, level: int):
+        """The level's model; under auto, the clean one where the level has none."""
+        def nearest(level):
+            return model_files.nearest_model(self.args.models, self.args.scale, level=level,
+                                             available=self.available)
+        try:
+            return nearest(level)
+        except UserError:
+            if not level or self.args.denoise != "auto" or self.args.scale == 1:
+                raise
+            return nearest(0)
+
+
+def tqdm_write(line: str) -> None:
+    from tqdm import tqdm
+    tqdm.write(line)
+
+
 def pick_tile(args, device: str) -> int:
     from sr.tiling import auto_tile
     if args.tile < 0:
@@ -275,14 +346,16 @@ def pick_tile(args, device: str) -> int:
 
 # --- one file -----------------------------------------------------------------------
 
-def upscale_file(runner, job: Job, args, tile: int, protected: set, model_scale: int) -> str:
-    """Read, upscale and write one picture; returns the line to print.  model_scale:
-    the network's own scale, at which it runs before a shrink to --scale."""
+def upscale_file(picker: ModelPicker, job: Job, args, tile: int, protected: set) -> str:
+    """Read, upscale and write one picture by the model picker chooses for it; returns
+    the line to print."""
     from tqdm import tqdm
     from sr.picture_files import EXTENSIONS, settle_format, write_picture
     from sr.pictures import read_picture
     from sr.tiling import count_tiles
     from sr.upscaling import output_size, upscale_picture
+    runner, weights = picker.pick(job.source)
+    model_scale = weights.scale   # the network's own, at which it runs before a shrink
     picture = read_picture(job.source, args.max_pixels, check_size=lambda size:
                            check_output_size(size, max(args.scale, model_scale),
                                              args.max_output_pixels))
@@ -374,20 +447,18 @@ def run(args) -> int:
                              else re.escape(args.suffix))
 
     device = cli.pick_device(args)
-    weights = cli.weights_for(args, args.scale)
-    if args.scale == 1:
-        raise UserError("--scale 1 keeps the size, and the models here enlarge: there is "
-                        "nothing for them to do (removing JPEG artifacts at x1 needs an x1 "
-                        "model); nothing was written")
-    runner = make_runner(args, weights, device)
+    if args.model and args.denoise != "auto":
+        raise UserError("--model and --denoise both choose the model: give one")
+    if args.scale == 1 and args.denoise == "off":
+        raise UserError("--scale 1 with --denoise off: nothing to do (x1 removes JPEG "
+                        "artifacts); nothing was written")
     tile = pick_tile(args, device)
-    shrunk = f", its x{weights.scale} result shrunk to size" if weights.scale > args.scale else ""
-    print(f"model {weights.path} ({weights.architecture}, trained for x{weights.scale}) "
-          f"for x{args.scale:g}{shrunk}; {runner.describe()}; tiles of {tile} px")
+    picker = ModelPicker(args, device, tile)   # a wrong --model: one error, before the work
+    if not args.model and args.scale != 1:     # no model at all: one error, too
+        picker.weights_for(0)
     started = time.perf_counter()
 
-    failed, skipped, done = upscale_all(runner, jobs, args, tile, default_suffix,
-                                        weights.scale)
+    failed, skipped, done = upscale_all(picker, jobs, args, tile, default_suffix)
     failed += len(errors)
     print(f"{done} upscaled, {skipped} skipped, {failed} failed in "
           f"{time.perf_counter() - started:.1f} s")
@@ -405,7 +476,7 @@ def nothing_found(items, out_dir: Path) -> str:
     return "nothing to upscale: no pictures in " + " ".join(items)
 
 
-def upscale_all(runner, jobs, args, tile: int, default_suffix: bool, model_scale: int) -> tuple:
+def upscale_all(picker: ModelPicker, jobs, args, tile: int, default_suffix: bool) -> tuple:
     """Every job in turn; a failed picture is reported and the next one goes on.
     Returns (failed, skipped, done)."""
     from tqdm import tqdm
@@ -423,7 +494,7 @@ def upscale_all(runner, jobs, args, tile: int, default_suffix: bool, model_scale
                     skipped += 1
                     continue
             try:
-                tqdm.write(upscale_file(runner, job, args, tile, protected, model_scale))
+                tqdm.write(upscale_file(picker, job, args, tile, protected))
                 done += 1
             except UserError as e:
                 report_error(str(e))

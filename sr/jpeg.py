@@ -100,6 +100,12 @@ def level_for_quality(quality: int | None) -> int:
     return next(level for level, low, _ in LEVELS if quality >= low)
 
 
+def level_of_range(jpeg) -> int:
+    """The level a model trained on JPEG qualities jpeg = [low, high] (None: clean)
+    serves: that of its range's middle."""
+    return level_for_quality((jpeg[0] + jpeg[1]) // 2) if jpeg else 0
+
+
 def training_qualities(level: int) -> tuple[int, int] | None:
     """(low, high) of the JPEG qualities a level-`level` model trains on (drawn
     uniformly per picture); None for level 0 (no JPEG step)."""

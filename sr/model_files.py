@@ -66,6 +66,13 @@ class Weights:
         return sum((k - 1) // 2 for k in self.kernels)
 
     @property
+    def level(self) -> int:
+        """The JPEG artifact level it was trained for (sr.jpeg.LEVELS; 0: clean):
+        that of the middle of its training's JPEG quality range."""
+        from sr.jpeg import level_of_range
+        return level_of_range(self.degradation.get("jpeg"))
+
+    @property
     def architecture(self) -> str:
         return "-".join(map(str, self.kernels))
 
@@ -105,6 +112,11 @@ def weights_from_parts(path, description: dict, state: dict) -> Weights:
             raise ValueError(f"scale {scale} is not from 1 to {MAX_SCALE}")
         state = _checked_state(state, expected_shapes(kernels, filters))
         degradation = _json(description.get("degradation"), dict(CLEAN))
+        jpeg = degradation.get("jpeg")
+        if jpeg is not None and not (isinstance(jpeg, list) and len(jpeg) == 2 and all(
+                type(q) is int and 1 <= q <= 100 for q in jpeg) and jpeg[0] <= jpeg[1]):
+            raise ValueError(f"its JPEG qualities {str(jpeg)[:40]} are not [low, high] "
+                             f"from 1 to 100")
         training = _json(description.get("training"), {})
     except (TypeError, ValueError) as e:
         raise UserError(f"{path}: not a usable SRCNN model ({str(e)[:160]})") from None
@@ -274,32 +286,52 @@ def model_scale_for(scale: float, available=None) -> int:
     larger one, whose result is then shrunk to size (x2.5 is the x3 model's result
     shrunk: +2.01 dB over bicubic on Set14 where the x3 model on a x2.5 enlargement it
     was not trained for gives +0.36, docs/real-pictures.md); above every model, the
-    largest.  available: the model scales there are (default: every integer from 2)."""
-    wanted = max(2, math.ceil(scale - 1e-9))
+    largest.  available: the model scales there are (default: every integer from 1)."""
+    wanted = max(1, math.ceil(scale - 1e-9))
     if available is None:
         return wanted
     larger = [s for s in available if s >= wanted]
     return min(larger) if larger else max(available)
 
 
-def newest_model(models_dir, scale: int, warn=None) -> Weights:
-    """The newest valid model for exactly this scale."""
+def newest_model(models_dir, scale: int, warn=None, level: int = 0) -> Weights:
+    """The newest valid model for exactly this scale and JPEG level."""
     for weights in list_models(models_dir, warn):
-        if weights.scale == scale:
+        if weights.scale == scale and weights.level == level:
             return weights
-    raise UserError(f"no x{scale} model in {models_dir}/: train one with "
+    jpeg = f" for JPEG level {level}" if level else ""
+    raise UserError(f"no x{scale} model{jpeg} in {models_dir}/: train one with "
                     f"'python main.py train --scale {scale}' or pass --model")
 
 
-def nearest_model(models_dir, scale: float, warn=None) -> Weights:
-    """The newest model of the scale that serves this one (model_scale_for)."""
-    candidates = list_models(models_dir, warn)
+def nearest_model(models_dir, scale: float, warn=None, level: int = 0,
+                  available=None) -> Weights:
+    """The newest model of this JPEG level (0: clean) and of the scale that serves
+    the wanted one (model_scale_for).  available: list_models(models_dir), if read."""
+    if available is None:
+        available = list_models(models_dir, warn)
+    candidates = [w for w in available if w.level == level]
+    if scale == 1:   # only an x1 model keeps the size; a larger one's shrunk result blurs
+        candidates = [w for w in candidates if w.scale == 1]
     if not candidates:
-        raise UserError(f"no x{scale:g} model (nor any other) in {models_dir}/: train one "
-                        f"with 'python main.py train --scale {max(2, round(scale))}' or pass "
-                        f"--model")
+        from sr.jpeg import training_qualities
+        what = f" for JPEG level {level}" if level else ""
+        other = "" if scale == 1 else " (nor one of another scale)"
+        jpeg = " --from-images --jpeg %d-%d" % training_qualities(level) if level else ""
+        raise UserError(f"no x{scale:g} model{what}{other} in {models_dir}/: train one "
+                        f"with 'python main.py train --scale {max(1, round(scale))}{jpeg}' "
+                        f"or pass --model")
     best = model_scale_for(scale, {w.scale for w in candidates})
     return next(w for w in candidates if w.scale == best)
+
+
+def describe_level(weights: Weights, wanted: int) -> str:
+    """'x2 model for JPEG level 2', 'x2 clean model', or for a level without a model
+    of its own, 'x2 clean model (none for JPEG level 3)'."""
+    if weights.level:
+        return f"x{weights.scale} model for JPEG level {weights.level}"
+    missing = f" (none for JPEG level {wanted})" if wanted != weights.level else ""
+    return f"x{weights.scale} clean model{missing}"
 
 
 def model_for_scale(path, scale: float) -> Weights:

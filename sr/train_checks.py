@@ -55,6 +55,9 @@ def check_combinations(args) -> None:
     if args.jpeg and not args.from_images and not args.resume:
         raise UserError("--jpeg sets how --from-images degrades its crops; a samples "
                         "folder comes degraded")
+    if args.scale == 1 and not args.jpeg and not args.resume and args.from_images:
+        raise UserError("--scale 1 keeps the size: an x1 model learns to remove JPEG "
+                        "artifacts, so give --jpeg QMIN-QMAX too")
     if args.teacher and not args.from_images and not args.resume:
         raise UserError("--teacher needs --from-images: it upscales whole pictures, "
                         "which a samples folder does not have")

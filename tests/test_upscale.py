@@ -196,14 +196,6 @@ def test_a_fractional_scale_is_the_next_larger_models_result_shrunk(tmp_path, ca
         assert np.abs(got - np.asarray(expected)).max() <= 1   # ONNX Runtime vs PyTorch
 
 
-def test_scale_1_changes_nothing_and_says_why(tmp_path, model):
-    picture(20, 11).save(tmp_path / "a.png")
-    result = run_script("main.py", "upscale", "-i", tmp_path / "a.png", "--model", model,
-                        "--scale", 1, "-o", tmp_path / "out")
-    assert_clean_error(result, "--scale 1 keeps the size")
-    assert not (tmp_path / "out").exists()
-
-
 def test_scale_below_one_is_refused(tmp_path, model):
     with pytest.raises(SystemExit):
         main.parse_args(["upscale", "-i", "x.png", "--scale", "0.5"])

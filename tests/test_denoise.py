@@ -1,0 +1,156 @@
+"""upscale chooses the model by the JPEG artifact level (--denoise, or auto from the
+file's quantisation tables), and --scale 1 removes artifacts only where there are some."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sr.checkpoint import load_model, publish_model
+from sr.jpeg import training_qualities
+from sr.model_files import read_weights
+from sr.upscaling import refine
+from tests.helpers import assert_clean_error, perturbed_model, picture, run_script
+
+
+def jpeg_model(folder, scale: int, level: int, seed: int):
+    """A model file trained (in its metadata) for JPEG level `level` (0: clean)."""
+    jpeg = list(training_qualities(level)) if level else None
+    return publish_model(folder / f"srcnn_x{scale}_l{level}.safetensors",
+                         perturbed_model("9-1-5", seed), scale,
+                         degradation={"resize": "bicubic", "jpeg": jpeg})
+
+
+@pytest.fixture
+def models(tmp_path):
+    """x2 models for the clean case and levels 2 and 3, x1 for level 3."""
+    folder = tmp_path / "models"
+    for scale, level in ((2, 0), (2, 2), (2, 3), (1, 3)):
+        jpeg_model(folder, scale, level, seed=10 * scale + level)
+    return folder
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    """q75 (level 2), q40 (level 3) and q98 (level 0) JPEGs and a PNG of one picture."""
+    img = picture(40, 24)
+    for q in (75, 40, 98):
+        img.save(tmp_path / f"q{q}.jpg", quality=q)
+    img.save(tmp_path / "clean.png")
+    return tmp_path
+
+
+def upscale(*args):
+    return run_script("main.py", "upscale", *map(str, args))
+
+
+def expected(model_path, source, scale: int) -> np.ndarray:
+    """What the chosen model makes of the file (PyTorch, float32)."""
+    model = load_model(model_path)[0]
+    img = Image.open(source).convert("RGB")
+    bicubic = img.resize((img.width * scale, img.height * scale), Image.BICUBIC)
+    return refine(model, np.asarray(bicubic)).astype(int)
+
+
+def written(folder, stem: str) -> np.ndarray:
+    (path,) = folder.glob(f"{stem}.*")
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def test_auto_picks_each_files_level_and_says_so(pictures, models):
+    out = pictures / "out"
+    result = upscale("-i", *(pictures / n for n in ("q75.jpg", "q40.jpg", "q98.jpg",
+                                                    "clean.png")),
+                     "--models", models, "-o", out, "--precision", "float32")
+    assert result.returncode == 0, result.stderr
+    said = result.stdout
+    assert "q75.jpg: JPEG quality ≈ 75 -> x2 model for JPEG level 2" in said
+    assert "q40.jpg: JPEG quality ≈ 40 -> x2 model for JPEG level 3" in said
+    assert "q98.jpg: JPEG quality ≈ 98 -> x2 clean model" in said
+    assert "clean.png: " not in said.replace("clean.png ->", "")   # no JPEG line
+    for stem, level in (("q75", 2), ("q40", 3), ("q98", 0), ("clean", 0)):
+        source = next(pictures.glob(f"{stem}.*"))
+        want = expected(models / f"srcnn_x2_l{level}.safetensors", source, 2)
+        assert np.abs(written(out, stem) - want).max() <= 1, stem   # ORT vs PyTorch
+
+
+def test_denoise_overrides_the_estimate(pictures, models):
+    out = pictures / "out"
+    assert upscale("-i", pictures / "clean.png", "--denoise", 2, "--models", models,
+                   "-o", out, "--precision", "float32").returncode == 0
+    want = expected(models / "srcnn_x2_l2.safetensors", pictures / "clean.png", 2)
+    assert np.abs(written(out, "clean") - want).max() <= 1
+    assert upscale("-i", pictures / "q40.jpg", "--denoise", "off", "--models", models,
+                   "-o", out, "--precision", "float32").returncode == 0
+    want = expected(models / "srcnn_x2_l0.safetensors", pictures / "q40.jpg", 2)
+    assert np.abs(written(out, "q40") - want).max() <= 1
+
+
+def test_a_level_without_a_model_falls_back_to_the_clean_one_under_auto(pictures, models):
+    (models / "srcnn_x2_l2.safetensors").unlink()
+    result = upscale("-i", pictures / "q75.jpg", "--models", models, "-o", pictures / "o")
+    assert result.returncode == 0, result.stderr
+    assert "JPEG quality ≈ 75 -> x2 clean model (none for JPEG level 2)" in result.stdout
+    result = upscale("-i", pictures / "q75.jpg", "--denoise", 2, "--models", models,
+                     "-o", pictures / "o2")
+    assert_clean_error(result, "no x2 model for JPEG level 2", "--jpeg 60-90")
+    assert not (pictures / "o2").exists()
+
+
+def test_scale_1_removes_artifacts_of_a_jpeg_at_its_size(pictures, models):
+    out = pictures / "out"
+    result = upscale("-i", pictures / "q40.jpg", "--scale", 1, "--models", models, "-o", out,
+                     "--precision", "float32")
+    assert result.returncode == 0, result.stderr
+    assert "-> x1 model for JPEG level 3" in result.stdout
+    want = expected(models / "srcnn_x1_l3.safetensors", pictures / "q40.jpg", 1)
+    got = written(out, "q40")
+    assert got.shape == (24, 40, 3) and np.abs(got - want).max() <= 1
+
+
+@pytest.mark.parametrize("name, why", [("clean.png", "not a JPEG"),
+                                       ("q98.jpg", "JPEG quality ≈ 98")])
+def test_scale_1_on_a_picture_without_artifacts_is_refused(pictures, models, name, why):
+    result = upscale("-i", pictures / name, "--scale", 1, "--models", models,
+                     "-o", pictures / "out")
+    assert_clean_error(result, why, "no JPEG artifacts to remove at --scale 1")
+    assert not any((pictures / "out").glob("*.*")) if (pictures / "out").exists() else True
+
+
+def test_scale_1_without_an_x1_model_for_the_level_is_refused(pictures, models):
+    result = upscale("-i", pictures / "q75.jpg", "--scale", 1, "--models", models,
+                     "-o", pictures / "out")
+    assert_clean_error(result, "no x1 model for JPEG level 2", "--scale 1")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--scale", 1, "--denoise", "off"), "nothing to do"),
+    (("--denoise", 2, "--model", "MODEL"), "--model and --denoise"),
+    (("--scale", 1, "--model", "MODEL"), "model is for x2, not x1"),
+])
+def test_contradictions_are_refused_before_any_work(pictures, models, args, needle):
+    args = [models / "srcnn_x2_l0.safetensors" if a == "MODEL" else a for a in args]
+    result = upscale("-i", pictures / "q75.jpg", *args, "--models", models,
+                     "-o", pictures / "out")
+    assert_clean_error(result, needle)
+    assert not (pictures / "out").exists()
+
+
+@pytest.mark.parametrize("jpeg", ['"high"', "[90, 10]", "[0, 50]", "[1.5, 50]", "[1, 2, 3]"])
+def test_a_model_claiming_impossible_jpeg_qualities_is_refused(tmp_path, jpeg):
+    from safetensors.numpy import load_file, save_file
+    good = jpeg_model(tmp_path, 2, 2, seed=0)
+    from safetensors import safe_open
+    with safe_open(str(good), "np") as f:
+        meta = dict(f.metadata())
+    meta["degradation"] = '{"resize": "bicubic", "jpeg": %s}' % jpeg
+    save_file(load_file(str(good)), str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(Exception, match=re.escape("not [low, high] from 1 to 100")):
+        read_weights(tmp_path / "bad.safetensors")
+
+
+def test_models_say_their_level(tmp_path):
+    assert [read_weights(jpeg_model(tmp_path, 2, level, 0)).level
+            for level in (0, 1, 2, 3)] == [0, 1, 2, 3]
