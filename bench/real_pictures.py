@@ -1,14 +1,16 @@
 """Real pictures (issue 17): JPEG inputs and fractional scales, through `main.py upscale`.
 
     nice -n 10 python bench/real_pictures.py [--sets Set5 Set14] [--quick]
-        [--models-pattern 'models/srcnn_x{scale}.shipped.safetensors'] [--strategies]
+        [--models models] [--models-pattern 'PATTERN'] [--strategies]
 
 Protocol: GUIDE §1 with its JPEG and fractional variants. The degraded inputs are
 written as .jpg / .png files into a temporary folder, `main.py upscale` runs once per
 folder, and the written results are scored (PSNR on Y, shave floor(scale)) against the
 sharp picture, beside bicubic of the same decoded input (at x1: the decoded JPEG).
---models-pattern may hold {scale} and {level} (sr.jpeg.level_for_quality of the
-row's JPEG quality), for models trained per artifact level.
+Each row runs the default command (`upscale --models M`: the model chosen by the
+file's JPEG level) and, for comparison, the clean models (`--denoise off`).
+--models-pattern instead names one model per row (it may hold {scale} and {level},
+sr.jpeg.level_for_quality of the row's JPEG quality), for probes.
 --strategies adds the fractional-scale strategies (docs/real-pictures.md), computed
 in this process with the CLI's own pieces (ONNX Runtime runner, Pillow bicubic).
 """
@@ -54,7 +56,7 @@ def model_path(pattern: str, scale: float, quality) -> str:
     return pattern.format(scale=model_scale_for(scale), level=level_for_quality(quality))
 
 
-def upscale_folder(pictures, scale: Fraction, quality, model: str):
+def upscale_folder(pictures, scale: Fraction, quality, choice):
     """Write the degraded inputs, run main.py upscale on the folder, read the results:
     [(sharp, input, result)] as arrays."""
     with tempfile.TemporaryDirectory(prefix="real_pictures.") as tmp:
@@ -70,7 +72,7 @@ def upscale_folder(pictures, scale: Fraction, quality, model: str):
                 lr.save(name)
             inputs.append((hr, name))
         cmd = [sys.executable, "main.py", "upscale", "-i", str(src), "-o", str(out),
-               "--scale", str(float(scale)), "--model", model, "--suffix", "_sr", "--cpu"]
+               "--scale", str(float(scale)), *choice, "--suffix", "_sr", "--cpu"]
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         return [(np.asarray(hr), np.asarray(Image.open(name).convert("RGB")),
                  np.asarray(Image.open(out / f"{name.stem}_sr.png").convert("RGB")))
@@ -86,12 +88,34 @@ def score(triples, scale: Fraction):
     return float(np.mean(base)), float(np.mean(ours))
 
 
-def table(title, rows):
-    print(f"\n{title}\n\n| set | scale | input | baseline | model | gain |")
-    print("|---" * 6 + "|")
-    for name, scale, quality, base, ours in rows:
+def table(title, rows, columns):
+    """rows: (set, scale, quality, baseline PSNR, PSNR of each column's command or None)."""
+    print(f"\n{title}\n\n| set | scale | input | baseline | " +
+          " | ".join(f"{c} | gain" for c in columns) + " |")
+    print("|---" * (4 + 2 * len(columns)) + "|")
+    for name, scale, quality, base, *ours in rows:
+        cells = [f"{o:.2f} | {o - base:+.2f}" if o is not None else "- | -" for o in ours]
         print(f"| {name} | x{float(scale):g} | {'q%d' % quality if quality else 'clean'} | "
-              f"{base:.2f} | {ours:.2f} | {ours - base:+.2f} |")
+              f"{base:.2f} | " + " | ".join(cells) + " |")
+
+
+def row(pictures, scale: Fraction, quality, choices) -> tuple:
+    """(baseline PSNR, PSNR of each choice of model): choices are upscale's model
+    options, or None where the row has no such command (clean models at x1)."""
+    results = [score(upscale_folder(pictures, scale, quality, c), scale) if c else None
+               for c in choices]
+    base = next(r[0] for r in results if r)
+    return (base, *(r[1] if r else None for r in results))
+
+
+def choices(args, scale: float, quality) -> tuple[list, list]:
+    """(column names, upscale options of each): the default command and the clean
+    models, or the one model --models-pattern names."""
+    if args.models_pattern:
+        return ["model"], [["--model", model_path(args.models_pattern, scale, quality)]]
+    default = ["--models", args.models]
+    clean = None if scale == 1 else default + ["--denoise", "off"]
+    return ["clean models", "default (auto)"], [clean, default]
 
 
 # --- fractional-scale strategies, in this process with the CLI's pieces --------------
@@ -155,7 +179,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", default=str(ROOT.parent / "shared" / "datasets"))
     p.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
-    p.add_argument("--models-pattern", default="models/srcnn_x{scale}.shipped.safetensors")
+    p.add_argument("--models", default="models", help="folder of models (the default "
+                   "command's choice, and the clean ones with --denoise off)")
+    p.add_argument("--models-pattern", help="one model per row instead (e.g. "
+                   "'runs/x{scale}_l{level}.safetensors')")
+    p.add_argument("--clean-pattern", default="models/srcnn_x{scale}.shipped.safetensors",
+                   help="the clean models --strategies uses")
     p.add_argument("--quick", action="store_true", help="the first 3 pictures of each set")
     p.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4],
                    help="JPEG rows: integer scales (Set5 only at x2 unless it is the only set)")
@@ -181,25 +210,24 @@ def main() -> None:
         rows = []
         for name, s, q in jpeg_rows(args):
             if name in sets:
-                model = model_path(args.models_pattern, s, q)
-                rows.append((name, s, q, *score(upscale_folder(sets[name], Fraction(s), q, model),
-                                                Fraction(s))))
+                columns, options = choices(args, s, q)
+                rows.append((name, s, q, *row(sets[name], Fraction(s), q, options)))
         table("JPEG inputs (PSNR-Y dB; baseline: bicubic of the decoded JPEG, at x1 the "
-              "JPEG itself)", rows)
+              "JPEG itself)", rows, columns)
     if not args.skip_fractions:
         rows = []
         for name in sets:
             for text in args.fractions:
                 s = Fraction(text)
-                model = model_path(args.models_pattern, float(s), None)
-                rows.append((name, s, None, *score(upscale_folder(sets[name], s, None, model), s)))
-        table("Fractional scales, clean PNG, `upscale --scale S` (nearest model on the bicubic "
-              "enlargement)", rows)
+                columns, options = choices(args, float(s), None)
+                rows.append((name, s, None, *row(sets[name], s, None, options[-1:])))
+        table("Fractional scales, clean PNG, `upscale --scale S` (the next larger model at "
+              "its scale, shrunk to size)", rows, columns[-1:])
     if args.strategies:
         print("\nFractional-scale strategies: gain over bicubic (dB)\n")
         runners = {}
         for name in sets:
-            results = {text: strategies(sets[name], Fraction(text), args.models_pattern,
+            results = {text: strategies(sets[name], Fraction(text), args.clean_pattern,
                                         runners, args.ensemble) for text in args.sweep}
             names = list(dict.fromkeys(k for r in results.values() for k in r))
             print(f"| {name} | " + " | ".join(f"x{t}" for t in args.sweep) + " |")
