@@ -154,3 +154,35 @@ def test_a_model_claiming_impossible_jpeg_qualities_is_refused(tmp_path, jpeg):
 def test_models_say_their_level(tmp_path):
     assert [read_weights(jpeg_model(tmp_path, 2, level, 0)).level
             for level in (0, 1, 2, 3)] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("quality, level", [(None, 0), (90, 1), (75, 2), (40, 3)])
+def test_eval_scores_the_model_upscale_picks_for_such_a_jpeg(tmp_path, quality, level):
+    folder = tmp_path / "models"
+    for lv in (0, 1, 2, 3):
+        jpeg_model(folder, 2, lv, seed=lv)
+    picture(24, 16).save(tmp_path / "a.png")
+    jpeg = ("--jpeg", quality) if quality else ()
+    result = run_script("main.py", "eval", "-i", tmp_path, "--scale", 2, *jpeg,
+                        "--models", folder)
+    assert result.returncode == 0, result.stderr
+    assert f"model {folder / f'srcnn_x2_l{level}.safetensors'}" in result.stdout
+
+
+def test_training_fine_tunes_the_model_of_its_own_jpeg_level(tmp_path):
+    folder = tmp_path / "models"
+    for lv in (0, 2):
+        jpeg_model(folder, 2, lv, seed=lv)
+    (tmp_path / "raw").mkdir()
+    for i in range(3):
+        picture(64, 48, seed=30 + i).save(tmp_path / "raw" / f"r{i}.png")
+    common = ("main.py", "train", "--cpu", "-e", 1, "--batch", 8, "--runs", tmp_path / "runs",
+              "--models", folder, "--from-images", tmp_path / "raw", "--patch", 24,
+              "--patches", 8, "--stop-after", 1)
+    result = run_script(*common, "--jpeg", "60-90")
+    assert result.returncode in (0, 130), result.stderr
+    assert f"fine-tuning {folder / 'srcnn_x2_l2.safetensors'}" in result.stdout
+    result = run_script(*common, "--jpeg", "10-70", "--scale", 1)
+    assert result.returncode in (0, 130), result.stderr
+    assert "no x1 model for JPEG level 3" in result.stdout and "starting fresh" in result.stdout
+    assert_clean_error(run_script(*common, "--scale", 1), "give --jpeg")
