@@ -11,11 +11,13 @@ WEB_DIR = "web"   # the browser page, served by web/serve.py
 HELP = ("Export models as self-contained ONNX files: input 'luma' float32 [N,1,H,W] in [0,1], "
         "already interpolated to the output size; output 'upscaled' of the same shape; "
         "scale, architecture, radius and colour space in the metadata_props. "
-        "Without -o: every scale with a model in --models goes into the page's folder "
-        "(x2 -> web/srcnn.onnx, x3 -> web/srcnn_x3.onnx, ...; per scale the shipped model "
-        "srcnn_x<s>.shipped.safetensors if present, else the newest), replacing the page's files, "
-        "and web/models.json is rewritten. With -o FILE: one model into FILE, which is "
-        "never replaced unless --overwrite.")
+        "Without -o: every scale and JPEG artifact level with a model in --models goes into "
+        "the page's folder (clean x2 -> web/srcnn.onnx, x3 -> web/srcnn_x3.onnx, ..., level L "
+        "-> web/srcnn_x<s>_jpeg<L>.onnx; per scale and level the shipped model "
+        "srcnn_x<s>[_jpeg<L>].shipped.safetensors if present, else the newest), replacing the "
+        "page's files, and web/models.json is rewritten. With -o FILE: one model (the "
+        "scale's clean one, or its lowest level) into FILE, which is never replaced unless "
+        "--overwrite.")
 
 
 def add_arguments(p) -> None:
@@ -33,40 +35,49 @@ def add_arguments(p) -> None:
 
 
 def chosen_checkpoints(args) -> dict:
-    """{scale: checkpoint path} from --model, --scale and --models."""
+    """{(scale, JPEG level): Weights} from --model, --scale and --models; with -o,
+    per scale only its lowest level (the clean model where there is one)."""
     from sr.export import checkpoints_to_export
     from sr.model_files import read_weights
     if args.model:
-        scale = read_weights(args.model).scale
-        if args.scale and args.scale != [scale]:
-            raise UserError(f"{args.model}: model is for x{scale}, not "
+        weights = read_weights(args.model)
+        if args.scale and args.scale != [weights.scale]:
+            raise UserError(f"{args.model}: model is for x{weights.scale}, not "
                             f"x{', x'.join(map(str, args.scale))}")
-        return {scale: Path(args.model)}
+        return {(weights.scale, weights.level): weights}
     scales = args.scale or ([2] if args.output else None)
-    return checkpoints_to_export(args.models, scales, warn=cli.warn)
+    found = checkpoints_to_export(args.models, scales, warn=cli.warn)
+    if args.output:
+        found = {key: w for key, w in found.items()
+                 if key == min(k for k in found if k[0] == key[0])}
+    return found
 
 
 def run(args) -> int:
-    from sr.checkpoint import load_model
+    from sr.checkpoint import model_from_weights
     from sr.export import export_onnx, onnx_bytes, web_model_name, web_models, write_model_index
+    from sr.model_files import describe_level
     chosen = chosen_checkpoints(args)
     if args.output:
         if len(chosen) > 1:
             raise UserError("-o writes one file: give one --scale")
-        ((scale, model_path),) = chosen.items()
-        target = cli.check_file_target("-o", args.output, args.overwrite, inputs=[model_path])
-        export_onnx(load_model(model_path, scale)[0], scale, target, args.overwrite)
-        print(f"exported {model_path} (x{scale}) -> {target}")
+        (weights,) = chosen.values()
+        target = cli.check_file_target("-o", args.output, args.overwrite,
+                                       inputs=[weights.path])
+        export_onnx(model_from_weights(weights), weights.scale, target, args.overwrite,
+                    weights.degradation)
+        print(f"exported {weights.path} ({describe_level(weights, weights.level)}) -> {target}")
         return 0
-    names = {scale: web_model_name(scale) for scale in chosen}
+    names = {key: web_model_name(*key) for key in chosen}
     check_page_folder(Path(args.web), [Path(args.web) / n for n in names.values()],
-                      chosen.values())
+                      [w.path for w in chosen.values()])
     web_models(args.web, skip=names.values())  # the others readable?
-    files = {names[scale]: onnx_bytes(load_model(path, scale)[0], scale)
-             for scale, path in chosen.items()}
+    files = {names[key]: onnx_bytes(model_from_weights(w), w.scale, w.degradation)
+             for key, w in chosen.items()}
     index = write_model_index(args.web, files)   # the page never sees half a set
-    for scale, model_path in chosen.items():
-        print(f"exported {model_path} (x{scale}) -> {Path(args.web) / names[scale]}")
+    for key, weights in chosen.items():
+        print(f"exported {weights.path} ({describe_level(weights, weights.level)}) -> "
+              f"{Path(args.web) / names[key]}")
     print(f"wrote {index}")
     return 0
 

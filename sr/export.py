@@ -1,7 +1,9 @@
 """Exporting trained networks to self-contained ONNX files for the browser page.
 
 The page (web/) loads web/models.json, the list of its model files with each model's
-scale, receptive radius and colour space, copied from the file's metadata_props.
+scale, JPEG artifact level, receptive radius and colour space, copied from the file's
+metadata_props, and the quality bounds of the levels (sr.jpeg.LEVELS), so that the page
+picks a JPEG's model as `main.py upscale` does.
 """
 from __future__ import annotations
 
@@ -29,22 +31,26 @@ MODEL_INDEX = "models.json"
 COLOUR_SPACE = "bt601-studio-luma/255"
 
 
-def export_onnx(model, scale: int, path, overwrite: bool = False) -> Path:
+def export_onnx(model, scale: int, path, overwrite: bool = False,
+                degradation: dict | None = None) -> Path:
     """Write model as ONNX (onnx_bytes) to path, which is not replaced unless overwrite
     (export-onnx -o refuses an existing file before any work: cli.check_file_target)."""
-    data = onnx_bytes(model, scale)
+    data = onnx_bytes(model, scale, degradation)
     with naming(path):   # a full disk's error names no file
         return write_file_atomic(path, lambda f: f.write(data), overwrite=overwrite)
 
 
-def onnx_bytes(model, scale: int) -> bytes:
+def onnx_bytes(model, scale: int, degradation: dict | None = None) -> bytes:
     """model as ONNX: input "luma" float32 (N, 1, H, W) in [0, 1], already
     interpolated to the output size; output "upscaled" of the same shape.
     N, H and W are dynamic.  Weights are embedded (no .onnx.data file).
 
     metadata_props tell a runtime how to use it: scale, architecture, radius,
-    residual, colour space.
+    residual, colour space, and what it was trained on: degradation (the model file's,
+    JSON; None: clean) and the JPEG artifact level that gives (sr.jpeg.level_of_range).
     """
+    from sr.jpeg import level_of_range
+    degradation = degradation or {"resize": "bicubic"}
     model = model.eval().cpu()
     example = torch.rand(1, 1, 2 * model.radius + 5, 2 * model.radius + 7)
     # reflect padding needs more pixels than the radius on each side
@@ -60,7 +66,9 @@ def onnx_bytes(model, scale: int) -> bytes:
     meta = {"scale": str(scale), "architecture": architecture_name(model),
             "filters": "-".join(map(str, model.filters)), "radius": str(model.radius),
             "residual": str(model.residual).lower(), "colour_space": COLOUR_SPACE,
-            "input": "bicubic-interpolated luma, float32 [N,1,H,W], Y/255"}
+            "input": "bicubic-interpolated luma, float32 [N,1,H,W], Y/255",
+            "degradation": json.dumps(degradation, sort_keys=True),
+            "level": str(level_of_range(degradation.get("jpeg")))}
     onnx.helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
@@ -100,30 +108,40 @@ def read_metadata(path) -> dict:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-def web_model_name(scale: int) -> str:
-    """The page's model file for a scale: srcnn.onnx (x2, the default), else srcnn_x<s>.onnx."""
+def web_model_name(scale: int, level: int = 0) -> str:
+    """The page's model file for a scale and JPEG artifact level: clean models
+    srcnn.onnx (x2, the default) and srcnn_x<s>.onnx, level models srcnn_x<s>_jpeg<L>.onnx."""
+    if level:
+        return f"srcnn_x{int(scale)}_jpeg{int(level)}.onnx"
     return "srcnn.onnx" if int(scale) == 2 else f"srcnn_x{int(scale)}.onnx"
 
 
-def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
-    """{scale: checkpoint path} for the page: per scale, the shipped model
-    (srcnn_x<s>.shipped.safetensors) if there is a valid one, else the newest model.
+def shipped_name(scale: int, level: int = 0) -> str:
+    """The name of the model file that ships for a scale and level."""
+    return f"srcnn_x{scale}{f'_jpeg{level}' if level else ''}.shipped.safetensors"
 
-    scales: only these (UserError if one has no model); None: every scale found.
+
+def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
+    """{(scale, level): Weights} for the page: per scale and JPEG artifact level, the
+    shipped model (shipped_name) if there is a valid one, else the newest model.
+
+    scales: only these (UserError if one has no model at any level); None: every
+    scale found.
     """
     from sr.model_files import list_models
     newest, shipped = {}, {}
     for weights in list_models(models_dir, warn=warn):  # newest first
-        newest.setdefault(weights.scale, weights.path)
-        if weights.path.name == f"srcnn_x{weights.scale}.shipped.safetensors":
-            shipped[weights.scale] = weights.path
+        key = (weights.scale, weights.level)
+        newest.setdefault(key, weights)
+        if weights.path.name == shipped_name(*key):
+            shipped[key] = weights
     found = {**newest, **shipped}
     if scales is not None:
-        missing = [s for s in scales if s not in found]
+        missing = [s for s in scales if s not in {scale for scale, _ in found}]
         if missing:
             raise UserError(f"no x{missing[0]} model in {models_dir}/: train one with "
                             f"'python main.py train --scale {missing[0]}' or pass --model")
-        found = {s: found[s] for s in scales}
+        found = {key: w for key, w in found.items() if key[0] in scales}
     if not found:
         raise UserError(f"no model in {models_dir}/: train one with 'python main.py train' "
                         f"or pass --model")
@@ -131,24 +149,26 @@ def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
 
 
 def web_models(web_dir, skip=()) -> list[dict]:
-    """The page's model files in web_dir, by scale: [{"file", "scale", "architecture",
-    "radius", "colour_space"}].
+    """The page's model files in web_dir, by scale and level: [{"file", "scale",
+    "level", "architecture", "radius", "colour_space"}] (files exported before levels
+    existed have no level: 0, clean).
 
     Reads each file's metadata_props (not those named in skip); a file without a
     scale, or not ONNX, is an error.
     """
     entries = []
     for path in sorted(Path(web_dir).glob("srcnn*.onnx")):
-        if not re.fullmatch(r"srcnn(_x\d+)?\.onnx", path.name) or path.name in skip:
+        if not re.fullmatch(r"srcnn(_x\d+(_jpeg\d)?)?\.onnx", path.name) or path.name in skip:
             continue
         meta = read_metadata(path)
         if "scale" not in meta or "radius" not in meta:
             raise UserError(f"{path}: no scale/radius in its metadata_props; re-export it")
         entries.append({"file": path.name, "scale": int(meta["scale"]),
+                        "level": int(meta.get("level", 0)),
                         "architecture": meta.get("architecture", ""),
                         "radius": int(meta["radius"]),
                         "colour_space": meta.get("colour_space", "")})
-    return sorted(entries, key=lambda e: e["scale"])
+    return sorted(entries, key=lambda e: (e["scale"], e["level"]))
 
 
 def write_model_index(web_dir, files: dict | None = None) -> Path:
@@ -157,9 +177,11 @@ def write_model_index(web_dir, files: dict | None = None) -> Path:
     web_dir first, then renamed into place, models.json last, so that a failure (a
     full disk) leaves the page's old set whole.  Returns models.json's path.
 
-    The page takes each model's scale, radius and colour space from models.json,
+    The page takes each model's scale, level, radius and colour space from models.json,
     since onnxruntime-web does not expose a file's metadata_props; the files keep
-    them too."""
+    them too. "levels": [[level, lowest quality], ...] of sr.jpeg.LEVELS, the one
+    definition of the bounds, for the page's choice of a JPEG's level."""
+    from sr.jpeg import LEVELS
     web, files = Path(web_dir), files or {}
     web.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".export.", dir=web))
@@ -170,7 +192,9 @@ def write_model_index(web_dir, files: dict | None = None) -> Path:
         entries = web_models(web, skip=files) + web_models(stage)
         with naming(web / MODEL_INDEX):
             write_text_atomic(stage / MODEL_INDEX, json.dumps(
-                {"models": sorted(entries, key=lambda e: e["scale"])}, indent=2) + "\n")
+                {"levels": [[level, low] for level, low, _ in LEVELS],
+                 "models": sorted(entries, key=lambda e: (e["scale"], e["level"]))},
+                indent=2) + "\n")
         for name in [*files, MODEL_INDEX]:
             os.replace(stage / name, web / name)
     finally:

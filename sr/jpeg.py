@@ -61,7 +61,9 @@ def estimate_quality(img: Image.Image) -> int | None:
     most cameras' "quality" settings) give their quality exactly; others (Photoshop,
     phones with their own tables) the quality whose compression is nearest."""
     tables = getattr(img, "quantization", None)
-    if img.format != "JPEG" or not tables or 0 not in tables:
+    # MPO: a JPEG with more pictures after it (phones' Ultra HDR gain maps, stereo
+    # cameras); Pillow opens those as MPO, with the first picture's tables
+    if img.format not in ("JPEG", "MPO") or not tables or 0 not in tables:
         return None
     got = [np.log(np.maximum(np.asarray(tables[0], np.float64), 1))]
     if 1 in tables:

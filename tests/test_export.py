@@ -123,3 +123,40 @@ def test_ctrl_c_inside_the_exporter_stays_an_interrupt():
     with pytest.raises(RuntimeError, match="not an interrupt"):   # others pass unchanged
         with interrupt_kept():
             raise RuntimeError("not an interrupt")
+
+
+def test_export_command_exports_every_jpeg_level_with_its_level(tmp_path):
+    """Per (scale, level) one file: clean ones keep their names, level ones are
+    srcnn_x<s>_jpeg<L>.onnx (x1 too); models.json says each level and the bounds."""
+    from sr.jpeg import LEVELS
+    models, web = tmp_path / "models", tmp_path / "web"
+    level2 = {"resize": "bicubic", "jpeg": [60, 90]}
+    publish_model(models / "srcnn_x2.shipped.safetensors", small_model(), 2)
+    publish_model(models / "srcnn_x2_jpeg2.shipped.safetensors", small_model(seed=1), 2,
+                  degradation=level2)
+    publish_model(models / "srcnn_x2.zz-newer.safetensors", small_model(seed=2), 2,
+                  degradation=level2)   # newer, but the shipped one wins
+    publish_model(models / "x1.safetensors", small_model(seed=3), 1,
+                  degradation={"resize": "bicubic", "jpeg": [10, 70]})
+
+    assert main.main(["export-onnx", "--models", str(models), "--web", str(web)]) == 0
+    index = json.loads((web / "models.json").read_text())
+    assert index["levels"] == [[level, low] for level, low, _ in LEVELS]
+    assert [(m["file"], m["scale"], m["level"]) for m in index["models"]] == [
+        ("srcnn_x1_jpeg3.onnx", 1, 3), ("srcnn.onnx", 2, 0), ("srcnn_x2_jpeg2.onnx", 2, 2)]
+    meta = read_metadata(web / "srcnn_x2_jpeg2.onnx")
+    assert meta["level"] == "2" and json.loads(meta["degradation"]) == level2
+    assert read_metadata(web / "srcnn.onnx")["level"] == "0"
+    session = ort.InferenceSession(str(web / "srcnn_x2_jpeg2.onnx"))   # the shipped one
+    x = np.random.default_rng(1).random((1, 1, 20, 20), dtype=np.float32)
+    with torch.no_grad():
+        want = small_model(seed=1)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(session.run(None, {"luma": x})[0], want, atol=1e-4)
+
+    # --scale 1 alone keeps the others; -o takes the scale's clean model
+    (web / "srcnn_x1_jpeg3.onnx").unlink()
+    assert main.main(["export-onnx", "--models", str(models), "--web", str(web),
+                      "--scale", "1"]) == 0
+    assert len(json.loads((web / "models.json").read_text())["models"]) == 3
+    assert main.main(["export-onnx", "--models", str(models), "-o", str(tmp_path / "o.onnx")]) == 0
+    assert read_metadata(tmp_path / "o.onnx")["level"] == "0"

@@ -60,7 +60,10 @@ def test_file_quality_reads_the_header(tmp_path):
     picture().save(tmp_path / "a.jpg", quality=67)
     picture().save(tmp_path / "b.png")
     (tmp_path / "c.jpg").write_bytes(b"not a picture")
+    picture().save(tmp_path / "d.jpg", "MPO", save_all=True, append_images=[picture()],
+                   quality=55)   # a JPEG that Pillow opens as MPO
     assert file_quality(tmp_path / "a.jpg") == 67
+    assert file_quality(tmp_path / "d.jpg") == 55
     assert file_quality(tmp_path / "b.png") is None
     assert file_quality(tmp_path / "c.jpg") is None
 

@@ -23,8 +23,8 @@ from PIL import Image, PngImagePlugin
 
 import main
 import srcnn
-from sr.checkpoint import save_checkpoint
-from sr.export import export_onnx, web_model_name, write_model_index
+from sr.checkpoint import publish_model
+from sr.jpeg import estimate_quality, level_for_quality
 from sr.pictures import read_picture
 
 sync_api = pytest.importorskip("playwright.sync_api",
@@ -87,9 +87,14 @@ def fixture_picture(width=97, height=61, seed=5) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "RGBA")
 
 
+LEVEL_2 = {"resize": "bicubic", "jpeg": [60, 90]}   # a JPEG level 2 model's training
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """A copy of web/ with two test models (x2 9-1-5, x3 9-5-5) and their checkpoints."""
+    """A copy of web/ with test models exported by `main.py export-onnx`: clean x2
+    (9-1-5) and x3 (9-5-5), JPEG level 2 models for x2 and x1 (none for levels 1 and
+    3); their model files, by (scale, level), in the folder "models"."""
     root = tmp_path_factory.mktemp("site")
     missing = serve.check_runtime_installed(WEB)
     if missing:
@@ -99,13 +104,16 @@ def site(tmp_path_factory):
             shutil.copy(path, root / path.name)
     shutil.copytree(WEB / "samples", root / "samples")
     (root / "node_modules").symlink_to(WEB / "node_modules", target_is_directory=True)
-    checkpoints = {}
-    for scale, architecture, filters in [(2, "9-1-5", (64, 32)), (3, "9-5-5", (32, 16))]:
-        model = perturbed_model(architecture, filters, seed=scale)
-        checkpoints[scale] = save_checkpoint(root.parent / f"x{scale}.pt", model, scale)
-        export_onnx(model, scale, root / web_model_name(scale))
-    write_model_index(root)
-    return {"root": root, "checkpoints": checkpoints}
+    models, checkpoints = root.parent / "models", {}
+    for scale, level, architecture, filters in [
+            (2, 0, "9-1-5", (64, 32)), (3, 0, "9-5-5", (32, 16)),
+            (2, 2, "9-1-5", (32, 16)), (1, 2, "9-1-5", (32, 16))]:
+        model = perturbed_model(architecture, filters, seed=scale + 10 * level)
+        checkpoints[scale, level] = publish_model(models / f"x{scale}_jpeg{level}.safetensors",
+                                                  model, scale, LEVEL_2 if level else None)
+    assert main.main(["export-onnx", "--models", str(models), "--web", str(root)]) == 0
+    return {"root": root, "models": models,
+            "checkpoints": {s: path for (s, level), path in checkpoints.items() if not level}}
 
 
 def serving(root, isolation):
@@ -188,7 +196,7 @@ def open_page(page, address, query=""):
 
 
 def upscale_on_page(page, picture: Path, scale: int) -> str:
-    page.select_option("#scale", web_model_name(scale))
+    page.select_option("#scale", str(scale))
     page.set_input_files("#file", str(picture))
     page.wait_for_selector("#status[data-state=done], #status[data-state=error]",
                            timeout=TIMEOUT_MS)
@@ -393,7 +401,7 @@ def test_cancel_stops_the_self_ensemble_between_its_passes(page, url, tmp_path):
     fixture_picture(300, 200).save(picture)   # x3: 900 x 600, one tile of the default 1024
     open_page(page, url)
     page.check("#ensemble")
-    page.select_option("#scale", web_model_name(3))
+    page.select_option("#scale", "3")
     page.set_input_files("#file", str(picture))
     page.wait_for_selector("#status:has-text('pass 1 of 8')", timeout=TIMEOUT_MS)
     page.click("#cancel")
@@ -761,3 +769,120 @@ async function createSession(ort, modelBytes, backend) {
     page.wait_for_selector("#status[data-state=done], #status[data-state=error]",
                            timeout=TIMEOUT_MS)
     assert page.get_attribute("#status", "data-state") == "done", page.inner_text("#status")
+
+
+# ---- JPEG artifact levels ----
+
+def jpeg_file(path: Path, image: Image.Image, **params) -> Path:
+    image.save(path, "JPEG", **params)
+    return path
+
+
+def cli_upscale_by_level(picture: Path, models: Path, scale: int, out_dir: Path, capsys,
+                         *flags: str) -> tuple[np.ndarray, str]:
+    """`main.py upscale` choosing the model from --models by the file's JPEG level, as
+    the page does: (its result, what it printed)."""
+    main.main(["upscale", "-i", str(picture), "-o", str(out_dir), "--models", str(models),
+               "--scale", str(scale), "--cpu", "--precision", "float32", "--format", "png",
+               *flags])
+    (result,) = out_dir.glob(f"{picture.stem}.*.png")
+    return np.asarray(Image.open(result).convert("RGB")), capsys.readouterr().out
+
+
+def test_page_estimates_jpeg_quality_and_level_as_sr_jpeg(page, url):
+    """jpeg.js reads the DQT tables from the file's bytes (zigzag order, 8- or 16-bit)
+    and finds the same quality as sr.jpeg.estimate_quality; the level bounds come from
+    models.json and give sr.jpeg.level_for_quality's levels."""
+    open_page(page, url)
+    picture = fixture_picture(24, 16).convert("RGB")
+    own_tables = [list(np.random.default_rng(1).integers(1, 600, 64)),   # 16-bit entries
+                  list(np.random.default_rng(2).integers(1, 200, 64))]
+    files = {f"q{q}": (picture, {"quality": q}) for q in (20, 50, 75, 90, 98)}
+    files.update({"grey q60": (picture.convert("L"), {"quality": 60}),
+                  "4:4:4 q85": (picture, {"quality": 85, "subsampling": 0}),
+                  "progressive q40": (picture, {"quality": 40, "progressive": True}),
+                  "own tables": (picture, {"qtables": own_tables})})
+    data, want = {}, {}
+    for name, (image, params) in files.items():
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", **params)
+        data[name] = base64.b64encode(buffer.getvalue()).decode()
+        want[name] = estimate_quality(Image.open(buffer))
+    data["png"], want["png"] = base64.b64encode(png_bytes(picture)).decode(), None
+    got, levels = page.evaluate("""async (files) => {
+        const {estimateQuality, levelForQuality, quantTables} = await import('./jpeg.js');
+        const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const got = Object.fromEntries(Object.entries(files).map(
+            ([name, b64]) => [name, estimateQuality(quantTables(bytes(b64)))]));
+        const {levels} = await (await fetch('models.json')).json();
+        return [got, [null, ...Array.from({length: 100}, (_, i) => i + 1)].map(
+            (q) => levelForQuality(q, levels))];
+    }""", data)
+    assert got == want
+    assert [want[f"q{q}"] for q in (20, 50, 75, 90, 98)] == [20, 50, 75, 90, 98]
+    assert levels == [level_for_quality(q) for q in [None, *range(1, 101)]]
+
+
+def test_a_jpeg_gets_its_level_model_as_from_python_upscale(page, url, site, tmp_path,
+                                                           capsys):
+    picture = jpeg_file(tmp_path / "photo.jpg", fixture_picture(45, 31).convert("RGB"),
+                        quality=75)
+    want, said = cli_upscale_by_level(picture, site["models"], 2, tmp_path / "python", capsys)
+    assert "photo.jpg: JPEG quality ≈ 75 -> x2 model for JPEG level 2" in said
+    open_page(page, url)
+    assert upscale_on_page(page, picture, 2) == "done", page.inner_text("#status")
+    assert page.inner_text("#choice") == "JPEG quality ≈ 75 → x2 model for JPEG level 2"
+    assert "srcnn_x2_jpeg2.onnx" in page.inner_text("#details")
+    got = np.asarray(downloaded_result(page).convert("RGB"))
+    assert got.shape == want.shape == (62, 90, 3)
+    # the browser's JPEG decoder and Pillow's agree to a level (test above), so the
+    # tolerance of the PNG tests holds (measured: every pixel identical, here and at x1)
+    share = fraction_within_one_level(got, want)
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+
+
+def test_x1_removes_jpeg_artifacts_and_refuses_a_png(page, url, site, tmp_path, capsys):
+    picture = jpeg_file(tmp_path / "photo.jpg", fixture_picture(45, 31).convert("RGB"),
+                        quality=75)
+    want, _ = cli_upscale_by_level(picture, site["models"], 1, tmp_path / "python", capsys)
+    open_page(page, url)
+    assert upscale_on_page(page, picture, 1) == "done", page.inner_text("#status")
+    assert "srcnn_x1_jpeg2.onnx" in page.inner_text("#details")
+    got = np.asarray(downloaded_result(page).convert("RGB"))
+    assert got.shape == want.shape == (31, 45, 3)
+    share = fraction_within_one_level(got, want)
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+
+    png = tmp_path / "drawing.png"
+    fixture_picture(45, 31).save(png)
+    assert upscale_on_page(page, png, 1) == "error"
+    assert ("drawing.png: not a JPEG, so no JPEG artifacts to remove at x1"
+            in page.inner_text("#status"))
+    assert page.is_hidden("#output")
+
+
+def test_the_jpeg_level_can_be_overridden_and_a_missing_level_falls_back(page, url,
+                                                                         tmp_path):
+    def rerun(choice: str) -> str:
+        page.select_option("#denoise", choice)   # re-runs the last picture
+        page.wait_for_selector("#status[data-state=done], #status[data-state=error]",
+                               timeout=TIMEOUT_MS)
+        return page.get_attribute("#status", "data-state")
+
+    picture = jpeg_file(tmp_path / "photo.jpg", fixture_picture(45, 31).convert("RGB"),
+                        quality=75)
+    open_page(page, url)
+    assert upscale_on_page(page, picture, 2) == "done"
+    assert rerun("off") == "done"
+    assert page.inner_text("#choice") == "JPEG artifacts off → x2 clean model"
+    assert "srcnn.onnx" in page.inner_text("#details")
+    assert rerun("3") == "error"   # chosen, so no fallback: as upscale --denoise 3
+    assert "no x2 model for JPEG level 3" in page.inner_text("#status")
+    assert rerun("2") == "done" and "srcnn_x2_jpeg2.onnx" in page.inner_text("#details")
+
+    page.select_option("#denoise", "auto")
+    rough = jpeg_file(tmp_path / "rough.jpg", fixture_picture(45, 31).convert("RGB"),
+                      quality=20)
+    assert upscale_on_page(page, rough, 2) == "done"
+    assert (page.inner_text("#choice")
+            == "JPEG quality ≈ 20 → x2 clean model (none for JPEG level 3)")

@@ -7,6 +7,7 @@
 // ?tile=N (output tile side, results do not depend on it).
 
 import {decodeImage} from './decode.js';
+import {estimateQuality, levelForQuality, quantTables} from './jpeg.js';
 import {outputSize} from './pipeline.js';
 import {encodePng} from './png.js';
 import {UserError} from './errors.js';
@@ -23,7 +24,8 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const worker = new Worker(new URL('./worker.js', import.meta.url), {type: 'module'});
 
-let models = [];          // [{url, file, scale, radius, architecture}] by scale
+let models = [];          // [{url, file, scale, level, radius, architecture}] by scale, level
+let levels = [[0, 0]];    // models.json's [[JPEG level, lowest quality], ...]
 let current = null;       // the job in progress: {id, file, name, model, sent...}
 let lastPicture = null;   // {file, name}: re-run it when the scale or ensemble changes
 let lastResult = null;    // the result shown: its pixels and what the download needs
@@ -41,14 +43,17 @@ function setStatus(state, text) {
 
 // ---- models and runtime ----
 
-// models.json -> models: each entry with the scale, radius and colour space the
-// pipeline needs (sr/export.py copies them from the ONNX files' metadata).
+// models.json -> models: each entry with the scale, JPEG level, radius and colour
+// space the pipeline needs (sr/export.py copies them from the ONNX files' metadata),
+// and levels, the quality bounds of the JPEG levels (sr.jpeg.LEVELS).
 async function loadModels() {
   const response = await fetch('models.json', {cache: 'no-cache'});
   if (!response.ok) throw new Error(`models.json: HTTP ${response.status}`);
   const index = await response.json();
   if (!index.models || !index.models.length) throw new Error('models.json lists no model');
-  models = index.models.map(({file, scale, radius, colour_space: space, architecture}) => {
+  levels = index.levels || levels;   // an index written before levels: every model clean
+  models = index.models.map(({file, scale, level = 0, radius, colour_space: space,
+                              architecture}) => {
     if (!Number.isInteger(scale) || scale < 1 || !Number.isInteger(radius) || radius < 0) {
       throw new Error(`models.json: no valid scale and radius for ${file}; ` +
                       `rewrite it with 'python main.py export-onnx'`);
@@ -56,9 +61,9 @@ async function loadModels() {
     if (space !== COLOUR_SPACE) {
       throw new Error(`models.json: ${file}'s colour space '${space}' is not ${COLOUR_SPACE}`);
     }
-    return {url: file, file, scale, radius, architecture: architecture || '?'};
-  }).sort((a, b) => a.scale - b.scale);
-  return models.find((m) => m.scale === 2) || models[0];   // the one offered first
+    return {url: file, file, scale, level, radius, architecture: architecture || '?'};
+  }).sort((a, b) => a.scale - b.scale || a.level - b.level);
+  return models.find((m) => m.scale === 2 && !m.level) || models[0];   // the one offered first
 }
 
 function describeRuntime({backend, threads, note, isolated}) {
@@ -74,11 +79,41 @@ function describeRuntime({backend, threads, note, isolated}) {
   return parts.join(' · ');
 }
 
+// One entry per scale; x1 only removes JPEG artifacts.
 function fillScaleMenu(first) {
-  const select = $('scale');
-  select.replaceChildren(...models.map(({url, scale, architecture, file}) =>
-    new Option(`x${scale} (${architecture}, ${file})`, url)));
-  select.value = first.url;
+  const scales = [...new Set(models.map((m) => m.scale))];
+  $('scale').replaceChildren(...scales.map((scale) =>
+    new Option(scale === 1 ? 'x1 (JPEG artifacts only)' : `x${scale}`, scale)));
+  $('scale').value = first.scale;
+}
+
+// The model for a picture, as `main.py upscale` picks it: the chosen scale's model for
+// the JPEG level of the artifacts menu, or under auto the level of the file's
+// estimated quality, falling back to the clean model where that level has none.
+// -> {model, note: what was chosen and why}; UserError where no model fits.
+async function chooseModel(file, name) {
+  const scale = Number($('scale').value);
+  const denoise = $('denoise').value;
+  let level = denoise === 'off' ? 0 : Number(denoise);
+  let said = denoise === 'off' ? 'JPEG artifacts off' : `JPEG level ${level} chosen`;
+  if (denoise === 'auto') {
+    const quality = estimateQuality(quantTables(new Uint8Array(await file.arrayBuffer())));
+    level = levelForQuality(quality, levels);
+    said = quality === null ? 'not a JPEG' : `JPEG quality ≈ ${quality}`;
+  }
+  if (scale === 1 && !level) {
+    throw new UserError(`${name}: ${said}, so no JPEG artifacts to remove at x1; ` +
+                        `pick a larger scale (or JPEG artifacts 1-3 if it once was a JPEG)`);
+  }
+  const find = (l) => models.find((m) => m.scale === scale && m.level === l);
+  const model = find(level) || (denoise === 'auto' && scale > 1 && find(0));
+  if (!model) {
+    throw new UserError(`no x${scale} ${level ? `model for JPEG level ${level}` : 'clean model'} ` +
+                        `on this page (web/models.json)`);
+  }
+  const what = model.level ? `x${scale} model for JPEG level ${level}`
+    : `x${scale} clean model${level ? ` (none for JPEG level ${level})` : ''}`;
+  return {model, note: `${said} → ${what}`};
 }
 
 function onReady(message) {
@@ -115,15 +150,19 @@ async function start(file, name) {
     return;
   }
   if (current?.sent) worker.postMessage({type: 'cancel', id: current.id});
-  const model = models.find((m) => m.url === $('scale').value);
-  const job = {id: nextId++, file, name, model, ensemble: $('ensemble').checked, sent: false,
-               started: performance.now()};
+  const job = {id: nextId++, file, name, model: null, ensemble: $('ensemble').checked,
+               sent: false, started: performance.now()};
   current = job;
   clearResult();   // the last result is not this job's: never shown or downloaded under its name
+  $('choice').textContent = '';
   $('progress').removeAttribute('value');   // indeterminate while decoding
   setStatus('running', `Decoding ${name}…`);
   let image;
   try {
+    const {model, note} = await chooseModel(file, name);
+    if (current !== job) return;
+    job.model = model;
+    $('choice').textContent = note;
     image = await decodeImage(file, name, (w, h) => checkSize(w, h, model.scale));
   } catch (e) {
     if (current === job) {
@@ -137,7 +176,8 @@ async function start(file, name) {
   job.decodeMs = performance.now() - job.started;
   // ?tile=N: a whole number of pixels; anything else means the worker's default
   const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
-  worker.postMessage({type: 'upscale', id: job.id, image, model, tile, ensemble: job.ensemble},
+  worker.postMessage({type: 'upscale', id: job.id, image, model: job.model, tile,
+                      ensemble: job.ensemble},
                      [image.pixels.buffer]);   // moved to the worker, not copied
   job.sent = true;
 }
@@ -311,8 +351,10 @@ function wire() {
     e.target.value = '';   // so that choosing the same file again starts it again
   });
   $('sample').addEventListener('click', pickSample);
-  $('scale').addEventListener('change', () => lastPicture && start(lastPicture.file, lastPicture.name));
-  $('ensemble').addEventListener('change', () => lastPicture && start(lastPicture.file, lastPicture.name));
+  for (const id of ['scale', 'denoise', 'ensemble']) {
+    $(id).addEventListener('change', () => lastPicture && start(lastPicture.file,
+                                                                lastPicture.name));
+  }
   $('cancel').addEventListener('click', cancel);
   $('download').addEventListener('click', download);
   $('slider').addEventListener('input', moveDivider);
