@@ -4,8 +4,9 @@
     python gen_samples.py 1000         # 1000 pairs of 32 px into samples_gen_32/
 
 Each pair is NNNNN.large.png (the sharp patch) and NNNNN.small.png (the same patch
-after bicubic downscaling by --scale and bicubic upscaling back), plus
-manifest.json with the settings.  The same seed gives the same files.
+after bicubic downscaling by --scale, with --jpeg a JPEG round trip at a quality drawn
+per picture, and bicubic upscaling back), plus manifest.json with the settings.  The
+same seed gives the same files.
 """
 from __future__ import annotations
 
@@ -50,7 +51,12 @@ def parse_args(argv=None):
                    help="64 px patches instead of 32 px (same as --size 64)")
     p.add_argument("--size", type=int, default=None,
                    help="patch side in pixels (default 32, or 64 with -64)")
-    p.add_argument("--scale", type=int, default=2, help="degradation scale factor")
+    p.add_argument("--scale", type=int, default=2,
+                   help="degradation scale factor (1: JPEG artifacts only, with --jpeg)")
+    p.add_argument("--jpeg", type=cli.quality_range, metavar="QMIN-QMAX",
+                   help="save each picture's shrunk version as JPEG at a quality drawn from "
+                   "QMIN..QMAX (one per picture, recorded in manifest.json) before enlarging "
+                   "it, as `main.py train --from-images --jpeg` does")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed")
     p.add_argument("--input", "-i", default="images_raw", action=cli.Once,
                    help="folder of pictures")
@@ -69,8 +75,11 @@ def parse_args(argv=None):
     if args.size is None:
         args.size = 64 if args.large else 32
     args.output = Path(args.output or f"samples_gen_{args.size}")
-    if args.scale < 2:
-        p.error("--scale must be at least 2")
+    if args.scale < 1:
+        p.error("--scale must be at least 1")
+    if args.scale == 1 and not args.jpeg:
+        p.error("--scale 1 keeps the size: its pairs differ only by JPEG artifacts, "
+                "so give --jpeg QMIN-QMAX too")
     if args.size < 2 * args.scale:
         p.error("--size must be at least twice the scale")
     return args
@@ -93,22 +102,26 @@ def cut_note(size, scale: int) -> str:
     return "" if cut == tuple(size) else f" once cut to multiples of {scale} ({cut[0]}x{cut[1]})"
 
 
-def write_samples(args, sources, counts, folder: Path, rng) -> dict:
+def write_samples(args, sources, counts, folder: Path, rng) -> tuple[dict, dict]:
     """Crop and save the pairs into folder, each saved as soon as it is cut (memory
-    does not grow with the count); returns {pair id: source file name}."""
-    origin = {}
+    does not grow with the count); returns ({pair id: source file name}, {source
+    file name: its JPEG quality} (empty without --jpeg))."""
+    origin, qualities = {}, {}
     with tqdm(total=args.count, unit="pair", desc="cropping") as bar:
         for (path, _), n in zip(sources, counts):
             if n == 0:
                 continue
             img = modcrop(load_rgb(path), args.scale)
-            for hr, lr in crop_pairs(img, n, args.size, args.scale, rng):
+            if args.jpeg:   # one quality per picture, drawn before its crops
+                qualities[path.name] = int(rng.integers(args.jpeg[0], args.jpeg[1] + 1))
+            for hr, lr in crop_pairs(img, n, args.size, args.scale, rng,
+                                     qualities.get(path.name)):
                 name = f"{len(origin):05d}"
                 hr.save(folder / f"{name}.large.png")
                 lr.save(folder / f"{name}.small.png")
                 origin[name] = path.name
                 bar.update(1)
-    return origin
+    return origin, qualities
 
 
 SAMPLE_FILE = re.compile(r"\d{5,}\.(large|small)\.png|manifest\.json")
@@ -189,7 +202,8 @@ def main(argv=None) -> int:
         raise UserError(f"{args.input}: no picture is at least {args.size}x{args.size} px "
                         f"once cut to multiples of the scale {args.scale}")
     written = write_folder(args, sizes, counts, rng)   # cli.run: SIGTERM cleans up too
-    print(f"wrote {written} pairs of {args.size} px (x{args.scale}) to {args.output}/")
+    jpeg = ", JPEG q%d-%d" % args.jpeg if args.jpeg else ""
+    print(f"wrote {written} pairs of {args.size} px (x{args.scale}{jpeg}) to {args.output}/")
     return 0
 
 
@@ -200,10 +214,13 @@ def write_folder(args, sizes, counts, rng) -> int:
     tmp = temporary_folder_beside(args.output)
     try:
         with cli.naming(args.output):   # a full disk's error names no file
-            origin = write_samples(args, sizes, counts, tmp, rng)
+            origin, qualities = write_samples(args, sizes, counts, tmp, rng)
+            jpeg = list(args.jpeg) if args.jpeg else None
             manifest = {"scale": args.scale, "size": args.size, "seed": args.seed,
-                        "count": len(origin), "degradation": "pillow-bicubic",
-                        "sources": origin}
+                        "count": len(origin), "sources": origin,
+                        "degradation": {"resize": "bicubic", "jpeg": jpeg}}
+            if jpeg:
+                manifest["qualities"] = qualities
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             publish(tmp, args.output, args.overwrite)
     finally:

@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sr.cli import image_files  # noqa: E402
-from sr.imaging import resize  # noqa: E402
+from sr.imaging import resize, shrunk_pair  # noqa: E402
 from sr.pictures import load_rgb  # noqa: E402
-from sr.jpeg import jpeg_roundtrip, level_for_quality  # noqa: E402
+from sr.jpeg import level_for_quality  # noqa: E402
 from sr.metrics import psnr_y  # noqa: E402
 from sr.model_files import model_scale_for, read_weights  # noqa: E402
 
@@ -43,13 +43,10 @@ SWEEP = ("1.2", "1.5", "1.8", "2", "2.2", "2.5", "2.8", "3", "3.2", "3.5", "3.8"
 
 
 def pair(hr: Image.Image, scale: Fraction, quality):
-    """(sharp, degraded input) by GUIDE §1: crop to a multiple of the numerator p,
-    bicubic to size x q/p; then JPEG at quality (at x1 the sharp picture itself)."""
-    p, q = scale.numerator, scale.denominator
-    w, h = hr.size
-    hr = hr.crop((0, 0, w - w % p, h - h % p))
-    lr = resize(hr, (hr.width * q // p, hr.height * q // p)) if scale != 1 else hr
-    return hr, (jpeg_roundtrip(lr, quality) if quality else lr)
+    """(sharp, degraded input) by GUIDE §1: sr.imaging.shrunk_pair, the crop to a
+    multiple of the numerator p and the bicubic to size x q/p, then JPEG at quality
+    (at x1 the sharp picture itself): the crop and shrink `main.py eval` scores."""
+    return shrunk_pair(hr, float(scale), quality)
 
 
 def model_path(pattern: str, scale: float, quality) -> str:

@@ -246,6 +246,21 @@ def whole_number(rule: str, low: int, high: int | None = None):
     return parse
 
 
+def quality_range(text: str) -> tuple:
+    """argparse type for --jpeg of train and gen_samples.py: 'QMIN-QMAX' or 'Q', JPEG
+    qualities from 1 to 100."""
+    parts = text.split("-")
+    try:
+        low, high = int(parts[0]), int(parts[-1])
+        if len(parts) > 2:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not QMIN-QMAX: {text!r}") from None
+    if not 1 <= low <= high <= 100:
+        raise argparse.ArgumentTypeError(f"qualities from 1 to 100, low first, not {text}")
+    return low, high
+
+
 # The largest scale: x64 makes a 256 Mpix result (upscale's default limit) of a
 # 250x250 picture already; far larger ones are slips whose sizes overflow.
 MAX_SCALE = 64

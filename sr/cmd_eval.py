@@ -9,7 +9,9 @@ from sr import cli
 from sr.errors import UserError
 
 HELP = ("Evaluation protocol of the SRCNN paper on every picture in a folder: modcrop, "
-        "bicubic down and up, Y-channel PSNR/SSIM with the border shaved by the scale.")
+        "bicubic down and up, Y-channel PSNR/SSIM with the border shaved by the scale "
+        "(a fractional scale s: cropped so the picture is its shrink times s exactly, "
+        "scored as `upscale --scale s` enlarges it, shaved by ceil(s)).")
 
 
 def add_arguments(p) -> None:
@@ -30,14 +32,16 @@ def add_arguments(p) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="on the CPU, as for upscale: the pixels upscale would write are "
                         "scored (auto: bfloat16 where the CPU has the units)")
-    cli.add_model_options(p)
+    cli.add_model_options(p, fractional=True)
     cli.add_device_options(p)
 
 
 def run(args) -> int:
     from sr.evaluation import format_table, mean_row
     from sr.atomic import write_text_atomic
-    if args.scale == 1 and not args.jpeg:
+    # 2.0 -> 2: integer scales print and record as before
+    scale = int(args.scale) if args.scale == int(args.scale) else args.scale
+    if scale == 1 and not args.jpeg:
         raise UserError("--scale 1 scores JPEG artifact removal: give --jpeg Q too")
     files = cli.image_files(args.input)
     if not files:
@@ -46,20 +50,28 @@ def run(args) -> int:
         cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
     device = cli.pick_device(args)
     from sr.jpeg import level_for_quality   # the model upscale picks for such a JPEG
-    model, weights = cli.model_for(args, args.scale, level_for_quality(args.jpeg))
+    from sr.model_files import model_scale_for   # x2.5: the x3 model, result shrunk
+    model_scale = model_scale_for(scale)
+    try:
+        model, weights = cli.model_for(args, model_scale, level_for_quality(args.jpeg))
+    except UserError as e:
+        if model_scale == scale:
+            raise
+        raise UserError(f"{e} (x{scale} is scored on the x{model_scale} model's result, "
+                        f"shrunk, as upscale makes it)") from None
     from sr.inference import scoring_runner
     runner = scoring_runner(model.to(device), device, args.precision)
-    rows = [dict(evaluate_file(runner, f, args.scale, args.ensemble, args.jpeg), image=name)
-            for f, name in zip(files, row_names(files))]
+    rows = [dict(evaluate_file(runner, f, scale, args.ensemble, args.jpeg, weights.scale),
+                 image=name) for f, name in zip(files, row_names(files))]
     mean = mean_row(rows)
     jpeg = f", JPEG q{args.jpeg}" if args.jpeg else ""
-    print(f"x{args.scale}{jpeg}, model {weights.path}, {cli.count_of(len(rows), 'picture')} "
+    print(f"x{scale}{jpeg}, model {weights.path}, {cli.count_of(len(rows), 'picture')} "
           f"in {args.input}; {runner.describe()}")
     print(format_table(rows, mean))
     if args.json:
         with cli.naming(args.json):   # a full disk's error names no file
             write_text_atomic(args.json, json.dumps(json_safe(
-                {"scale": args.scale, "jpeg": args.jpeg, "model": str(weights.path),
+                {"scale": scale, "jpeg": args.jpeg, "model": str(weights.path),
                  "ensemble": args.ensemble, "images": rows, "mean": mean}), indent=1,
                 allow_nan=False),
                 overwrite=args.overwrite)
@@ -85,13 +97,14 @@ def json_safe(value):
     return value
 
 
-def evaluate_file(runner, path: Path, scale: int, ensemble: bool, quality=None) -> dict:
+def evaluate_file(runner, path: Path, scale: float, ensemble: bool, quality=None,
+                  model_scale=None) -> dict:
     """evaluate_image of one file; a picture it cannot score (too small, of a kind
     that is refused) is named in the error.  load_rgb's errors name it already."""
     from sr.evaluation import evaluate_image
     from sr.pictures import load_rgb
     img = load_rgb(path)
     try:
-        return evaluate_image(runner, img, scale, ensemble, quality)
+        return evaluate_image(runner, img, scale, ensemble, quality, model_scale)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None

@@ -9,7 +9,6 @@ run: run() -> start_trainer() -> prepare(), then sr/trainer.py's loop.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import shutil
 import sys
@@ -23,20 +22,6 @@ from sr.model_files import ARCHITECTURES, SUFFIX, timestamp
 HELP = ("Train SRCNN. Without -n it fine-tunes the newest model of the same scale in "
         "--models (and publishes it unchanged if no epoch beats it on the held-out "
         "pictures); --resume continues an interrupted run exactly.")
-
-
-def quality_range(text: str) -> tuple:
-    """argparse type for --jpeg: 'QMIN-QMAX' or 'Q', JPEG qualities from 1 to 100."""
-    parts = text.split("-")
-    try:
-        low, high = int(parts[0]), int(parts[-1])
-        if len(parts) > 2:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not QMIN-QMAX: {text!r}") from None
-    if not 1 <= low <= high <= 100:
-        raise argparse.ArgumentTypeError(f"qualities from 1 to 100, low first, not {text}")
-    return low, high
 
 
 def add_arguments(p) -> None:
@@ -54,7 +39,7 @@ def add_arguments(p) -> None:
     data.add_argument("--rescale", type=float, default=d["rescale"],
                       help="--from-images: resize each picture by a random factor in "
                       "[RESCALE, 1] every epoch (1: off)")
-    data.add_argument("--jpeg", type=quality_range, metavar="QMIN-QMAX",
+    data.add_argument("--jpeg", type=cli.quality_range, metavar="QMIN-QMAX",
                       help="--from-images: save each picture's shrunk version as JPEG at a "
                       "quality drawn from QMIN..QMAX (e.g. 66-85) before enlarging it, to "
                       "learn to undo JPEG artifacts too; recorded in the published model")
@@ -65,7 +50,7 @@ def add_arguments(p) -> None:
     data.add_argument("--teacher-weight", type=float, default=d["teacher_weight"],
                       help="share of the teacher's output in the targets, in (0, 1]")
     data.add_argument("--scale", type=cli.integer_scale, default=None,
-                      help="scale factor, an integer >= 2 (default: the samples' manifest, "
+                      help="scale factor, an integer >= 1 (default: the samples' manifest, "
                       "or 2)")
     data.add_argument("--val-fraction", type=float, default=d["val_fraction"],
                       help="share of source pictures held out for validation, between 0 "
@@ -264,6 +249,8 @@ def build_data(config: dict, device="cpu"):
     if data["kind"] == "samples":
         patches = load_patch_folder(data["path"], config.get("scale"))
         config["scale"] = patches.scale
+        if patches.jpeg:   # the degradation gen_samples.py --jpeg gave the pairs
+            config["degradation"] = {"resize": "bicubic", "jpeg": patches.jpeg}
         train, val = split_validation(patches.sources, config["val_fraction"],
                                       held_out_seed(config))
         return PatchFolder(patches.subset(train)), patches.subset(val)

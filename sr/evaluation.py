@@ -1,41 +1,50 @@
 """The evaluation protocol (SRCNN paper): modcrop, bicubic down and up, Y-channel
-PSNR/SSIM with the border shaved by the scale, on the saved 8-bit result."""
+PSNR/SSIM with the border shaved by the scale, on the saved 8-bit result; at a
+fractional scale s the picture is cropped so that it is its shrink times s exactly,
+and the border shaved is ceil(s)."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from sr.errors import UserError
-from sr.imaging import degraded_pair
+from sr.imaging import resize, scale_crop, shrunk_pair
 from sr.metrics import SSIM_WINDOW, psnr_y, ssim_y
-from sr.upscaling import refine_with
+from sr.pictures import Picture
+from sr.upscaling import upscale_picture
 
 
-def evaluate_image(runner, img, scale: int, ensemble: bool = False,
-                   quality: int | None = None) -> dict:
+def evaluate_image(runner, img, scale: float, ensemble: bool = False,
+                   quality: int | None = None, model_scale: int | None = None) -> dict:
     """PSNR/SSIM of bicubic and of the network for one high-resolution picture.
     runner: what runs the network (sr/inference.py: scoring_runner, or TorchRunner for
     PyTorch's float32 exactly); ensemble: the x8 self-ensemble of `upscale --ensemble`;
-    quality: score JPEG inputs, the small picture saved at this quality (GUIDE §1)."""
-    hr, bicubic = (np.asarray(p) for p in degraded_pair(img, scale, quality))
-    check_scorable(hr.shape[:2], scale)
+    quality: score JPEG inputs, the small picture saved at this quality (GUIDE §1);
+    model_scale: the network's own scale where it is larger than scale (x2.5 by the x3
+    model): the network's result is what `upscale --scale` writes, shrunk to size."""
+    check_scorable(scale_crop(img.size, scale), scale)
+    hr, small = shrunk_pair(img, scale, quality)
+    bicubic = np.asarray(resize(small, hr.size))   # (H, W, 3): the baseline
     from sr.inference import SelfEnsemble
-    ours = refine_with(SelfEnsemble(runner) if ensemble else runner, bicubic, tile=0)
-    return {"psnr_bicubic": psnr_y(hr, bicubic, scale), "psnr": psnr_y(hr, ours, scale),
-            "ssim_bicubic": ssim_y(hr, bicubic, scale), "ssim": ssim_y(hr, ours, scale)}
+    ours = upscale_picture(SelfEnsemble(runner) if ensemble else runner,
+                           Picture(np.asarray(small)), scale, 0, model_scale=model_scale).colour
+    hr, shave = np.asarray(hr), math.ceil(scale)
+    return {"psnr_bicubic": psnr_y(hr, bicubic, shave), "psnr": psnr_y(hr, ours, shave),
+            "ssim_bicubic": ssim_y(hr, bicubic, shave), "ssim": ssim_y(hr, ours, shave)}
 
 
-def smallest_side(scale: int) -> int:
+def smallest_side(scale: float) -> int:
     """Fewest pixels a side that a picture needs to be scored at this scale: the
     shaved border on both sides plus SSIM's 11 px window."""
-    return 2 * scale + SSIM_WINDOW
+    return 2 * math.ceil(scale) + SSIM_WINDOW
 
 
-def check_scorable(shape, scale: int) -> None:
-    """UserError for a (modcropped) picture too small to score."""
-    if min(shape) < smallest_side(scale):
-        raise UserError(f"{shape[1]}x{shape[0]} px after cropping to a multiple of "
-                        f"{scale}: too small to score at x{scale} (at least "
-                        f"{smallest_side(scale)} px a side)")
+def check_scorable(size, scale: float) -> None:
+    """UserError for a (cropped) picture of size (width, height) too small to score."""
+    if min(size) < smallest_side(scale):
+        raise UserError(f"{size[0]}x{size[1]} px after cropping for x{scale:g}: too small "
+                        f"to score at x{scale:g} (at least {smallest_side(scale)} px a side)")
 
 
 def mean_row(rows: list[dict]) -> dict:

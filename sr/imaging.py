@@ -12,6 +12,7 @@ export and the browser page) follows these definitions, so they agree exactly:
 """
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,32 @@ def degraded_pair(img: Image.Image, scale: int, quality: int | None = None):
         raise ValueError(f"degraded_pair takes RGB pictures, not mode {img.mode}")
     hr = modcrop(img, scale)
     return hr, degrade(hr, scale, quality)
+
+
+def exact_ratio(scale: float) -> Fraction:
+    """scale as p/q in lowest terms, q up to 1000: 2.5 -> 5/2, 2 -> 2/1."""
+    return Fraction(scale).limit_denominator(1000)
+
+
+def scale_crop(size, scale: float) -> tuple[int, int]:
+    """The largest (width, height) within size that is a whole small picture's size
+    times scale exactly: sides cut to multiples of scale's numerator p (for an integer
+    scale, cropped_size)."""
+    return cropped_size(size, exact_ratio(scale).numerator)
+
+
+def shrunk_pair(img: Image.Image, scale: float, quality: int | None = None):
+    """(sharp, small) for any scale >= 1, the small one the input: img cropped to
+    scale_crop and its bicubic shrink by 1 / scale (saved as JPEG at quality, if
+    given); at integer scales degraded_pair's crop and shrink."""
+    ratio = exact_ratio(scale)
+    hr = img.crop((0, 0, *scale_crop(img.size, scale)))
+    small = resize(hr, (hr.width * ratio.denominator // ratio.numerator,
+                        hr.height * ratio.denominator // ratio.numerator))
+    if quality:
+        from sr.jpeg import jpeg_roundtrip
+        small = jpeg_roundtrip(small, quality)
+    return hr, small
 
 
 def grey_to_luma(grey: np.ndarray) -> np.ndarray:

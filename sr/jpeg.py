@@ -102,6 +102,14 @@ def level_for_quality(quality: int | None) -> int:
     return next(level for level, low, _ in LEVELS if quality >= low)
 
 
+def is_quality_range(jpeg) -> bool:
+    """Whether a recorded JPEG range (a model's or a samples folder's) is [low, high],
+    whole qualities from 1 to 100, low first."""
+    return (isinstance(jpeg, list) and len(jpeg) == 2 and all(type(q) is int and 1 <= q <= 100
+                                                               for q in jpeg)
+            and jpeg[0] <= jpeg[1])
+
+
 def level_of_range(jpeg) -> int:
     """The level a model trained on JPEG qualities jpeg = [low, high] (None: clean)
     serves: that of its range's middle."""

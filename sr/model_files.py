@@ -113,8 +113,8 @@ def weights_from_parts(path, description: dict, state: dict) -> Weights:
         state = _checked_state(state, expected_shapes(kernels, filters))
         degradation = _json(description.get("degradation"), dict(CLEAN))
         jpeg = degradation.get("jpeg")
-        if jpeg is not None and not (isinstance(jpeg, list) and len(jpeg) == 2 and all(
-                type(q) is int and 1 <= q <= 100 for q in jpeg) and jpeg[0] <= jpeg[1]):
+        from sr.jpeg import is_quality_range
+        if jpeg is not None and not is_quality_range(jpeg):
             raise ValueError(f"its JPEG qualities {str(jpeg)[:40]} are not [low, high] "
                              f"from 1 to 100")
         training = _json(description.get("training"), {})

@@ -25,16 +25,17 @@ def patches_per_image(sizes, count: int, patch: int, scale: int, rng: np.random.
     return rng.multinomial(count, areas / areas.sum()).tolist()
 
 
-def crop_pairs(img, n: int, patch: int, scale: int, rng: np.random.Generator):
+def crop_pairs(img, n: int, patch: int, scale: int, rng: np.random.Generator,
+               quality: int | None = None):
     """n random (hr, lr) patch pairs of patch x patch pixels from one picture, one at a
     time (a generator: memory does not grow with n).
 
-    The whole picture is degraded first (bicubic down by scale and back up, as in
-    evaluation), then both versions are cropped at the same place, so the patch
-    edges carry no artefacts that real inputs would not have.  Each pair draws two
-    integers from rng, and nothing else does.
+    The whole picture is degraded first (bicubic down by scale, saved as JPEG at
+    quality if given, and back up, as in evaluation), then both versions are cropped
+    at the same place, so the patch edges carry no artefacts that real inputs would
+    not have.  Each pair draws two integers from rng, and nothing else does.
     """
-    hr, lr = degraded_pair(img, scale)
+    hr, lr = degraded_pair(img, scale, quality)
     w, h = hr.size
     for _ in range(n):
         left = int(rng.integers(0, w - patch + 1))

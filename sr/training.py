@@ -2,8 +2,9 @@
 validation (the loop itself, with checkpoints and records, is sr/trainer.py).
 
 Two sources of patch pairs, both degraded the way evaluation degrades pictures
-(Pillow bicubic down by the scale and back up):
-- PatchFolder: the NNNNN.large.png / NNNNN.small.png pairs of gen_samples.py;
+(Pillow bicubic down by the scale and back up, with JPEG inputs a JPEG in between):
+- PatchFolder: the NNNNN.large.png / NNNNN.small.png pairs of gen_samples.py
+  (manifest.json says their scale and JPEG range);
 - ImageCrops: fresh random crops from a folder of pictures every epoch
   (--from-images), optionally with the pictures rescaled first (augmentation),
   and optionally with targets moved toward a teacher model's output (--teacher).
@@ -30,6 +31,7 @@ from sr.cli import count_of, image_files
 from sr.errors import UserError
 from sr.evaluation import evaluate_image, mean_row
 from sr.imaging import degraded_pair, resize, rgb_to_ycbcr
+from sr.jpeg import is_quality_range
 from sr.metrics import psnr_y
 from sr.patches import fits_patch, patches_per_image
 from sr.pictures import load_rgb, pixel_amount
@@ -53,16 +55,18 @@ class PatchSet:
     lr: np.ndarray
     sources: list
     scale: int
+    jpeg: list | None = None   # [qmin, qmax] the small halves were saved at, one per picture
 
     def __len__(self):
         return len(self.hr)
 
     def summary(self) -> str:
-        return count_of(len(self), "validation patch", plural="validation patches")
+        jpeg = ", as JPEG q%d-%d" % tuple(self.jpeg) if self.jpeg else ""
+        return count_of(len(self), "validation patch", plural="validation patches") + jpeg
 
     def subset(self, indices) -> "PatchSet":
         return PatchSet(self.hr[indices], self.lr[indices],
-                        [self.sources[i] for i in indices], self.scale)
+                        [self.sources[i] for i in indices], self.scale, self.jpeg)
 
 
 def luma_plane(rgb) -> np.ndarray:
@@ -76,8 +80,10 @@ def luma_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def read_manifest(folder: Path) -> dict:
-    """folder's manifest.json ({} if none): {"scale": int >= 2, "sources": {pair: file
-    name}, ...}; anything else is refused before the run starts."""
+    """folder's manifest.json ({} if none): {"scale": int >= 1, "sources": {pair: file
+    name}, "degradation": {"resize": "bicubic", "jpeg": [low, high] or None}, ...};
+    anything else is refused before the run starts.  The degradation of older
+    manifests ("pillow-bicubic", or none) is given as the clean one."""
     path = folder / "manifest.json"
     if not path.is_file():
         return {}
@@ -87,11 +93,18 @@ def read_manifest(folder: Path) -> dict:
         raise UserError(f"{path}: unreadable ({e})") from None
     scale = manifest.get("scale", 2) if isinstance(manifest, dict) else None
     sources = manifest.get("sources", {}) if isinstance(manifest, dict) else None
-    if not (type(scale) is int and scale >= 2 and isinstance(sources, dict)
-            and all(isinstance(name, str) for name in sources.values())):
+    degradation = manifest.get("degradation") if isinstance(manifest, dict) else None
+    if degradation in (None, "pillow-bicubic"):
+        degradation = {"resize": "bicubic", "jpeg": None}
+    jpeg = degradation.get("jpeg") if isinstance(degradation, dict) else "?"
+    if not (type(scale) is int and scale >= 1 and isinstance(sources, dict)
+            and all(isinstance(name, str) for name in sources.values())
+            and isinstance(degradation, dict) and degradation.get("resize") == "bicubic"
+            and (jpeg is None and scale > 1 or is_quality_range(jpeg))):
         raise UserError(f"{path}: not a manifest of gen_samples.py (an object with an "
-                        f"integer scale >= 2 and the sources of the pairs by name)")
-    return manifest
+                        f"integer scale >= 1, the sources of the pairs by name and a "
+                        f"bicubic degradation, with a JPEG quality range at x1)")
+    return dict(manifest, degradation=degradation)
 
 
 def load_patch_folder(folder, scale: int | None = None) -> PatchSet:
@@ -119,7 +132,8 @@ def load_patch_folder(folder, scale: int | None = None) -> PatchSet:
         if hr[-1].shape != lr[-1].shape or hr[-1].shape[:2] != hr[0].shape[:2]:
             raise UserError(f"{small}: size differs from the other patches")
     sources = [manifest.get("sources", {}).get(n, n) for n in names]
-    return PatchSet(np.stack(hr), np.stack(lr), sources, scale)
+    jpeg = manifest.get("degradation", {}).get("jpeg")
+    return PatchSet(np.stack(hr), np.stack(lr), sources, scale, jpeg)
 
 
 def split_validation(sources, fraction: float, seed: int, what: str = "patches"):

@@ -6,10 +6,11 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import gen_samples
-from sr.imaging import degrade, modcrop
+from sr.imaging import degrade, degraded_pair, modcrop
 from sr.patches import crop_pairs, patches_per_image
 from sr.pictures import load_rgb
 from tests.helpers import ROOT, assert_clean_error, picture, run_script
@@ -253,3 +254,48 @@ def test_each_pair_is_saved_before_the_next_is_cut_and_they_are_the_same(tmp_pat
         for kind, want in (("large", large), ("small", small)):
             got = np.asarray(Image.open(tmp_path / "streamed" / f"{name}.{kind}.png"))
             assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_jpeg_pairs_are_degraded_at_the_quality_the_manifest_records(tmp_path, scale):
+    """One quality per picture, drawn by the seed: the same seed, the same files."""
+    raw = make_raw(tmp_path / "raw", sizes=((32, 32),) * 3)   # each pair a whole picture
+    for name in "ab":
+        result = run_script("gen_samples.py", 4, "--size", 32, "--scale", scale, "--jpeg",
+                            "20-60", "--seed", 7, "-i", raw, "-o", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["degradation"] == {"resize": "bicubic", "jpeg": [20, 60]}
+    for pair, source in manifest["sources"].items():
+        quality = manifest["qualities"][source]
+        assert 20 <= quality <= 60
+        small = np.asarray(Image.open(tmp_path / "a" / f"{pair}.small.png"))
+        assert np.array_equal(small, np.asarray(degraded_pair(load_rgb(raw / source), scale,
+                                                              quality)[1]))
+        assert not np.array_equal(small, np.asarray(degraded_pair(load_rgb(raw / source),
+                                                                  scale)[1]))
+
+
+def test_scale_1_without_jpeg_is_refused(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    result = run_script("gen_samples.py", 3, "--scale", 1, "-i", raw, "-o", tmp_path / "s")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if "error:" in line] == [
+        "gen_samples.py: error: --scale 1 keeps the size: its pairs differ only by JPEG "
+        "artifacts, so give --jpeg QMIN-QMAX too"]
+    assert not (tmp_path / "s").exists()
+
+
+def test_old_manifests_load_as_clean_and_bad_degradations_are_refused(tmp_path):
+    from sr.errors import UserError
+    from sr.training import read_manifest
+    (tmp_path / "manifest.json").write_text('{"scale": 3, "degradation": "pillow-bicubic"}')
+    assert read_manifest(tmp_path)["degradation"] == {"resize": "bicubic", "jpeg": None}
+    for bad in ('{"scale": 1, "degradation": {"resize": "bicubic", "jpeg": null}}',
+                '{"degradation": {"resize": "bicubic", "jpeg": [60, 20]}}',
+                '{"degradation": {"resize": "nearest", "jpeg": null}}',
+                '{"degradation": 7}'):
+        (tmp_path / "manifest.json").write_text(bad)
+        with pytest.raises(UserError, match="manifest.json: not a manifest of gen_samples.py"):
+            read_manifest(tmp_path)

@@ -144,3 +144,46 @@ def test_training_on_jpeg_inputs_records_it_in_the_model(tmp_path):
         "resize": "bicubic", "jpeg": [60, 80]}
     assert_clean_error(run_script(*common, "--jpeg", "60-80"), "--jpeg sets how")
     assert "qualities from 1 to 100" in run_script(*common, "--jpeg", "90-60").stderr
+
+
+def test_training_on_gen_samples_jpeg_pairs_records_their_degradation(tmp_path, capsys):
+    """An x1 level model from a gen_samples.py --jpeg folder; resuming keeps the range."""
+    import json
+
+    import gen_samples
+    import main
+    from sr.model_files import read_weights
+    from tests.helpers import picture
+    (tmp_path / "raw").mkdir()
+    for i in range(4):
+        picture(40, 40, seed=30 + i).save(tmp_path / "raw" / f"r{i}.png")
+    assert gen_samples.main(["12", "--size", "16", "--scale", "1", "--jpeg", "20-40", "-i",
+                             str(tmp_path / "raw"), "-o", str(tmp_path / "s")]) == 0
+    train = ["train", "--cpu", "--runs", str(tmp_path / "runs")]
+    assert main.main(train + ["-n", "-e", "1", "--batch", "4", "-i", str(tmp_path / "s"),
+                              "--stop-after", "1", "--output",
+                              str(tmp_path / "m.safetensors")]) == 130
+    assert "training 9-1-5 x1" in capsys.readouterr().out   # the manifest's scale
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "config.json").read_text())["degradation"] == {
+        "resize": "bicubic", "jpeg": [20, 40]}
+    assert main.main(train + ["--resume", str(run)]) == 0
+    weights = read_weights(tmp_path / "m.safetensors")
+    assert weights.scale == 1 and weights.level == 3   # q30: level 3's band
+    assert weights.degradation == {"resize": "bicubic", "jpeg": [20, 40]}
+
+
+def test_eval_at_scale_1_scores_the_jpeg_itself_as_the_baseline(tmp_path):
+    import json
+
+    import main
+    from sr.metrics import psnr_y
+    from tests.helpers import model_file, picture
+    (tmp_path / "hr").mkdir()
+    picture(40, 32, seed=3).save(tmp_path / "hr" / "a.png")
+    model = model_file(tmp_path, scale=1)
+    assert main.main(["eval", "-i", str(tmp_path / "hr"), "--model", str(model), "--scale",
+                      "1", "--jpeg", "30", "--json", str(tmp_path / "e.json")]) == 0
+    hr = Image.open(tmp_path / "hr" / "a.png").convert("RGB")
+    mean = json.loads((tmp_path / "e.json").read_text())["mean"]
+    assert mean["psnr_bicubic"] == psnr_y(np.asarray(hr), np.asarray(jpeg_roundtrip(hr, 30)), 1)

@@ -126,3 +126,38 @@ def test_eval_scores_the_pixels_upscale_writes(tmp_path, capsys, precision):
     written = np.asarray(Image.open(out / "a.png"))
     scored = json.loads((tmp_path / "e.json").read_text())["mean"]["psnr"]
     assert scored == pytest.approx(psnr_y(np.asarray(hr), written, 2), abs=1e-9)
+
+
+@pytest.mark.parametrize("scale, model_scale, sharp_size", [(1.5, 2, (42, 36)),
+                                                              (2.5, 3, (40, 35))])
+def test_eval_at_a_fractional_scale_scores_what_upscale_writes(tmp_path, capsys, scale,
+                                                               model_scale, sharp_size):
+    """x1.5 and x2.5: the picture cropped to the largest size that is a whole picture
+    times the scale (43x37 -> 42x36, 40x35), bicubic shrunk; the model of the next
+    scale runs and its result is shrunk as upscale does; shaved by ceil(scale)."""
+    import json
+
+    from PIL import Image
+
+    from sr.imaging import resize, shrunk_pair
+    from sr.metrics import psnr_y
+    hr_folder, low, out = tmp_path / "hr", tmp_path / "low", tmp_path / "out"
+    hr_folder.mkdir()
+    low.mkdir()
+    picture(43, 37, seed=5).save(hr_folder / "a.png")
+    model = model_file(tmp_path, scale=model_scale, arch="9-5-5")
+    assert main.main(["eval", "-i", str(hr_folder), "--model", str(model), "--scale",
+                      str(scale), "--json", str(tmp_path / "e.json")]) == 0
+    hr, small = shrunk_pair(Image.open(hr_folder / "a.png").convert("RGB"), scale)
+    assert hr.size == sharp_size and small.size == (round(sharp_size[0] / scale),
+                                                    round(sharp_size[1] / scale))
+    small.save(low / "a.png")
+    assert main.main(["upscale", "-i", str(low / "a.png"), "--model", str(model), "-o",
+                      str(out), "--suffix", "", "--scale", str(scale)]) == 0
+    written, hr = np.asarray(Image.open(out / "a.png")), np.asarray(hr)
+    record = json.loads((tmp_path / "e.json").read_text())
+    shave = model_scale   # ceil(scale)
+    assert record["scale"] == scale
+    assert record["mean"]["psnr"] == pytest.approx(psnr_y(hr, written, shave), abs=1e-9)
+    bicubic = np.asarray(resize(small, sharp_size))
+    assert record["mean"]["psnr_bicubic"] == psnr_y(hr, bicubic, shave)
