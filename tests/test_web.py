@@ -446,9 +446,12 @@ def test_a_result_shown_late_does_not_cover_the_next_job(page, url, tmp_path):
           return listen.call(this, type, withoutBefore, ...rest);
         };
         const decode = self.createImageBitmap;
-        window.gate = {waiting: 0, passed: 0, open: null};
+        // decodes wait in a queue and open() lets the oldest through: the second
+        // picture's decode may start waiting before the first one is let through
+        window.gate = {waiting: 0, passed: 0, queue: [],
+                       open: () => window.gate.queue.shift()()};
         self.createImageBitmap = async (...args) => {
-          const opened = new Promise((resolve) => { window.gate.open = resolve; });
+          const opened = new Promise((resolve) => window.gate.queue.push(resolve));
           window.gate.waiting++;
           await opened;
           try { return await decode(...args); } finally { window.gate.passed++; }
