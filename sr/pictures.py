@@ -164,12 +164,6 @@ def header_orientation(img: Image.Image):
     return img.getexif().get(0x0112)
 
 
-def upright_size(img: Image.Image) -> tuple:
-    """(width, height) after the EXIF rotation, from the header alone."""
-    w, h = img.size
-    return (h, w) if header_orientation(img) in (5, 6, 7, 8) else (w, h)
-
-
 def valid_orientation(tag, notes: list) -> int:
     """The EXIF orientation tag as 1..8 (1: as stored); other values noted and ignored."""
     if tag in (None, 1):
@@ -209,8 +203,9 @@ def decode_file(path: Path, max_pixels: int | None, check_size) -> Picture:
         return picture
     with img:
         check_pixel_count(img.size, max_pixels)
-        if check_size is not None:
-            check_size(upright_size(img))
+        if check_size is not None:   # the upright size, from the header alone
+            w, h = img.size
+            check_size((h, w) if header_orientation(img) in (5, 6, 7, 8) else (w, h))
         frames = getattr(img, "n_frames", 1)
         notes = [f"first frame of {frames} used"] if frames > 1 else []
         if img.format == "PNG" and png_bit_depth(path) == 16:

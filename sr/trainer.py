@@ -124,7 +124,12 @@ class Trainer:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(entry) + "\n")
         if self.writer is None:
-            self.writer = open_tensorboard(self.run_dir / "tensorboard")
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:   # the tensorboard package is not installed
+                self.writer = False
+            else:
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         if self.writer:
             for key in ("loss", "val_psnr", "val_psnr_bicubic", "lr"):
                 self.writer.add_scalar(key, entry[key], entry["step"])
@@ -237,15 +242,6 @@ class Trainer:
             if self.writer:
                 self.writer.close()
                 self.writer = None
-
-
-def open_tensorboard(folder: Path):
-    """A SummaryWriter if the tensorboard package is installed, else False."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return False
-    return SummaryWriter(str(folder))
 
 
 def write_config(run_dir: Path, config: dict) -> None:
