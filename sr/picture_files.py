@@ -29,10 +29,7 @@ MAX_SIDE = {"jpg": 65500, "webp": 16383}
 
 
 def settle_format(picture: Picture, fmt: str) -> tuple:
-    """(format to write, notes) for a picture and the asked format.
-
-    JPEG has no alpha: PNG instead.  JPEG and WebP hold 8 bits: 16-bit pictures
-    are rounded to 8 bits for them."""
+    """(format to write, notes on what changes) for a picture and the asked format."""
     notes = []
     if fmt == "jpg" and picture.alpha is not None:
         notes.append("JPEG cannot hold transparency: written as PNG instead")
