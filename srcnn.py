@@ -1,7 +1,5 @@
 """SRCNN: the three-layer super-resolution network of Dong et al. (2014/2016).
 
-This file is the network and nothing else: no files, devices or image maths.
-
 The network refines an image that was already interpolated to the target size:
     patch extraction (k1 x k1, f1 filters) -> ReLU
     non-linear mapping (k2 x k2, f2 filters) -> ReLU
@@ -21,15 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 class SRCNN(nn.Module):
-    """Three valid convolutions over one channel (luma).
-
-    Args:
-        kernels: kernel sizes of the three layers, each odd, e.g. (9, 5, 5).
-        filters: output channels of the first two layers, e.g. (64, 32).
-        residual: if True the network predicts a correction that is added to
-            its input (output = input + net(input)); if False it predicts the
-            image directly, as in the paper.
-    """
+    """Three valid convolutions over one channel (luma), kernels (k1, k2, k3) each odd
+    and filters (f1, f2) as above.  residual: the network predicts a correction added
+    to its input (output = input + net(input)); else the image, as in the paper."""
 
     def __init__(self, kernels=(9, 5, 5), filters=(64, 32), residual=True):
         super().__init__()

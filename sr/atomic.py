@@ -41,20 +41,16 @@ def write_file_atomic(path, write, overwrite: bool = False) -> Path:
             os.replace(tmp, path)
         else:
             publish_new(tmp, path)
-    except BaseException:
+    finally:   # still there after a failure, or as the second name of a hard link
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
 
 
 def publish_new(tmp: str, path: Path) -> None:
-    """Give the finished temporary file tmp the name path, which must not exist.
-
-    os.link fails if path exists, so nothing is replaced and there is no race
-    between a check and the write.  Where the file system has no hard links
-    (FAT, exFAT, some network shares) an empty placeholder is created exclusively
-    instead and then replaced by the file."""
+    """Give the finished temporary file tmp the name path, which must not exist: by a
+    hard link, or where the file system has none (FAT, exFAT, some network shares)
+    an empty placeholder created exclusively, then replaced by the file."""
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -69,8 +65,6 @@ def publish_new(tmp: str, path: Path) -> None:
         except BaseException:
             os.unlink(path)   # the empty placeholder
             raise
-        return
-    os.unlink(tmp)
 
 
 def current_umask() -> int:

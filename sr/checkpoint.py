@@ -35,21 +35,17 @@ def save_checkpoint(path, model: SRCNN, scale: int, train: dict | None = None,
 
     extra: more top-level entries (optimizer, progress, RNG states...), plain
     values and tensors only."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": model.config,
                "scale": int(scale), "created": now(),
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                "train": dict(train or {}), **(extra or {})}
-    write_file_atomic(path, lambda f: torch.save(payload, f), overwrite)
-    return path
+    return write_file_atomic(path, lambda f: torch.save(payload, f), overwrite)
 
 
 def publish_model(path, model: SRCNN, scale: int, degradation: dict | None = None,
                   training: dict | None = None, overwrite: bool = False) -> Path:
     """Write model as a .safetensors model file (weights + description)."""
-    weights = weights_of(model, scale, path, degradation, training)
-    return write_model(weights, path, overwrite)
+    return write_model(weights_of(model, scale, path, degradation, training), path, overwrite)
 
 
 def weights_of(model: SRCNN, scale: int = 2, path="", degradation=None, training=None):

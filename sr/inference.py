@@ -21,12 +21,12 @@ The graph is built here from the checkpoint's weights rather than read from the
 file of sr.export.export_onnx: that file pads its input (mirror) for the
 browser, which has the whole image; the tiles here bring their own halo.  Past
 the pad it is the same network (tests/test_upscale_backends.py checks the
-outputs against that file).
+outputs against that file).  The graph computes the correction alone: a residual
+network's input centre is added to it in float32 here, for both CPU engines.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import io
 import os
 import queue
@@ -71,13 +71,12 @@ def blocked_last_layer(weight: np.ndarray, bias: np.ndarray, block: int):
 
 
 def valid_core_onnx(weights) -> bytes:
-    """ONNX model of SRCNN.forward_valid from sr.model_files.Weights:
-    input "luma" (N, 1, H + 2r, W + 2r) -> output "refined" (N, 1, H, W),
-    H and W multiples of BLOCK (OnnxRuntimeRunner pads the window to that)."""
+    """ONNX model of SRCNN.forward_valid from sr.model_files.Weights, less the residual
+    sum: input "luma" (N, 1, H + 2r, W + 2r) -> output "refined" (N, 1, H, W), H and W
+    multiples of BLOCK (OnnxRuntimeRunner pads the window to that)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    r = weights.radius
     w3, b3 = blocked_last_layer(weights.state["conv3.weight"], weights.state["conv3.bias"],
                                 BLOCK)
     arrays = {name: weights.state[name] for name in
@@ -91,13 +90,7 @@ def valid_core_onnx(weights) -> bytes:
              helper.make_node("Relu", ["c2"], ["h2"]),
              helper.make_node("Conv", ["h2", "conv3.blocked_weight", "conv3.blocked_bias"],
                               ["c3_blocks"], strides=[BLOCK, BLOCK]),   # (N, 16, H/4, W/4)
-             helper.make_node("DepthToSpace", ["c3_blocks"],
-                              ["c3" if weights.residual else "refined"], blocksize=BLOCK)]
-    if weights.residual:   # output = input centre + correction, as SRCNN.forward_valid
-        inits += [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
-                  (("starts", [r, r]), ("ends", [-r, -r]), ("axes", [2, 3]))]
-        nodes += [helper.make_node("Slice", ["luma", "starts", "ends", "axes"], ["centre"]),
-                  helper.make_node("Add", ["c3", "centre"], ["refined"])]
+             helper.make_node("DepthToSpace", ["c3_blocks"], ["refined"], blocksize=BLOCK)]
     graph = helper.make_graph(
         nodes, "srcnn_valid_core",
         [helper.make_tensor_value_info("luma", TensorProto.FLOAT, ["N", 1, "H", "W"])],
@@ -113,7 +106,7 @@ class OnnxRuntimeRunner:
     """ONNX Runtime's CPU provider: single-threaded sessions, one per tile in flight."""
 
     def __init__(self, weights, workers: int | None = None):
-        self.radius = weights.radius
+        self.radius, self.residual = weights.radius, weights.residual
         self.workers = workers or cpu_count()
         self._model = valid_core_onnx(weights)
         self._idle = queue.SimpleQueue()     # sessions not running a tile right now
@@ -128,29 +121,27 @@ class OnnxRuntimeRunner:
         options.log_severity_level = 3
         return ort.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        """One session per call in flight; sessions are kept for the next pictures."""
-        try:
-            session = self._idle.get_nowait()
-        except queue.Empty:
-            session = self._new_session()
-        try:
-            return self._infer(session, x)
-        finally:
-            self._idle.put(session)
-
     def _infer(self, session, x: np.ndarray) -> np.ndarray:
         return session.run(None, {"luma": x})[0]
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         """(h + 2r, w + 2r) -> (h, w); the window is grown to whole 4x4 blocks first
-        (edge repeated: the extra output rows and columns are dropped)."""
+        (edge repeated: the extra output rows and columns are dropped).  One session
+        per call in flight; sessions are kept for the next pictures."""
         r = self.radius
         h, w = window.shape[0] - 2 * r, window.shape[1] - 2 * r
         grow = ((0, -h % BLOCK), (0, -w % BLOCK))
         x = np.pad(window, grow, mode="edge") if any(g for _, g in grow) else window
         x = np.ascontiguousarray(x, dtype=np.float32)[None, None]
-        return self._run(x)[0, 0, :h, :w]
+        try:
+            session = self._idle.get_nowait()
+        except queue.Empty:
+            session = self._new_session()
+        try:   # copied before the session goes back: OpenVINO returns its own buffer
+            out = self._infer(session, x)[0, 0, :h, :w]
+            return out + x[0, 0, r:r + h, r:r + w] if self.residual else out.copy()
+        finally:
+            self._idle.put(session)
 
     engine, precision = "ONNX Runtime", "float32"
     reason = ""      # why this engine and precision (the upscale command's startup line)
@@ -161,27 +152,24 @@ class OnnxRuntimeRunner:
 
 class OpenVinoRunner(OnnxRuntimeRunner):
     """OpenVINO's CPU plugin running the same graph's convolutions in bfloat16 (AMX or
-    AVX512-BF16 units); the residual is added here in float32, so bfloat16 touches only
-    the correction.  Set5/Set14 PSNR within 0.02 dB of float32 and tiles still exact
+    AVX512-BF16 units); the residual is added in float32, so bfloat16 touches only the
+    correction.  Set5/Set14 PSNR within 0.02 dB of float32 and tiles still exact
     on the CPUs measured (numbers and commands in bench/upscale.py and the README)."""
 
     engine, precision = "OpenVINO", "bfloat16"
 
     def __init__(self, weights, workers: int | None = None):
         import openvino as ov
-        self._ov, self._lock = ov, threading.Lock()
-        self.radius, self.residual = weights.radius, weights.residual
-        self.workers = workers or cpu_count()
-        core = ov.Core()
-        model = core.read_model(io.BytesIO(valid_core_onnx(
-            dataclasses.replace(weights, residual=False))))   # correction only
-        self._compiled = core.compile_model(model, "CPU", {  # one 1-thread stream per worker
-            "INFERENCE_PRECISION_HINT": "bf16", "NUM_STREAMS": self.workers,
-            "INFERENCE_NUM_THREADS": self.workers})
-        self._idle = queue.SimpleQueue()
-        self._idle.put(self._new_session())
+        self._ov, self._lock, self._compiled = ov, threading.Lock(), None
+        super().__init__(weights, workers)   # whose first session compiles the graph
 
     def _new_session(self):
+        if self._compiled is None:   # one 1-thread stream per worker
+            core = self._ov.Core()
+            model = core.read_model(io.BytesIO(self._model))
+            self._compiled = core.compile_model(model, "CPU", {
+                "INFERENCE_PRECISION_HINT": "bf16", "NUM_STREAMS": self.workers,
+                "INFERENCE_NUM_THREADS": self.workers})
         return self._compiled.create_infer_request()
 
     def _infer(self, session, x: np.ndarray) -> np.ndarray:
@@ -193,10 +181,7 @@ class OpenVinoRunner(OnnxRuntimeRunner):
             session.start_async()
         session.wait()
         with self._lock:
-            out = session.get_output_tensor().data   # the request's buffer: copied below
-        r = self.radius
-        return out + x[:, :, r:r + out.shape[2], r:r + out.shape[3]] if self.residual \
-            else out.copy()
+            return session.get_output_tensor().data   # the request's buffer
 
 
 # --precision on the CPU.  bfloat16 runs where the CPU has the units; int8 (ONNX

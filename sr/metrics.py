@@ -12,16 +12,16 @@ from sr.imaging import luma
 SSIM_WINDOW = 11   # side of SSIM's Gaussian window (Wang et al. 2004)
 
 
-def _shaved_luma(rgb: np.ndarray, shave: int) -> np.ndarray:
-    y = luma(rgb)
-    return y[shave:y.shape[0] - shave, shave:y.shape[1] - shave] if shave else y
+def _shaved_lumas(reference: np.ndarray, test: np.ndarray, shave: int) -> list:
+    if reference.shape != test.shape:
+        raise ValueError(f"shapes differ: {reference.shape} vs {test.shape}")
+    return [y[shave:y.shape[0] - shave, shave:y.shape[1] - shave] if shave else y
+            for y in (luma(reference), luma(test))]
 
 
 def psnr_y(reference: np.ndarray, test: np.ndarray, shave: int) -> float:
     """PSNR in dB of test against reference, on shaved luma."""
-    if reference.shape != test.shape:
-        raise ValueError(f"shapes differ: {reference.shape} vs {test.shape}")
-    return psnr(_shaved_luma(reference, shave), _shaved_luma(test, shave))
+    return psnr(*_shaved_lumas(reference, test, shave))
 
 
 def psnr(reference: np.ndarray, test: np.ndarray) -> float:
@@ -40,9 +40,7 @@ def _gaussian_filter_valid(x: np.ndarray, window: np.ndarray) -> np.ndarray:
 
 def ssim_y(reference: np.ndarray, test: np.ndarray, shave: int) -> float:
     """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) on shaved luma."""
-    if reference.shape != test.shape:
-        raise ValueError(f"shapes differ: {reference.shape} vs {test.shape}")
-    a, b = _shaved_luma(reference, shave), _shaved_luma(test, shave)
+    a, b = _shaved_lumas(reference, test, shave)
     half = SSIM_WINDOW // 2
     g = np.exp(-0.5 * (np.arange(SSIM_WINDOW) - half) ** 2 / 1.5 ** 2)
     g /= g.sum()

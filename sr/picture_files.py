@@ -29,10 +29,7 @@ MAX_SIDE = {"jpg": 65500, "webp": 16383}
 
 
 def settle_format(picture: Picture, fmt: str) -> tuple:
-    """(format to write, notes) for a picture and the asked format.
-
-    JPEG has no alpha: PNG instead.  JPEG and WebP hold 8 bits: 16-bit pictures
-    are rounded to 8 bits for them."""
+    """(format to write, notes on what changes) for a picture and the asked format."""
     notes = []
     if fmt == "jpg" and picture.alpha is not None:
         notes.append("JPEG cannot hold transparency: written as PNG instead")
@@ -117,10 +114,10 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 # --- 16-bit TIFF ---------------------------------------------------------------------
 
-def write_tiff16(f, picture: Picture, band: int = 64) -> None:
+def write_tiff16(f, picture: Picture) -> None:
     """16-bit TIFF (grey, grey+alpha, RGB or RGBA) with its ICC profile, written by
     tifffile (Pillow cannot write 16-bit colour): little-endian, interleaved
-    samples, one deflate-compressed strip per `band` rows, alpha unassociated."""
+    samples, one deflate-compressed strip per 64 rows, alpha unassociated."""
     import tifffile
     pixels = interleaved(picture)                         # (H, W, C) uint16
     single = pixels.shape[2] == 1                         # grey alone: stored (H, W)
@@ -128,7 +125,7 @@ def write_tiff16(f, picture: Picture, band: int = 64) -> None:
     tifffile.imwrite(packed, pixels[..., 0] if single else pixels,
                      photometric="minisblack" if picture.grey else "rgb",
                      planarconfig=None if single else "contig", compression="zlib",
-                     compressionargs={"level": 6}, rowsperstrip=band,
+                     compressionargs={"level": 6}, rowsperstrip=64,
                      extrasamples=["unassalpha"] if picture.alpha is not None else None,
                      iccprofile=picture.icc or None, metadata=None, software=False)
     f.write(packed.getbuffer())

@@ -1,10 +1,8 @@
 """The one picture reader: every command (upscale, train, eval, gen_samples.py) reads
 files here, with the same kinds, limits, orientation and one-line errors.
 
-read_picture gives a Picture: one colour plane (RGB or grey, 8 or 16 bits), an
-optional alpha plane of the same depth, the ICC profile to carry over, and notes
-about what was converted on the way in (said on the command line).  load_rgb is
-its 8-bit RGB view, for training and evaluation.
+read_picture gives a Picture (below: colour, alpha, ICC profile, and notes on what
+was converted, said on the command line); load_rgb is its 8-bit RGB view.
 
 Pillow reads the header of every file first (size, EXIF orientation, ICC profile,
 frames), so the decompression-bomb limit and the caller's size check come before
@@ -53,7 +51,7 @@ class Picture:
     colour: np.ndarray                  # (H, W, 3) RGB or (H, W) grey; uint8 or uint16
     alpha: np.ndarray | None = None     # (H, W), same dtype as colour, or None
     icc: bytes | None = None            # ICC profile of the colour values, carried over
-    notes: list = field(default_factory=list)
+    notes: list = field(default_factory=list)   # what was converted on the way in
 
     @property
     def size(self) -> tuple:
@@ -73,10 +71,10 @@ class Picture:
         return f"{kind} {self.bits}-bit"
 
 
-def load_rgb(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_rgb(path) -> Image.Image:
     """read_picture's 8-bit RGB view: 16-bit rounded to 8 bits, grey expanded,
     transparency dropped (what training and evaluation score)."""
-    colour = read_picture(path, max_pixels).colour        # (H, W[, 3]) uint8 or uint16
+    colour = read_picture(path).colour        # (H, W[, 3]) uint8 or uint16
     if colour.dtype != np.uint8:
         colour = to_8bit(colour)
     if colour.ndim == 2:
@@ -166,12 +164,6 @@ def header_orientation(img: Image.Image):
     return img.getexif().get(0x0112)
 
 
-def upright_size(img: Image.Image) -> tuple:
-    """(width, height) after the EXIF rotation, from the header alone."""
-    w, h = img.size
-    return (h, w) if header_orientation(img) in (5, 6, 7, 8) else (w, h)
-
-
 def valid_orientation(tag, notes: list) -> int:
     """The EXIF orientation tag as 1..8 (1: as stored); other values noted and ignored."""
     if tag in (None, 1):
@@ -204,33 +196,28 @@ def decode_file(path: Path, max_pixels: int | None, check_size) -> Picture:
     try:
         img = Image.open(path)
     except UnidentifiedImageError:      # e.g. 16-bit grey+alpha or float RGB TIFF
-        picture = tiff_picture(path, max_pixels, check_size)
+        picture = tiff_picture(path, [], max_pixels, check_size)
         if picture is None:
             raise UserError("not a readable image (not a picture, or a format Pillow "
                             "cannot read)") from None
         return picture
     with img:
         check_pixel_count(img.size, max_pixels)
-        if check_size is not None:
-            check_size(upright_size(img))
-        return decode(path, img)
-
-
-def decode(path: Path, img: Image.Image) -> Picture:
-    """Upright Picture of an opened file whose header passed."""
-    frames = getattr(img, "n_frames", 1)
-    notes = [f"first frame of {frames} used"] if frames > 1 else []
-    picture = None
-    if img.format == "PNG" and png_bit_depth(path) == 16:
-        import imagecodecs
-        picture = planes_picture(imagecodecs.png_decode(path.read_bytes()),
-                                 img.info.get("icc_profile"), header_orientation(img), notes)
-    elif img.format == "TIFF" and 16 in np.ravel(img.tag_v2.get(258, 8)):   # BitsPerSample
-        picture = tiff_picture(path, notes=notes)
-    if picture is None:
+        if check_size is not None:   # the upright size, from the header alone
+            w, h = img.size
+            check_size((h, w) if header_orientation(img) in (5, 6, 7, 8) else (w, h))
+        frames = getattr(img, "n_frames", 1)
+        notes = [f"first frame of {frames} used"] if frames > 1 else []
+        if img.format == "PNG" and png_bit_depth(path) == 16:
+            import imagecodecs
+            return planes_picture(imagecodecs.png_decode(path.read_bytes()),
+                                  img.info.get("icc_profile"), header_orientation(img), notes)
+        if img.format == "TIFF" and 16 in np.ravel(img.tag_v2.get(258, 8)):   # BitsPerSample
+            picture = tiff_picture(path, notes)
+            if picture is not None:
+                return picture
         img.load()                      # a PNG's trailing eXIf chunk is read now too
-        picture = picture_from_image(img, img.getexif().get(0x0112), notes)
-    return picture
+        return picture_from_image(img, img.getexif().get(0x0112), notes)
 
 
 def png_bit_depth(path: Path) -> int:
@@ -239,10 +226,9 @@ def png_bit_depth(path: Path) -> int:
         return f.read(25)[24]           # 8 signature + 4 length + 4 type + 4 + 4 size
 
 
-def planes_picture(pixels: np.ndarray, icc, tag=None, notes=None) -> Picture:
+def planes_picture(pixels: np.ndarray, icc, tag, notes: list) -> Picture:
     """Upright Picture of interleaved samples as stored, (H, W) or (H, W, C): C = 1
     grey, 2 grey+alpha, 3 RGB, 4 RGBA; tag: the EXIF orientation."""
-    notes = [] if notes is None else notes
     pixels = turned(pixels.reshape(*pixels.shape[:2], -1), valid_orientation(tag, notes))
     channels = pixels.shape[2]
     colour = pixels[..., 0] if channels < 3 else pixels[..., :3]
@@ -251,8 +237,8 @@ def planes_picture(pixels: np.ndarray, icc, tag=None, notes=None) -> Picture:
                    np.ascontiguousarray(alpha), bytes(icc) if icc else None, notes)
 
 
-def tiff_picture(path: Path, max_pixels: int | None = None, check_size=None,
-                 notes=None) -> Picture | None:
+def tiff_picture(path: Path, notes: list, max_pixels: int | None = None,
+                 check_size=None) -> Picture | None:
     """The first page of a TIFF read by tifffile: 8 or 16 bits, grey or RGB, with or
     without alpha, upright (16-bit colour, which Pillow reads at 8 bits, and 16-bit
     grey+alpha, which upscale writes and Pillow cannot open).  None if it is another

@@ -94,8 +94,6 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------
     def state(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(),
-                "scheduler": {"kind": "warmup-cosine", "step": self.step,
-                              "total_steps": self.total_steps},
                 "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                              "step": self.step},
                 "best_psnr": self.best_psnr, "seed": self.config["seed"],
@@ -111,13 +109,12 @@ class Trainer:
         self.history = list(ckpt.get("history", []))
         torch.set_rng_state(ckpt["rng"]["torch"])
 
-    def save(self, name: str) -> Path:
-        if not self.dist.main:
-            return self.run_dir / f"{name}.pt"
-        with naming(self.run_dir / f"{name}.pt"):
-            return save_checkpoint(self.run_dir / f"{name}.pt", self.model,
-                                   self.config["scale"], train=self.config, overwrite=True,
-                                   extra=self.state())
+    def save(self, name: str) -> None:
+        path = self.run_dir / f"{name}.pt"
+        if self.dist.main:
+            with naming(path):
+                save_checkpoint(path, self.model, self.config["scale"], train=self.config,
+                                overwrite=True, extra=self.state())
 
     # ---- records -----------------------------------------------------------
     def record(self, entry: dict) -> None:
@@ -127,7 +124,12 @@ class Trainer:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(entry) + "\n")
         if self.writer is None:
-            self.writer = open_tensorboard(self.run_dir / "tensorboard")
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:   # the tensorboard package is not installed
+                self.writer = False
+            else:
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         if self.writer:
             for key in ("loss", "val_psnr", "val_psnr_bicubic", "lr"):
                 self.writer.add_scalar(key, entry[key], entry["step"])
@@ -156,24 +158,22 @@ class Trainer:
                                          self.epoch)
         order = order.to(self.device)
         losses, start = [], time.perf_counter()
-        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, leave=False,
-                   desc=f"epoch {self.epoch}/{self.config['epochs']}", unit="step",
-                   dynamic_ncols=True, disable=None if self.dist.main else True)
-        for s in range(self.step_in_epoch, self.steps_per_epoch):
-            idx = order[s * self.batch:(s + 1) * self.batch][self.dist.rank::self.dist.world]
-            x = augment(x_all[idx], int(turns[s]), bool(flips[s]))
-            t = augment(t_all[idx], int(turns[s]), bool(flips[s]))
-            losses.append(self.train_step(x, t))
-            self.step_in_epoch = s + 1
-            bar.update(1)
-            if s % 50 == 0:
-                bar.set_postfix(loss=f"{losses[-1].item():.2e}")
-            halt = stop.requested or (stop_after is not None and self.step >= stop_after)
-            if distributed.any_true(halt, self.dist, self.device) \
-                    and self.step_in_epoch < self.steps_per_epoch:
-                bar.close()
-                return False
-        bar.close()
+        with tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, leave=False,
+                  desc=f"epoch {self.epoch}/{self.config['epochs']}", unit="step",
+                  dynamic_ncols=True, disable=None if self.dist.main else True) as bar:
+            for s in range(self.step_in_epoch, self.steps_per_epoch):
+                idx = order[s * self.batch:(s + 1) * self.batch][self.dist.rank::self.dist.world]
+                x = augment(x_all[idx], int(turns[s]), bool(flips[s]))
+                t = augment(t_all[idx], int(turns[s]), bool(flips[s]))
+                losses.append(self.train_step(x, t))
+                self.step_in_epoch = s + 1
+                bar.update(1)
+                if s % 50 == 0:
+                    bar.set_postfix(loss=f"{losses[-1].item():.2e}")
+                halt = stop.requested or (stop_after is not None and self.step >= stop_after)
+                if distributed.any_true(halt, self.dist, self.device) \
+                        and self.step_in_epoch < self.steps_per_epoch:
+                    return False
         self.finish_epoch(losses, time.perf_counter() - start, epoch_start)
         return not (stop.requested or (stop_after is not None and self.step >= stop_after))
 
@@ -206,8 +206,7 @@ class Trainer:
         self.log(f"epoch {self.epoch:3d}/{self.config['epochs']}  loss {entry['loss']:.3e}  "
                  f"{text}  {seconds:.1f}s")
         is_best = ours > self.best_psnr
-        if is_best:
-            self.best_psnr = ours
+        self.best_psnr = max(self.best_psnr, ours)   # NaN (not the main process): unchanged
         self.epoch, self.step_in_epoch = self.epoch + 1, 0
         self.save("last")
         if is_best:
@@ -243,15 +242,6 @@ class Trainer:
             if self.writer:
                 self.writer.close()
                 self.writer = None
-
-
-def open_tensorboard(folder: Path):
-    """A SummaryWriter if the tensorboard package is installed, else False."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return False
-    return SummaryWriter(str(folder))
 
 
 def write_config(run_dir: Path, config: dict) -> None:
