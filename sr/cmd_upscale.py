@@ -282,13 +282,15 @@ class ModelPicker:
 
     def level_of(self, source: Path) -> tuple[int, str]:
         """(JPEG level, what to say about the choice, or '')."""
-        from sr.jpeg import file_quality, level_for_quality
+        from sr.jpeg import X1_HIGHEST_QUALITY, file_quality, level_for_quality
         if self.args.denoise != "auto":
             return (0 if self.args.denoise == "off" else int(self.args.denoise)), ""
         quality = file_quality(source)
         if quality is None:
             return 0, ""
-        return level_for_quality(quality), f"{source.name}: JPEG quality ≈ {quality}"
+        faint = self.args.scale == 1 and quality > X1_HIGHEST_QUALITY   # x1 leaves it
+        return (0 if faint else level_for_quality(quality)), \
+            f"{source.name}: JPEG quality ≈ {quality}"
 
     def pick(self, source: Path):
         """(runner, Weights) for one picture; UserError if none fits."""
@@ -298,9 +300,9 @@ class ModelPicker:
         else:
             level, said = self.level_of(source)
             if args.scale == 1 and not level:
-                raise UserError(f"{source}: {said + ', so ' if said else 'not a JPEG, so '}"
-                                f"no JPEG artifacts to remove at --scale 1; nothing was "
-                                f"written (--denoise 1-3 if it once was a JPEG)")
+                why = (f"{said.split(': ', 1)[1]}, so too few" if said else "not a JPEG, so no")
+                raise UserError(f"{source}: {why} JPEG artifacts to remove at --scale 1; "
+                                f"nothing was written (--denoise 1-3 to run an x1 model anyway)")
             weights = self.weights_for(level)
             if said:
                 tqdm_write(f"{said} -> {model_files.describe_level(weights, level)}")

@@ -180,8 +180,9 @@ def write_model_index(web_dir, files: dict | None = None) -> Path:
     The page takes each model's scale, level, radius and colour space from models.json,
     since onnxruntime-web does not expose a file's metadata_props; the files keep
     them too. "levels": [[level, lowest quality], ...] of sr.jpeg.LEVELS, the one
-    definition of the bounds, for the page's choice of a JPEG's level."""
-    from sr.jpeg import LEVELS
+    definition of the bounds, for the page's choice of a JPEG's level, and the highest
+    quality x1 still works on (sr.jpeg.X1_HIGHEST_QUALITY)."""
+    from sr.jpeg import LEVELS, X1_HIGHEST_QUALITY
     web, files = Path(web_dir), files or {}
     web.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".export.", dir=web))
@@ -193,6 +194,7 @@ def write_model_index(web_dir, files: dict | None = None) -> Path:
         with naming(web / MODEL_INDEX):
             write_text_atomic(stage / MODEL_INDEX, json.dumps(
                 {"levels": [[level, low] for level, low, _ in LEVELS],
+                 "x1_highest_quality": X1_HIGHEST_QUALITY,
                  "models": sorted(entries, key=lambda e: (e["scale"], e["level"]))},
                 indent=2) + "\n")
         for name in [*files, MODEL_INDEX]:

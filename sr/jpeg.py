@@ -95,6 +95,12 @@ def file_quality(path) -> int | None:
 LEVELS = ((0, 97, None), (1, 86, (84, 98)), (2, 66, (60, 90)), (3, 0, (10, 70)))
 
 
+# At --scale 1 a JPEG above this quality is left alone: its artifacts are too faint
+# for the x1 models, which lose PSNR there (Set14: q93 -0.32, q95 -1.16 dB over the
+# JPEG; docs/real-pictures.md).
+X1_HIGHEST_QUALITY = 92
+
+
 def level_for_quality(quality: int | None) -> int:
     """The artifact level for an estimated quality (None: not a JPEG -> 0)."""
     if quality is None:

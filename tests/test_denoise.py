@@ -110,12 +110,16 @@ def test_scale_1_removes_artifacts_of_a_jpeg_at_its_size(pictures, models):
     assert got.shape == (24, 40, 3) and np.abs(got - want).max() <= 1
 
 
-@pytest.mark.parametrize("name, why", [("clean.png", "not a JPEG"),
-                                       ("q98.jpg", "JPEG quality ≈ 98")])
+@pytest.mark.parametrize("name, why", [
+    ("clean.png", "not a JPEG, so no JPEG artifacts"),
+    ("q98.jpg", "JPEG quality ≈ 98, so too few JPEG artifacts"),
+    ("q93.jpg", "JPEG quality ≈ 93, so too few JPEG artifacts")])   # above X1_HIGHEST_QUALITY
 def test_scale_1_on_a_picture_without_artifacts_is_refused(pictures, models, name, why):
+    picture(40, 24).save(pictures / "q93.jpg", quality=93)
+    jpeg_model(models, 1, 1, seed=5)   # a level-1 x1 model is there
     result = upscale("-i", pictures / name, "--scale", 1, "--models", models,
                      "-o", pictures / "out")
-    assert_clean_error(result, why, "no JPEG artifacts to remove at --scale 1")
+    assert_clean_error(result, why, "to remove at --scale 1")
     assert not any((pictures / "out").glob("*.*")) if (pictures / "out").exists() else True
 
 

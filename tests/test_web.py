@@ -862,6 +862,11 @@ def test_x1_removes_jpeg_artifacts_and_refuses_a_png(page, url, site, tmp_path, 
     assert ("drawing.png: not a JPEG, so no JPEG artifacts to remove at x1"
             in page.inner_text("#status"))
     assert page.is_hidden("#output")
+    faint = jpeg_file(tmp_path / "faint.jpg", fixture_picture(45, 31).convert("RGB"),
+                      quality=95)   # above sr.jpeg.X1_HIGHEST_QUALITY, as upscale refuses
+    assert upscale_on_page(page, faint, 1) == "error"
+    assert ("faint.jpg: JPEG quality ≈ 95, so too few JPEG artifacts to remove at x1"
+            in page.inner_text("#status"))
 
 
 def test_the_jpeg_level_can_be_overridden_and_a_missing_level_falls_back(page, url,

@@ -26,6 +26,7 @@ const worker = new Worker(new URL('./worker.js', import.meta.url), {type: 'modul
 
 let models = [];          // [{url, file, scale, level, radius, architecture}] by scale, level
 let levels = [[0, 0]];    // models.json's [[JPEG level, lowest quality], ...]
+let x1Highest = 100;      // models.json's x1_highest_quality: x1 leaves better JPEGs alone
 let current = null;       // the job in progress: {id, file, name, model, sent...}
 let lastPicture = null;   // {file, name}: re-run it when the scale or ensemble changes
 let lastResult = null;    // the result shown: its pixels and what the download needs
@@ -52,6 +53,7 @@ async function loadModels() {
   const index = await response.json();
   if (!index.models || !index.models.length) throw new Error('models.json lists no model');
   levels = index.levels || levels;   // an index written before levels: every model clean
+  x1Highest = index.x1_highest_quality ?? x1Highest;
   models = index.models.map(({file, scale, level = 0, radius, colour_space: space,
                               architecture}) => {
     if (!Number.isInteger(scale) || scale < 1 || !Number.isInteger(radius) || radius < 0) {
@@ -98,11 +100,12 @@ async function chooseModel(file, name) {
   let said = denoise === 'off' ? 'JPEG artifacts off' : `JPEG level ${level} chosen`;
   if (denoise === 'auto') {
     const quality = estimateQuality(quantTables(new Uint8Array(await file.arrayBuffer())));
-    level = levelForQuality(quality, levels);
+    level = scale === 1 && quality > x1Highest ? 0 : levelForQuality(quality, levels);
     said = quality === null ? 'not a JPEG' : `JPEG quality ≈ ${quality}`;
   }
   if (scale === 1 && !level) {
-    throw new UserError(`${name}: ${said}, so no JPEG artifacts to remove at x1; ` +
+    throw new UserError(`${name}: ${said}, so ${said === 'not a JPEG' ? 'no' : 'too few'} ` +
+                        `JPEG artifacts to remove at x1; ` +
                         `pick a larger scale (or JPEG artifacts 1-3 if it once was a JPEG)`);
   }
   const find = (l) => models.find((m) => m.scale === scale && m.level === l);
