@@ -190,3 +190,13 @@ def test_training_fine_tunes_the_model_of_its_own_jpeg_level(tmp_path):
     assert result.returncode in (0, 130), result.stderr
     assert "no x1 model for JPEG level 3" in result.stdout and "starting fresh" in result.stdout
     assert_clean_error(run_script(*common, "--scale", 1), "give --jpeg")
+
+
+def test_jpeg_levels_and_fractional_scales_combine(pictures, models):
+    out = pictures / "out"
+    result = upscale("-i", pictures / "q75.jpg", "--scale", 1.5, "--models", models,
+                     "-o", out, "--precision", "float32")
+    assert result.returncode == 0, result.stderr
+    assert "q75.jpg: JPEG quality ≈ 75 -> x2 model for JPEG level 2" in result.stdout
+    assert "trained for x2) for x1.5, its x2 result shrunk to size" in result.stdout
+    assert written(out, "q75").shape == (36, 60, 3)

@@ -6,7 +6,7 @@
 # Each model fine-tunes a clean shipped model (x1 ones: the x2 model, then each other)
 # on T91 whose small pictures are saved as JPEG at a quality drawn from its level's
 # range (sr/jpeg.py LEVELS: 1: 84-98, 2: 60-90, 3: 10-70), in the stages below: the
-# recipe the shipped files were made with, on the project's 2-core CPU (about 1 h 20 min
+# recipe the shipped files were made with, on the project's 2-core CPU (about 70 min
 # there in all; the stage lengths were what that session's CPU time allowed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
