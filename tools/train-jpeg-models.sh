@@ -6,7 +6,7 @@
 # Each model fine-tunes a clean shipped model (x1 ones: the x2 model, then each other)
 # on T91 whose small pictures are saved as JPEG at a quality drawn from its level's
 # range (sr/jpeg.py LEVELS: 1: 84-98, 2: 60-90, 3: 10-70), in the stages below: the
-# recipe the shipped files were made with, on the project's 2-core CPU (about 70 min
+# recipe the shipped files were made with, on the project's 2-core CPU (about 90 min
 # there in all; the stage lengths were what that session's CPU time allowed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +31,11 @@ stage x2_l1 "$out/x2_l1a.safetensors" 2 1 20 && ship x2_l1 2 1
 stage x2_l2a $m/srcnn_x2.shipped.safetensors 2 2 10
 stage x2_l2b "$out/x2_l2a.safetensors" 2 2 20
 stage x2_l2 "$out/x2_l2b.safetensors" 2 2 30 && ship x2_l2 2 2
-stage x2_l3 $m/srcnn_x2.shipped.safetensors 2 3 20 && ship x2_l3 2 3
+stage x2_l3a $m/srcnn_x2.shipped.safetensors 2 3 20
+stage x2_l3 "$out/x2_l3a.safetensors" 2 3 30 && ship x2_l3 2 3
 stage x1_l3a $m/srcnn_x2.shipped.safetensors 1 3 20     # x1 starts from the x2 model
-stage x1_l3 "$out/x1_l3a.safetensors" 1 3 30 && ship x1_l3 1 3
+stage x1_l3b "$out/x1_l3a.safetensors" 1 3 30
+stage x1_l3 "$out/x1_l3b.safetensors" 1 3 30 && ship x1_l3 1 3
 stage x1_l2 "$out/x1_l3a.safetensors" 1 2 20 && ship x1_l2 1 2
 stage x1_l1a "$out/x1_l2.safetensors" 1 1 20
 stage x1_l1 "$out/x1_l1a.safetensors" 1 1 15 --lr 1e-4 --batch 64 && ship x1_l1 1 1
