@@ -280,17 +280,13 @@ class ModelPicker:
         self.available = ([model_files.model_for_scale(args.model, args.scale)] if args.model
                           else model_files.list_models(args.models, cli.warn))
 
-    def level_of(self, source: Path) -> tuple[int, str]:
-        """(JPEG level, what to say about the choice, or '')."""
-        from sr.jpeg import X1_HIGHEST_QUALITY, file_quality, level_for_quality
+    def level_of(self, source: Path) -> tuple[int, int | None]:
+        """(JPEG level, the file's estimated quality or None where not estimated)."""
+        from sr.jpeg import file_quality, level_for_quality
         if self.args.denoise != "auto":
-            return (0 if self.args.denoise == "off" else int(self.args.denoise)), ""
+            return (0 if self.args.denoise == "off" else int(self.args.denoise)), None
         quality = file_quality(source)
-        if quality is None:
-            return 0, ""
-        faint = self.args.scale == 1 and quality > X1_HIGHEST_QUALITY   # x1 leaves it
-        return (0 if faint else level_for_quality(quality)), \
-            f"{source.name}: JPEG quality ≈ {quality}"
+        return level_for_quality(quality, self.args.scale), quality
 
     def pick(self, source: Path):
         """(runner, Weights) for one picture; UserError if none fits."""
@@ -298,14 +294,16 @@ class ModelPicker:
         if args.model:
             weights = self.available[0]
         else:
-            level, said = self.level_of(source)
+            level, quality = self.level_of(source)
             if args.scale == 1 and not level:
-                why = (f"{said.split(': ', 1)[1]}, so too few" if said else "not a JPEG, so no")
+                why = (f"JPEG quality ≈ {quality}, so too few" if quality
+                       else "not a JPEG, so no")
                 raise UserError(f"{source}: {why} JPEG artifacts to remove at --scale 1; "
                                 f"nothing was written (--denoise 1-3 to run an x1 model anyway)")
             weights = self.weights_for(level)
-            if said:
-                tqdm_write(f"{said} -> {model_files.describe_level(weights, level)}")
+            if quality:
+                tqdm_write(f"{source.name}: JPEG quality ≈ {quality} -> "
+                           f"{model_files.describe_level(weights, level)}")
         if weights.path not in self.runners:
             self.runners[weights.path] = runner = make_runner(args, weights, self.device)
             shrunk = (f", its x{weights.scale} result shrunk to size"

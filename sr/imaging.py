@@ -82,11 +82,7 @@ def degrade(hr: Image.Image, scale: int, quality: int | None = None) -> Image.Im
     w, h = hr.size
     if w % scale or h % scale:
         raise ValueError(f"image size {w}x{h} is not a multiple of the scale {scale}")
-    small = resize(hr, (w // scale, h // scale))
-    if quality:
-        from sr.jpeg import jpeg_roundtrip
-        small = jpeg_roundtrip(small, quality)
-    return resize(small, (w, h))
+    return resize(shrunk_pair(hr, scale, quality)[1], (w, h))
 
 
 def degraded_pair(img: Image.Image, scale: int, quality: int | None = None):

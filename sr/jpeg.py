@@ -101,9 +101,10 @@ LEVELS = ((0, 97, None), (1, 86, (84, 98)), (2, 66, (60, 90)), (3, 0, (10, 70)))
 X1_HIGHEST_QUALITY = 92
 
 
-def level_for_quality(quality: int | None) -> int:
-    """The artifact level for an estimated quality (None: not a JPEG -> 0)."""
-    if quality is None:
+def level_for_quality(quality: int | None, scale: float = 2) -> int:
+    """The artifact level for an estimated quality (None: not a JPEG -> 0); at scale 1,
+    0 above X1_HIGHEST_QUALITY too (nothing the x1 models should touch)."""
+    if quality is None or (scale == 1 and quality > X1_HIGHEST_QUALITY):
         return 0
     return next(level for level, low, _ in LEVELS if quality >= low)
 

@@ -330,7 +330,7 @@ def describe_level(weights: Weights, wanted: int) -> str:
     of its own, 'x2 clean model (none for JPEG level 3)'."""
     if weights.level:
         return f"x{weights.scale} model for JPEG level {weights.level}"
-    missing = f" (none for JPEG level {wanted})" if wanted != weights.level else ""
+    missing = f" (none for JPEG level {wanted})" if wanted else ""
     return f"x{weights.scale} clean model{missing}"
 
 

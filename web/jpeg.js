@@ -1,6 +1,10 @@
 // A JPEG's quality, read from its quantisation tables, and its artifact level: the
 // algorithm of sr/jpeg.py (estimate_quality, level_for_quality), so that the page
 // picks the model `main.py upscale` picks.
+// The DQT walk stays hand-written (about 20 lines): the browser's decoder does not
+// expose the tables, and the maintained npm decoders we looked at (jpeg-js) decode
+// the whole picture to reach them, which the page does not need; the tables are
+// checked against Pillow's (sr.jpeg.estimate_quality) in tests/test_web.py.
 
 // ITU-T T.81 Annex K tables, natural (row-major) order, as sr/jpeg.py's.
 const STD_LUMA = [
