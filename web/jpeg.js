@@ -2,9 +2,9 @@
 // algorithm of sr/jpeg.py (estimate_quality, level_for_quality), so that the page
 // picks the model `main.py upscale` picks.
 // The DQT walk stays hand-written (about 20 lines): the browser's decoder does not
-// expose the tables, and the maintained npm decoders we looked at (jpeg-js) decode
-// the whole picture to reach them, which the page does not need; the tables are
-// checked against Pillow's (sr.jpeg.estimate_quality) in tests/test_web.py.
+// expose the tables, and a maintained npm JPEG decoder (such as jpeg-js) would decode
+// the whole picture, which the page does not need, to reach them (not measured); the
+// estimate is checked against sr.jpeg.estimate_quality in tests/test_web.py.
 
 // ITU-T T.81 Annex K tables, natural (row-major) order, as sr/jpeg.py's.
 const STD_LUMA = [
