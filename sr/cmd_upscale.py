@@ -36,8 +36,7 @@ def add_arguments(p) -> None:
     from sr.inference import PRECISIONS
     from sr.pictures import DEFAULT_MAX_PIXELS
     from sr.picture_files import JPEG_QUALITY, PNG_LEVEL, QUALITY_RANGE
-    p.add_argument("-i", "--input", nargs="+", action="extend", required=True,
-                   metavar="PATH",
+    p.add_argument("-i", "--input", nargs="+", action="extend", required=True, metavar="PATH",
                    help="picture files, folders or glob patterns (quote them: 'scans/*.tif')")
     p.add_argument("-r", "--recursive", action="store_true",
                    help="descend into sub-folders (their structure is kept under -o)")
@@ -113,11 +112,8 @@ def folder_pictures(folder: Path, recursive: bool, exclude: Path | None) -> list
     """(file, folder relative to `folder`) for pictures by suffix, sorted; hidden
     files and anything under the output folder are left out."""
     walk = folder.rglob("*") if recursive else folder.iterdir()
-    found = []
-    for path in walk:
-        if path.is_file() and is_picture_name(path) and not under(path, exclude):
-            found.append((path, path.parent.relative_to(folder)))
-    return sorted(found)
+    return sorted((path, path.parent.relative_to(folder)) for path in walk
+                  if path.is_file() and is_picture_name(path) and not under(path, exclude))
 
 
 def glob_pictures(pattern: str, recursive: bool, exclude: Path | None) -> list:
@@ -153,14 +149,11 @@ def relative_folder(folder: Path, base: Path) -> Path:
 def collect_jobs(items, recursive: bool, out_dir: Path) -> tuple:
     """Jobs for -i items (files, folders, glob patterns) and one-line errors for
     items that match nothing.  A file named explicitly is tried whatever its suffix."""
-    jobs, errors, seen = [], [], set()
+    jobs, errors = {}, []   # jobs by resolved path: a file named twice is upscaled once
     exclude = out_dir.resolve()
 
     def add(path: Path, subfolder: Path):
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            jobs.append(Job(path, subfolder))
+        jobs.setdefault(path.resolve(), Job(path, subfolder))
 
     for item in items:
         path = Path(item)
@@ -181,7 +174,7 @@ def collect_jobs(items, recursive: bool, out_dir: Path) -> tuple:
                 add(file, sub)
         else:
             errors.append(f"{item}: no such file or folder")
-    return jobs, errors
+    return list(jobs.values()), errors
 
 
 def plan_targets(jobs, out_dir: Path, suffix: str, extension: str,
@@ -290,6 +283,7 @@ class ModelPicker:
 
     def pick(self, source: Path):
         """(runner, Weights) for one picture; UserError if none fits."""
+        from tqdm import tqdm
         args = self.args
         if args.model:
             weights = self.available[0]
@@ -302,33 +296,27 @@ class ModelPicker:
                                 f"nothing was written (--denoise 1-3 to run an x1 model anyway)")
             weights = self.weights_for(level)
             if quality:
-                tqdm_write(f"{source.name}: JPEG quality ≈ {quality} -> "
+                tqdm.write(f"{source.name}: JPEG quality ≈ {quality} -> "
                            f"{model_files.describe_level(weights, level)}")
         if weights.path not in self.runners:
             self.runners[weights.path] = runner = make_runner(args, weights, self.device)
             shrunk = (f", its x{weights.scale} result shrunk to size"
                       if weights.scale > args.scale else "")
-            tqdm_write(f"model {weights.path} ({weights.architecture}, trained for "
+            tqdm.write(f"model {weights.path} ({weights.architecture}, trained for "
                        f"x{weights.scale}) for x{args.scale:g}{shrunk}; "
                        f"{runner.describe()}; tiles of {self.tile} px")
         return self.runners[weights.path], weights
 
     def weights_for(self, level: int):
         """The level's model; under auto, the clean one where the level has none."""
-        def nearest(level):
-            return model_files.nearest_model(self.args.models, self.args.scale, level=level,
-                                             available=self.available)
+        args = self.args
         try:
-            return nearest(level)
+            return model_files.nearest_model(args.models, args.scale, level=level,
+                                             available=self.available)
         except UserError:
-            if not level or self.args.denoise != "auto" or self.args.scale == 1:
+            if not level or args.denoise != "auto" or args.scale == 1:
                 raise
-            return nearest(0)
-
-
-def tqdm_write(line: str) -> None:
-    from tqdm import tqdm
-    tqdm.write(line)
+            return self.weights_for(0)
 
 
 def pick_tile(args, device: str) -> int:
@@ -337,11 +325,10 @@ def pick_tile(args, device: str) -> int:
         raise UserError("--tile must be 0 (automatic) or a positive number of pixels")
     if args.tile:
         return args.tile
-    free = None
     if device.startswith("cuda"):
         import torch
-        free = torch.cuda.mem_get_info(torch.device(device))[0]
-    return auto_tile(device, free)
+        return auto_tile(device, torch.cuda.mem_get_info(torch.device(device))[0])
+    return auto_tile(device)
 
 
 # --- one file -----------------------------------------------------------------------
@@ -468,8 +455,7 @@ def run(args) -> int:
 def nothing_found(items, out_dir: Path) -> str:
     """Why no picture was found: none there, or every one under -o, which is never read."""
     out = out_dir.resolve()
-    inside = [i for i in items if i and Path(i).is_dir() and (
-        out == Path(i).resolve() or out in Path(i).resolve().parents)]
+    inside = [i for i in items if i and Path(i).is_dir() and Path(i).resolve().is_relative_to(out)]
     if inside:
         return (f"nothing to upscale: {' '.join(inside)} is under -o {out_dir}, and pictures "
                 f"under -o are never read (they are earlier results); choose another -o")
@@ -481,7 +467,7 @@ def upscale_all(picker: ModelPicker, jobs, args, tile: int, default_suffix: bool
     Returns (failed, skipped, done)."""
     from tqdm import tqdm
     protected = {job.source.resolve() for job in jobs}
-    failed, skipped, done = 0, 0, 0
+    skipped, done = 0, 0
     with tqdm(jobs, unit="file", disable=None if len(jobs) > 1 else True) as bar:
         for job in bar:
             bar.set_postfix_str(job.source.name, refresh=False)
@@ -498,13 +484,10 @@ def upscale_all(picker: ModelPicker, jobs, args, tile: int, default_suffix: bool
                 done += 1
             except UserError as e:
                 report_error(str(e))
-                failed += 1
             except MemoryError:
                 report_error(f"{job.source}: out of memory (try a smaller --tile, or a "
                              f"smaller picture)")
-                failed += 1
             except Exception as e:   # a decoder or runtime failing on one odd file: say
                 report_error(f"{job.source}: failed ({type(e).__name__}: "   # it, go on
                              f"{str(e).strip()[:200]})")
-                failed += 1
-    return failed, skipped, done
+    return len(jobs) - skipped - done, skipped, done   # the rest failed

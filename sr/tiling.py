@@ -104,17 +104,14 @@ def map_tiles(runner, image: np.ndarray, out: np.ndarray, tile: int, to_luma, fr
 
     boxes = list(tile_boxes(height, width, tile))
     workers = min(getattr(runner, "workers", 1), len(boxes))
-    if workers <= 1:
-        results = map(one_tile, boxes)
-    else:
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="tile")
-        results = pool.map(one_tile, boxes)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="tile") if workers > 1 else None
+    results = pool.map(one_tile, boxes) if pool else map(one_tile, boxes)
     try:
         for _ in results:
             if on_tile is not None:
                 on_tile()
     finally:
-        if workers > 1:
+        if pool:
             pool.shutdown(wait=True, cancel_futures=True)
     return out
 
