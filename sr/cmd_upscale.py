@@ -81,16 +81,13 @@ def add_arguments(p) -> None:
     p.add_argument("--ensemble", action="store_true",
                    help="run the network on the 8 rotations and mirror images of the "
                         "picture and average them: 8x slower, slightly better")
-    p.add_argument("--denoise", choices=DENOISE, default="auto",
+    p.add_argument("--denoise", choices=("auto", "off", "1", "2", "3"), default="auto",
                    help="JPEG artifact level whose model runs: auto = from each JPEG's "
                         "quantisation tables (its estimated quality: >= 97 or not a JPEG "
                         "-> off, 86-96 -> 1, 66-85 -> 2, <= 65 -> 3); off = the clean "
                         "models; 1-3 for every picture, e.g. a PNG that was once a JPEG")
     cli.add_model_options(p, fractional=True)
     cli.add_device_options(p)
-
-
-DENOISE = ("auto", "off", "1", "2", "3")
 
 
 # --max-pixels and --max-output-pixels: a number of pixels, 0 for no limit
@@ -121,8 +118,7 @@ def glob_pictures(pattern: str, recursive: bool, exclude: Path | None) -> list:
     under the output folder (earlier results are not upscaled again).  Folders are
     kept relative to the pattern's fixed start ('shots' in 'shots/**/*.png'): a
     matched folder always keeps its name, and with -r every picture keeps its tree."""
-    base = Path(*itertools.takewhile(lambda part: not glob.has_magic(part),
-                                     Path(pattern).parts))
+    base = Path(*itertools.takewhile(lambda part: not glob.has_magic(part), Path(pattern).parts))
     matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
     files = []
     for m in matches:
@@ -177,8 +173,7 @@ def collect_jobs(items, recursive: bool, out_dir: Path) -> tuple:
     return list(jobs.values()), errors
 
 
-def plan_targets(jobs, out_dir: Path, suffix: str, extension: str,
-                 unique_on_disk: bool) -> None:
+def plan_targets(jobs, out_dir: Path, suffix: str, extension: str, unique_on_disk: bool) -> None:
     """Give every job its output path: out_dir/<subfolder>/<stem><suffix><ext>.
 
     Two inputs with one stem in one folder (photo.jpg, photo.png): the later one's
@@ -290,8 +285,7 @@ class ModelPicker:
         else:
             level, quality = self.level_of(source)
             if args.scale == 1 and not level:
-                why = (f"JPEG quality ≈ {quality}, so too few" if quality
-                       else "not a JPEG, so no")
+                why = f"JPEG quality ≈ {quality}, so too few" if quality else "not a JPEG, so no"
                 raise UserError(f"{source}: {why} JPEG artifacts to remove at --scale 1; "
                                 f"nothing was written (--denoise 1-3 to run an x1 model anyway)")
             weights = self.weights_for(level)
@@ -347,8 +341,8 @@ def upscale_file(picker: ModelPicker, job: Job, args, tile: int, protected: set)
                            check_output_size(size, max(args.scale, model_scale),
                                              args.max_output_pixels))
     fmt, format_notes = settle_format(picture, args.format)
-    target = job.target.with_suffix(EXTENSIONS[fmt]) if fmt != args.format else job.target
-    target = free_name(target, job.stem, job.numbered)   # another run may have taken it
+    # the name again: another run may have taken it
+    target = free_name(job.target.with_suffix(EXTENSIONS[fmt]), job.stem, job.numbered)
     check_target(target, protected, args.overwrite)
     kind = picture.describe()
     w, h = output_size(picture.size, args.scale)

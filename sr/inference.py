@@ -77,8 +77,7 @@ def valid_core_onnx(weights) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    w3, b3 = blocked_last_layer(weights.state["conv3.weight"], weights.state["conv3.bias"],
-                                BLOCK)
+    w3, b3 = blocked_last_layer(weights.state["conv3.weight"], weights.state["conv3.bias"], BLOCK)
     arrays = {name: weights.state[name] for name in
               ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias")}
     arrays.update({"conv3.blocked_weight": w3, "conv3.blocked_bias": b3})

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from sr.imaging import (grey_to_luma, luma_to_grey, rgb_to_ycbcr, to_uint8,
-                        ycbcr_to_rgb)
+from sr.imaging import grey_to_luma, luma_to_grey, rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from sr.inference import TorchRunner
 from sr.pictures import Picture
 from sr.tiling import DEFAULT_TILE, halo_window, map_tiles
 
@@ -55,12 +55,10 @@ def colour_steps(pixels: np.ndarray):
 def refine(model, bicubic: np.ndarray, tile: int = DEFAULT_TILE, device="cpu",
            on_tile=None) -> np.ndarray:
     """refine_with() by PyTorch in float32 on device: exactly model.forward_valid."""
-    from sr.inference import TorchRunner
     return refine_with(TorchRunner(model, device, half=False), bicubic, tile, on_tile)
 
 
-def refine_with(runner, bicubic: np.ndarray, tile: int = DEFAULT_TILE,
-                on_tile=None) -> np.ndarray:
+def refine_with(runner, bicubic: np.ndarray, tile: int = DEFAULT_TILE, on_tile=None) -> np.ndarray:
     """Bicubic-interpolated picture -> refined picture of the same shape and type.
 
     runner: what runs the network (sr/inference.py).
@@ -86,7 +84,6 @@ def refine_batch(model, bicubics: np.ndarray, device="cpu") -> np.ndarray:
     """refine(..., tile=0) of N pictures of one size in one network call:
     (N, H, W[, 3]) -> the same shape.  Training's validation scores its patches so,
     hundreds per epoch, where one call per patch would keep a GPU waiting."""
-    from sr.inference import TorchRunner
     runner = TorchRunner(model, device, half=False)
     to_luma, from_luma = colour_steps(bicubics[0])
     height, width = bicubics.shape[1:3]
