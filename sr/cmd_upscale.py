@@ -56,10 +56,9 @@ def add_arguments(p) -> None:
     p.add_argument("--max-pixels", type=pixel_limit_option, default=DEFAULT_MAX_PIXELS,
                    help="refuse inputs with more pixels (decompression-bomb guard; 0: none)")
     p.add_argument("--max-output-pixels", type=pixel_limit_option, default=MAX_OUTPUT_PIXELS,
-                   help="refuse pictures whose result would have more pixels, before any "
-                        "work, so that a slip of --scale cannot fill the memory (a result "
-                        "takes about 10 bytes a pixel for 8-bit RGB, 33 for 16-bit RGBA). "
-                        "0: none")
+                   help="refuse pictures whose result would have more pixels, before any work, "
+                        "so that a slip of --scale cannot fill the memory (a result takes "
+                        "about 10 bytes a pixel for 8-bit RGB, 33 for 16-bit RGBA). 0: none")
     # Pillow's JPEG and WebP range: WebP refuses the rest only once the picture is
     # done, JPEG clips it silently
     quality = cli.whole_number("must be %d (smallest) to %d (best)" % QUALITY_RANGE,

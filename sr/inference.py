@@ -42,10 +42,9 @@ ONNX_IR_VERSION = 9        # what every onnxruntime from 1.16 on reads
 
 def cpu_count() -> int:
     """Cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):   # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 # The last layer has one output channel, which ONNX Runtime's blocked (NCHWc) kernels
