@@ -351,9 +351,8 @@ def epoch_plan(n: int, batch: int, seed: int, epoch: int):
     """Order of the n patches and one (rotation k, flip) per step of this epoch."""
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n, generator=gen)
-    steps = math.ceil(n / batch)
-    return order, torch.randint(4, (steps,), generator=gen), torch.randint(2, (steps,),
-                                                                            generator=gen)
+    steps = (math.ceil(n / batch),)   # the shape: one draw per step
+    return order, torch.randint(4, steps, generator=gen), torch.randint(2, steps, generator=gen)
 
 
 def augment(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
