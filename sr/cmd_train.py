@@ -49,9 +49,8 @@ def add_arguments(p) -> None:
                       "starting model to make it learn its own ensemble)")
     data.add_argument("--teacher-weight", type=float, default=d["teacher_weight"],
                       help="share of the teacher's output in the targets, in (0, 1]")
-    data.add_argument("--scale", type=cli.integer_scale, default=None,
-                      help="scale factor, an integer >= 1 (default: the samples' manifest, "
-                      "or 2)")
+    data.add_argument("--scale", type=cli.integer_scale,
+                      help="scale factor, an integer >= 1 (default: the samples' manifest, or 2)")
     data.add_argument("--val-fraction", type=float, default=d["val_fraction"],
                       help="share of source pictures held out for validation, between 0 "
                       "and 1; at least one picture (or, from a samples folder of fewer than "
@@ -154,10 +153,9 @@ def prepare(args, device, resume: Path | None):
     from sr.checkpoint import model_from_weights
     from sr.model_files import read_checkpoint
     if resume:
-        path = resume
-        ckpt, weights = read_checkpoint(path)
+        ckpt, weights = read_checkpoint(resume)
         model = model_from_weights(weights)
-        checks.check_resumable(args, ckpt, model, path)
+        checks.check_resumable(args, ckpt, model, resume)
         config = ckpt["train"]
         target = destination(args, config, config["scale"])
         if target.exists():   # say it now, not after the training
@@ -166,11 +164,11 @@ def prepare(args, device, resume: Path | None):
         source, val = build_data(config, device)
         checks.check_epoch_fits(source, device)
         if ckpt["data_hash"] not in (source.hash, source.names_hash):  # names: older runs
-            raise UserError(f"{path}: the training data changed since this run started")
+            raise UserError(f"{resume}: the training data changed since this run started")
         checks.check_patch_size(model, source, config["data"]["kind"])
-        print(f"resuming {path} at epoch {ckpt['progress']['epoch']}, "
+        print(f"resuming {resume} at epoch {ckpt['progress']['epoch']}, "
               f"step {ckpt['progress']['step']}")
-        return model, config, source, val, path.parent, ckpt
+        return model, config, source, val, resume.parent, ckpt
     config = new_config(args)
     source, val = build_data(config, device)
     checks.check_epoch_fits(source, device)
@@ -235,43 +233,32 @@ def new_config(args) -> dict:
     return config
 
 
-def held_out_seed(config: dict) -> int:
-    """The seed that picks the held-out pictures.  Runs recorded before --val-seed
-    existed picked them by --seed; resuming one keeps its split."""
-    return config.get("val_seed", config["seed"])
-
-
 def build_data(config: dict, device="cpu"):
     """(source, held-out data) for a config; fills in config["scale"]."""
-    from sr.training import (ImageCrops, PatchFolder, held_out_pictures, load_patch_folder,
-                             split_folder, split_validation)
+    from sr.checkpoint import load_model
+    from sr.training import (ImageCrops, PatchFolder, Teacher, held_out_pictures,
+                             load_patch_folder, split_folder, split_validation)
     data = config["data"]
+    # the seed that picks the held-out pictures: runs recorded before --val-seed
+    # existed picked them by --seed, and resuming one keeps its split
+    val_seed = config.get("val_seed", config["seed"])
     if data["kind"] == "samples":
         patches = load_patch_folder(data["path"], config.get("scale"))
         config["scale"] = patches.scale
         if patches.jpeg:   # the degradation gen_samples.py --jpeg gave the pairs
             config["degradation"] = {"resize": "bicubic", "jpeg": patches.jpeg}
-        train, val = split_validation(patches.sources, config["val_fraction"],
-                                      held_out_seed(config))
+        train, val = split_validation(patches.sources, config["val_fraction"], val_seed)
         return PatchFolder(patches.subset(train)), patches.subset(val)
-    train, held = split_folder(data["path"], config["val_fraction"], held_out_seed(config),
-                               cli.warn)
+    train, held = split_folder(data["path"], config["val_fraction"], val_seed, cli.warn)
     jpeg = (config.get("degradation") or {}).get("jpeg")   # [qmin, qmax] or None
+    teacher = None
+    if data.get("teacher"):   # {"path", "weight"}
+        model, _ = load_model(data["teacher"]["path"], config["scale"])
+        teacher = Teacher(model.eval(), data["teacher"]["weight"], device)
     source = ImageCrops(train, data["patches"], data["patch"], config["scale"],
-                        config["seed"], data["rescale"],
-                        load_teacher(data.get("teacher"), config["scale"], device), jpeg)
+                        config["seed"], data["rescale"], teacher, jpeg)
     held_quality = (jpeg[0] + jpeg[1]) // 2 if jpeg else None   # one fixed quality
     return source, held_out_pictures(held, config["scale"], quality=held_quality)
-
-
-def load_teacher(teacher: dict | None, scale: int, device):
-    """The Teacher of a config's data ({"path", "weight"}), or None."""
-    if not teacher:
-        return None
-    from sr.checkpoint import load_model
-    from sr.training import Teacher
-    model, _ = load_model(teacher["path"], scale)
-    return Teacher(model.eval(), teacher["weight"], device)
 
 
 def starting_model(args, config: dict):
@@ -302,21 +289,16 @@ def starting_model(args, config: dict):
     if args.plain and model.residual:   # only a new network can be plain
         raise UserError(f"--plain: {parent} predicts a residual over bicubic, and a starting "
                         f"model keeps what it predicts; give -n for a new plain network")
-    return grown_to_arch(model, args.arch, parent), parent
-
-
-def grown_to_arch(model, arch: str | None, path):
-    """model, or, if --arch names larger kernels, model grown to them (srcnn.grown)."""
-    import srcnn
-    if arch is None or arch == srcnn.architecture_name(model):
-        return model
-    try:
-        bigger = srcnn.grown(model, srcnn.kernels_of(arch))
+    name = srcnn.architecture_name(model)
+    if args.arch in (None, name):
+        return model, parent
+    try:   # --arch names larger kernels: grow the model to them
+        bigger = srcnn.grown(model, srcnn.kernels_of(args.arch))
     except ValueError:
-        raise UserError(f"--arch {arch}: the {srcnn.architecture_name(model)} network of "
-                        f"{path} cannot grow into it (kernels can only get larger)") from None
-    print(f"grown from {srcnn.architecture_name(model)} to {arch}")
-    return bigger
+        raise UserError(f"--arch {args.arch}: the {name} network of {parent} cannot grow into "
+                        f"it (kernels can only get larger)") from None
+    print(f"grown from {name} to {args.arch}")
+    return bigger, parent
 
 
 def destination(args, config: dict, scale: int) -> Path:
@@ -327,8 +309,7 @@ def destination(args, config: dict, scale: int) -> Path:
     start = config.get("publish_to", {})
     if args.models == cli.MODELS_DIR and start.get("output"):
         return Path(start["output"])
-    models = args.models if args.models != cli.MODELS_DIR else \
-        start.get("models", cli.MODELS_DIR)
+    models = start.get("models", cli.MODELS_DIR) if args.models == cli.MODELS_DIR else args.models
     return Path(models) / f"srcnn_x{scale}.{timestamp()}{SUFFIX}"
 
 

@@ -81,7 +81,7 @@ def check_outputs(args, resume: Path | None) -> None:
                         f"choose another --output")
     cli.check_writable(resume.parent if resume else Path(args.runs), "the run's records")
     cli.check_writable(Path(args.output).parent if args.output else Path(args.models),
-                   "the finished model")
+                       "the finished model")
 
 
 def check_patch_size(model, source, kind: str) -> None:

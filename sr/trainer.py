@@ -87,9 +87,8 @@ class Trainer:
         net = ValidRegion(model)
         self.net = DistributedDataParallel(net) if self.dist.active else net
         self.epoch, self.step_in_epoch, self.step = 1, 0, 0
-        self.best_psnr = -math.inf
-        self.history = []
-        self.writer = None
+        self.best_psnr, self.history = -math.inf, []
+        self.writer = None   # TensorBoard's, made by the first record() (False: not installed)
 
     # ---- checkpoints -------------------------------------------------------
     def state(self) -> dict:

@@ -74,11 +74,6 @@ def luma_plane(rgb) -> np.ndarray:
     return rgb_to_ycbcr(np.asarray(rgb))[..., 0] / np.float32(255.0)
 
 
-def luma_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 RGB -> (N, 1, H, W) float32 luma Y / 255."""
-    return torch.from_numpy(luma_plane(rgb))[:, None]
-
-
 def read_manifest(folder: Path) -> dict:
     """folder's manifest.json ({} if none): {"scale": int >= 1, "sources": {pair: file
     name}, "degradation": {"resize": "bicubic", "jpeg": [low, high] or None}, ...};
@@ -159,7 +154,12 @@ def split_validation(sources, fraction: float, seed: int, what: str = "patches")
 def split_folder(folder, fraction: float, seed: int, warn) -> tuple[dict, dict]:
     """The readable pictures of a folder, split by split_validation over their sorted
     names: ({name: picture} to train on, {name: picture} held out)."""
-    images = load_pictures(image_files(folder), warn)
+    images = {}
+    for path in image_files(folder):
+        try:
+            images[path.name] = load_rgb(path)
+        except UserError as e:   # unreadable: reported, not trained on
+            warn(f"skipping {e}")
     if not images:
         raise UserError(f"{folder}: no readable pictures")
     names = sorted(images)
@@ -182,8 +182,8 @@ class PatchFolder:
     """The same patch pairs every epoch (gen_samples.py output)."""
 
     def __init__(self, patches: PatchSet):
-        self.x = luma_tensor(patches.lr)  # (N, 1, P, P)
-        self.t = luma_tensor(patches.hr)
+        self.x = torch.from_numpy(luma_plane(patches.lr))[:, None]  # (N, 1, P, P) float32
+        self.t = torch.from_numpy(luma_plane(patches.hr))[:, None]
         self.patch = min(self.x.shape[2:])  # side (the shorter one, were they not square)
         self.hash = fingerprint(patches.sources, (np.ascontiguousarray(patches.lr),
                                                   np.ascontiguousarray(patches.hr)))
@@ -214,8 +214,7 @@ class ImageCrops:
         if not any(fits_patch(img.size, patch, scale) for img in images.values()):
             raise no_patch_fits(patch, scale)
         self.images, self.count, self.patch, self.scale = images, count, patch, scale
-        self.seed, self.rescale, self.teacher = seed, rescale, teacher
-        self.jpeg = jpeg   # (qmin, qmax) of the JPEG round trip, or None
+        self.seed, self.rescale, self.teacher, self.jpeg = seed, rescale, teacher, jpeg
         contents = chain((images[name].tobytes() for name in sorted(images)),  # one at a time
                          teacher.contents() if teacher else ())
         self.hash = fingerprint(images, contents)
@@ -300,17 +299,6 @@ def no_patch_fits(patch: int, scale: int) -> UserError:
                      f"once cut to multiples of the scale {scale}")
 
 
-def load_pictures(paths, warn) -> dict:
-    """{file name: RGB picture} for readable files; unreadable ones are reported."""
-    images = {}
-    for path in paths:
-        try:
-            images[path.name] = load_rgb(path)
-        except UserError as e:
-            warn(f"skipping {e}")
-    return images
-
-
 @dataclass
 class HeldOutPictures:
     """Held-out pictures that validation scores whole, exactly as `main.py eval` does."""
@@ -363,9 +351,8 @@ def epoch_plan(n: int, batch: int, seed: int, epoch: int):
     """Order of the n patches and one (rotation k, flip) per step of this epoch."""
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n, generator=gen)
-    steps = math.ceil(n / batch)
-    return order, torch.randint(4, (steps,), generator=gen), torch.randint(2, (steps,),
-                                                                            generator=gen)
+    steps = (math.ceil(n / batch),)   # the shape: one draw per step
+    return order, torch.randint(4, steps, generator=gen), torch.randint(2, steps, generator=gen)
 
 
 def augment(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
@@ -390,8 +377,7 @@ class ValidRegion(torch.nn.Module):
 
 def loss_on_valid_region(net, radius: int, x, t):
     """MSE of the valid output (N, 1, P-2r, P-2r) against the target's centre."""
-    r = radius
-    return F.mse_loss(net(x), t[:, :, r:t.shape[2] - r, r:t.shape[3] - r])
+    return F.mse_loss(net(x), t[:, :, radius:t.shape[2] - radius, radius:t.shape[3] - radius])
 
 
 @torch.no_grad()
