@@ -196,8 +196,7 @@ def image_files(folder) -> list[Path]:
         raise UserError(f"{folder}: is a file; give the folder that holds the pictures")
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and is_picture_name(p))
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_picture_name(p))
 
 
 def add_device_options(p) -> None:

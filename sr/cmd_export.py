@@ -62,8 +62,7 @@ def run(args) -> int:
         if len(chosen) > 1:
             raise UserError("-o writes one file: give one --scale")
         (weights,) = chosen.values()
-        target = cli.check_file_target("-o", args.output, args.overwrite,
-                                       inputs=[weights.path])
+        target = cli.check_file_target("-o", args.output, args.overwrite, inputs=[weights.path])
         export_onnx(model_from_weights(weights), weights.scale, target, args.overwrite,
                     weights.degradation)
         print(f"exported {weights.path} ({describe_level(weights, weights.level)}) -> {target}")
