@@ -26,7 +26,7 @@ def run(main) -> None:
             status = main()
     except UserError as e:
         # torchrun's processes (sr/distributed.py) all find the same mistake: the first says it
-        if int(os.environ.get("WORLD_SIZE", "1")) == 1 or os.environ.get("RANK", "0") == "0":
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0":
             print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:   # e.g. a read-only or full disk, a file where a folder should be
