@@ -18,19 +18,17 @@ COMMANDS = {"train": cmd_train, "upscale": cmd_upscale, "eval": cmd_eval,
 
 
 def parse_args(argv=None):
-    fmt = cli.HelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.
-                                     RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands = {}
     for name, module in COMMANDS.items():
-        p = commands[name] = sub.add_parser(name, help=module.HELP.split(":")[0].split(".")[0],
-                                            description=module.HELP, formatter_class=fmt)
+        p = sub.add_parser(name, help=module.HELP.split(":")[0].split(".")[0],
+                           description=module.HELP, formatter_class=cli.HelpFormatter)
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     args, unknown = parser.parse_known_args(argv)
     if unknown:   # the command's usage, not the top level's, goes with the complaint
-        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        sub.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
 
 

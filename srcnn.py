@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 class SRCNN(nn.Module):
     """Three valid convolutions over one channel (luma), kernels (k1, k2, k3) each odd
     and filters (f1, f2) as above.  residual: the network predicts a correction added

@@ -25,7 +25,8 @@ def run(main) -> None:
         with sigterm_as_ctrl_c():
             status = main()
     except UserError as e:
-        if not later_torchrun_process():   # they all find the same mistake: say it once
+        # torchrun's processes (sr/distributed.py) all find the same mistake: the first says it
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0":
             print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:   # e.g. a read-only or full disk, a file where a folder should be
@@ -69,12 +70,6 @@ def ignore_interrupts() -> None:
 def _raise_interrupt(signum, frame):
     ignore_interrupts()
     raise KeyboardInterrupt
-
-
-def later_torchrun_process() -> bool:
-    """True in the processes after the first of a run started by torchrun (which sets
-    WORLD_SIZE and RANK; sr/distributed.py reads them the same way)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -201,8 +196,7 @@ def image_files(folder) -> list[Path]:
         raise UserError(f"{folder}: is a file; give the folder that holds the pictures")
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and is_picture_name(p))
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_picture_name(p))
 
 
 def add_device_options(p) -> None:
@@ -283,8 +277,9 @@ def scale_factor(text: str) -> float:
 
 def pick_device(args) -> str:
     """--cpu wins; otherwise --device, or CUDA when PyTorch can use it.  PyTorch (3 s
-    and 700 MB to import) is imported only when a GPU may be there."""
-    if args.cpu or args.device == "cpu" or not (args.device or gpu_driver_present()):
+    and 700 MB to import) is imported only when a GPU may be there (its driver is)."""
+    drivers = ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/kfd")   # NVIDIA, ROCm
+    if args.cpu or args.device == "cpu" or not (args.device or any(map(os.path.exists, drivers))):
         return "cpu"
     import torch
     if args.device:
@@ -292,12 +287,6 @@ def pick_device(args) -> str:
             raise UserError(f"--device {args.device}: this PyTorch has no usable CUDA device")
         return usable_device(args.device)
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def gpu_driver_present() -> bool:
-    """Whether an NVIDIA (or ROCm) driver is there at all, without importing PyTorch."""
-    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia/version",
-                                           "/dev/kfd"))
 
 
 def usable_device(name: str) -> str:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 from sr import cli
 from sr.errors import UserError
@@ -37,7 +36,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from sr.evaluation import format_table, mean_row
+    from sr.evaluation import evaluate_image, format_table, mean_row
     from sr.atomic import write_text_atomic
     # 2.0 -> 2: integer scales print and record as before
     scale = int(args.scale) if args.scale == int(args.scale) else args.scale
@@ -60,21 +59,27 @@ def run(args) -> int:
         raise UserError(f"{e} (x{scale} is scored on the x{model_scale} model's result, "
                         f"shrunk, as upscale makes it)") from None
     from sr.inference import scoring_runner
+    from sr.pictures import load_rgb
     runner = scoring_runner(model.to(device), device, args.precision)
-    rows = [dict(evaluate_file(runner, f, scale, args.ensemble, args.jpeg, weights.scale),
-                 image=name) for f, name in zip(files, row_names(files))]
+    rows = []
+    for path, name in zip(files, row_names(files)):
+        img = load_rgb(path)   # its errors name the file already
+        try:
+            row = evaluate_image(runner, img, scale, args.ensemble, args.jpeg, weights.scale)
+        except UserError as e:   # too small, or of a kind that is refused
+            raise UserError(f"{path}: {e}") from None
+        rows.append(dict(row, image=name))
     mean = mean_row(rows)
     jpeg = f", JPEG q{args.jpeg}" if args.jpeg else ""
     print(f"x{scale}{jpeg}, model {weights.path}, {cli.count_of(len(rows), 'picture')} "
           f"in {args.input}; {runner.describe()}")
     print(format_table(rows, mean))
     if args.json:
+        record = {"scale": scale, "jpeg": args.jpeg, "model": str(weights.path),
+                  "ensemble": args.ensemble, "images": rows, "mean": mean}
         with cli.naming(args.json):   # a full disk's error names no file
-            write_text_atomic(args.json, json.dumps(json_safe(
-                {"scale": scale, "jpeg": args.jpeg, "model": str(weights.path),
-                 "ensemble": args.ensemble, "images": rows, "mean": mean}), indent=1,
-                allow_nan=False),
-                overwrite=args.overwrite)
+            write_text_atomic(args.json, json.dumps(json_safe(record), indent=1, allow_nan=False),
+                              overwrite=args.overwrite)
     return 0
 
 
@@ -92,19 +97,5 @@ def json_safe(value):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
-
-def evaluate_file(runner, path: Path, scale: float, ensemble: bool, quality=None,
-                  model_scale=None) -> dict:
-    """evaluate_image of one file; a picture it cannot score (too small, of a kind
-    that is refused) is named in the error.  load_rgb's errors name it already."""
-    from sr.evaluation import evaluate_image
-    from sr.pictures import load_rgb
-    img = load_rgb(path)
-    try:
-        return evaluate_image(runner, img, scale, ensemble, quality, model_scale)
-    except UserError as e:
-        raise UserError(f"{path}: {e}") from None

@@ -62,33 +62,26 @@ def run(args) -> int:
         if len(chosen) > 1:
             raise UserError("-o writes one file: give one --scale")
         (weights,) = chosen.values()
-        target = cli.check_file_target("-o", args.output, args.overwrite,
-                                       inputs=[weights.path])
+        target = cli.check_file_target("-o", args.output, args.overwrite, inputs=[weights.path])
         export_onnx(model_from_weights(weights), weights.scale, target, args.overwrite,
                     weights.degradation)
         print(f"exported {weights.path} ({describe_level(weights, weights.level)}) -> {target}")
         return 0
-    names = {key: web_model_name(*key) for key in chosen}
-    check_page_folder(Path(args.web), [Path(args.web) / n for n in names.values()],
-                      [w.path for w in chosen.values()])
-    web_models(args.web, skip=names.values())  # the others readable?
+    web, names = Path(args.web), {key: web_model_name(*key) for key in chosen}
+    cli.check_folder_target("--web", web)   # all before any work
+    cli.check_writable(web, "the page's models")
+    inputs = {w.path.resolve() for w in chosen.values()}
+    for name in names.values():
+        if (web / name).resolve() in inputs:
+            raise UserError(f"{web / name}: is the checkpoint being exported; inputs are "
+                            f"never replaced")
+    web_models(web, skip=names.values())  # the others readable?
     files = {names[key]: onnx_bytes(model_from_weights(w), w.scale, w.degradation)
              for key, w in chosen.items()}
-    index = write_model_index(args.web, files)   # the page never sees half a set
+    index = write_model_index(web, files)   # the page never sees half a set
     for key, weights in chosen.items():
         print(f"exported {weights.path} ({describe_level(weights, weights.level)}) -> "
-              f"{Path(args.web) / names[key]}")
+              f"{web / names[key]}")
     print(f"wrote {index}")
     return 0
 
-
-def check_page_folder(web: Path, targets, checkpoints) -> None:
-    """Before any work: --web is a folder (or can become one) and none of the page's
-    files about to be replaced is one of the checkpoints being exported."""
-    cli.check_folder_target("--web", web)
-    cli.check_writable(web, "the page's models")
-    inputs = {Path(c).resolve() for c in checkpoints}
-    for target in targets:
-        if target.resolve() in inputs:
-            raise UserError(f"{target}: is the checkpoint being exported; inputs are never "
-                            f"replaced")

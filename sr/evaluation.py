@@ -23,28 +23,20 @@ def evaluate_image(runner, img, scale: float, ensemble: bool = False,
     quality: score JPEG inputs, the small picture saved at this quality (GUIDE §1);
     model_scale: the network's own scale where it is larger than scale (x2.5 by the x3
     model): the network's result is what `upscale --scale` writes, shrunk to size."""
-    check_scorable(scale_crop(img.size, scale), scale)
+    shave = math.ceil(scale)
+    width, height = scale_crop(img.size, scale)
+    smallest = 2 * shave + SSIM_WINDOW   # both shaved borders plus SSIM's window
+    if min(width, height) < smallest:
+        raise UserError(f"{width}x{height} px after cropping for x{scale:g}: too small "
+                        f"to score at x{scale:g} (at least {smallest} px a side)")
     hr, small = shrunk_pair(img, scale, quality)
     bicubic = np.asarray(resize(small, hr.size))   # (H, W, 3): the baseline
     from sr.inference import SelfEnsemble
     ours = upscale_picture(SelfEnsemble(runner) if ensemble else runner,
                            Picture(np.asarray(small)), scale, 0, model_scale=model_scale).colour
-    hr, shave = np.asarray(hr), math.ceil(scale)
+    hr = np.asarray(hr)
     return {"psnr_bicubic": psnr_y(hr, bicubic, shave), "psnr": psnr_y(hr, ours, shave),
             "ssim_bicubic": ssim_y(hr, bicubic, shave), "ssim": ssim_y(hr, ours, shave)}
-
-
-def smallest_side(scale: float) -> int:
-    """Fewest pixels a side that a picture needs to be scored at this scale: the
-    shaved border on both sides plus SSIM's 11 px window."""
-    return 2 * math.ceil(scale) + SSIM_WINDOW
-
-
-def check_scorable(size, scale: float) -> None:
-    """UserError for a (cropped) picture of size (width, height) too small to score."""
-    if min(size) < smallest_side(scale):
-        raise UserError(f"{size[0]}x{size[1]} px after cropping for x{scale:g}: too small "
-                        f"to score at x{scale:g} (at least {smallest_side(scale)} px a side)")
 
 
 def mean_row(rows: list[dict]) -> dict:

@@ -15,7 +15,7 @@ SSIM_WINDOW = 11   # side of SSIM's Gaussian window (Wang et al. 2004)
 def _shaved_lumas(reference: np.ndarray, test: np.ndarray, shave: int) -> list:
     if reference.shape != test.shape:
         raise ValueError(f"shapes differ: {reference.shape} vs {test.shape}")
-    return [y[shave:y.shape[0] - shave, shave:y.shape[1] - shave] if shave else y
+    return [y[shave:y.shape[0] - shave, shave:y.shape[1] - shave]   # shave 0: all of y
             for y in (luma(reference), luma(test))]
 
 
@@ -41,8 +41,7 @@ def _gaussian_filter_valid(x: np.ndarray, window: np.ndarray) -> np.ndarray:
 def ssim_y(reference: np.ndarray, test: np.ndarray, shave: int) -> float:
     """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) on shaved luma."""
     a, b = _shaved_lumas(reference, test, shave)
-    half = SSIM_WINDOW // 2
-    g = np.exp(-0.5 * (np.arange(SSIM_WINDOW) - half) ** 2 / 1.5 ** 2)
+    g = np.exp(-0.5 * (np.arange(SSIM_WINDOW) - SSIM_WINDOW // 2) ** 2 / 1.5 ** 2)
     g /= g.sum()
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     mu_a, mu_b = _gaussian_filter_valid(a, g), _gaussian_filter_valid(b, g)

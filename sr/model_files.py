@@ -40,12 +40,11 @@ MAX_SCALE = 1000
 # weights far beyond any training's (1e30) would turn every picture white.
 MAX_WEIGHT = 1000.0
 CLEAN = {"resize": "bicubic", "jpeg": None}   # the benchmark's degradation
-TIMESTAMP = "%Y-%m-%d--%H-%M-%S"
 
 
 def timestamp() -> str:
     """Local time as used in file names: 2026-11-27--05-00-00."""
-    return datetime.now().strftime(TIMESTAMP)
+    return datetime.now().strftime("%Y-%m-%d--%H-%M-%S")
 
 
 @dataclass
