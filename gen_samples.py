@@ -138,24 +138,11 @@ def check_output(output: Path, input_folder: Path, overwrite: bool) -> None:
                         f"or --output for another folder")
     if output.resolve() == input_folder.resolve():
         raise UserError(f"{output}: is the input folder; choose another --output")
-    if not output.is_dir():
-        raise UserError(f"{output}: is a file, not a samples folder; not replaced")
     others = sorted(p.name for p in output.iterdir() if not SAMPLE_FILE.fullmatch(p.name))
     if others or not (output / "manifest.json").is_file():
         example = f" ({others[0]})" if others else ""
         raise UserError(f"{output}: holds files gen_samples.py did not write{example}; "
                         f"not replaced")
-
-
-def temporary_folder_beside(output: Path) -> Path:
-    """A new hidden folder next to output, to fill before it takes output's name."""
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp.", dir=output.parent))
-    except OSError as e:
-        raise UserError(f"{output}: cannot write there ({e.strerror})") from None
-    os.chmod(tmp, 0o777 & ~current_umask())   # mkdtemp makes 0700: widen it as mkdir would
-    return tmp
 
 
 def is_empty_folder(path: Path) -> bool:
@@ -188,7 +175,7 @@ def main(argv=None) -> int:
         raise UserError(f"{args.input}: no pictures found (put JPEG/PNG/... files there)")
     cli.check_folder_target("-o", args.output)
     check_output(args.output, Path(args.input), args.overwrite)
-    # hidden folders of killed runs: temporary_folder_beside's and publish's names
+    # hidden folders of killed runs: write_folder's and publish's names
     ours = re.compile(re.escape(f".{args.output.name}.") + r"(tmp|old)\.\w{8}")
     cli.remove_stale(p for p in args.output.parent.glob(".*") if ours.fullmatch(p.name))
     sizes = read_sizes(paths)
@@ -211,9 +198,15 @@ def write_folder(args, sizes, counts, rng) -> int:
     """Fill a hidden folder beside args.output with the pairs and manifest.json, then
     give it that name; an interrupted or failed run leaves nothing behind.  Returns
     the number of pairs."""
-    tmp = temporary_folder_beside(args.output)
+    output = args.output
     try:
-        with cli.naming(args.output):   # a full disk's error names no file
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp.", dir=output.parent))
+    except OSError as e:
+        raise UserError(f"{output}: cannot write there ({e.strerror})") from None
+    os.chmod(tmp, 0o777 & ~current_umask())   # mkdtemp makes 0700: widen it as mkdir would
+    try:
+        with cli.naming(output):   # a full disk's error names no file
             origin, qualities = write_samples(args, sizes, counts, tmp, rng)
             jpeg = list(args.jpeg) if args.jpeg else None
             manifest = {"scale": args.scale, "size": args.size, "seed": args.seed,
@@ -222,7 +215,7 @@ def write_folder(args, sizes, counts, rng) -> int:
             if jpeg:
                 manifest["qualities"] = qualities
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            publish(tmp, args.output, args.overwrite)
+            publish(tmp, output, args.overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
