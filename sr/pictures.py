@@ -77,9 +77,7 @@ def load_rgb(path) -> Image.Image:
     colour = read_picture(path).colour        # (H, W[, 3]) uint8 or uint16
     if colour.dtype != np.uint8:
         colour = to_8bit(colour)
-    if colour.ndim == 2:
-        colour = np.repeat(colour[..., None], 3, axis=2)
-    return Image.fromarray(np.ascontiguousarray(colour), "RGB")
+    return Image.fromarray(colour).convert("RGB")   # grey (L) expanded to R = G = B
 
 
 def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -130,7 +128,6 @@ def pixel_limit():
     Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", UserWarning)
             yield
     finally:
@@ -232,9 +229,8 @@ def planes_picture(pixels: np.ndarray, icc, tag, notes: list) -> Picture:
     pixels = turned(pixels.reshape(*pixels.shape[:2], -1), valid_orientation(tag, notes))
     channels = pixels.shape[2]
     colour = pixels[..., 0] if channels < 3 else pixels[..., :3]
-    alpha = pixels[..., -1] if channels in (2, 4) else None
-    return Picture(np.ascontiguousarray(colour), None if alpha is None else
-                   np.ascontiguousarray(alpha), bytes(icc) if icc else None, notes)
+    alpha = np.ascontiguousarray(pixels[..., -1]) if channels in (2, 4) else None
+    return Picture(np.ascontiguousarray(colour), alpha, bytes(icc) if icc else None, notes)
 
 
 def tiff_picture(path: Path, notes: list, max_pixels: int | None = None,
