@@ -18,7 +18,6 @@ import io
 import stat
 import struct
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,9 +87,14 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     anything is decoded (e.g. to refuse a result too large); its UserError gets
     the file's name in front."""
     path = Path(path)
+    # Pillow's bomb check off (check_pixel_count makes it, with a clearer message), and its
+    # warnings about damaged metadata ("Corrupt EXIF data") silent: the file is then read,
+    # or refused in one line
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         check_regular_file(path)
-        with pixel_limit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             return decode_file(path, max_pixels, check_size)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
@@ -100,6 +104,8 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
             TypeError, KeyError, RuntimeError, struct.error) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: damaged or unsupported image ({reason[:160]})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def check_regular_file(path: Path) -> None:
@@ -117,21 +123,6 @@ def check_regular_file(path: Path) -> None:
     if not stat.S_ISREG(mode):
         raise UserError(f"is {NOT_A_FILE.get(stat.S_IFMT(mode), 'not a regular file')}, "
                         f"not a picture file")
-
-
-@contextmanager
-def pixel_limit():
-    """Pillow's bomb check off inside (we check ourselves, with a clearer message), and
-    its warnings about damaged metadata ("Corrupt EXIF data") silent: the file is
-    then read, or refused in one line."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
 
 
 def check_pixel_count(size, max_pixels: int | None) -> None:
