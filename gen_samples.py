@@ -49,8 +49,7 @@ def parse_args(argv=None):
                    help=f"number of patch pairs to write (at most {MAX_COUNT})")
     p.add_argument("-64", dest="large", action="store_true",
                    help="64 px patches instead of 32 px (same as --size 64)")
-    p.add_argument("--size", type=int, default=None,
-                   help="patch side in pixels (default 32, or 64 with -64)")
+    p.add_argument("--size", type=int, help="patch side in pixels (default 32, or 64 with -64)")
     p.add_argument("--scale", type=int, default=2,
                    help="degradation scale factor (1: JPEG artifacts only, with --jpeg)")
     p.add_argument("--jpeg", type=cli.quality_range, metavar="QMIN-QMAX",
@@ -60,8 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=seed_number, default=0, help="random seed")
     p.add_argument("--input", "-i", default="images_raw", action=cli.Once,
                    help="folder of pictures")
-    p.add_argument("--output", "-o", default=None,
-                   help="output folder (default samples_gen_<size>)")
+    p.add_argument("--output", "-o", help="output folder (default samples_gen_<size>)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an output folder of samples that gen_samples.py wrote "
                    "(a folder holding anything else is never replaced)")
@@ -94,12 +92,6 @@ def read_sizes(paths):
         except UserError as e:
             cli.warn(f"skipping {e}")
     return sizes
-
-
-def cut_note(size, scale: int) -> str:
-    """' once cut to multiples of scale (WxH)' where that cut shrinks the picture."""
-    cut = cropped_size(size, scale)
-    return "" if cut == tuple(size) else f" once cut to multiples of {scale} ({cut[0]}x{cut[1]})"
 
 
 def write_samples(args, sources, counts, folder: Path, rng) -> tuple[dict, dict]:
@@ -181,8 +173,10 @@ def main(argv=None) -> int:
     sizes = read_sizes(paths)
     for path, size in sizes:
         if not fits_patch(size, args.size, args.scale):
+            w, h = cropped_size(size, args.scale)
+            cut = "" if (w, h) == size else f" once cut to multiples of {args.scale} ({w}x{h})"
             print(f"note: {path.name} ({size[0]}x{size[1]}) is smaller than a {args.size} px "
-                  f"patch{cut_note(size, args.scale)}, skipped")
+                  f"patch{cut}, skipped")
     rng = np.random.default_rng(args.seed)
     counts = patches_per_image([s for _, s in sizes], args.count, args.size, args.scale, rng)
     if sum(counts) == 0:
