@@ -49,8 +49,7 @@ def parse_args(argv=None):
                    help=f"number of patch pairs to write (at most {MAX_COUNT})")
     p.add_argument("-64", dest="large", action="store_true",
                    help="64 px patches instead of 32 px (same as --size 64)")
-    p.add_argument("--size", type=int, default=None,
-                   help="patch side in pixels (default 32, or 64 with -64)")
+    p.add_argument("--size", type=int, help="patch side in pixels (default 32, or 64 with -64)")
     p.add_argument("--scale", type=int, default=2,
                    help="degradation scale factor (1: JPEG artifacts only, with --jpeg)")
     p.add_argument("--jpeg", type=cli.quality_range, metavar="QMIN-QMAX",
@@ -60,8 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=seed_number, default=0, help="random seed")
     p.add_argument("--input", "-i", default="images_raw", action=cli.Once,
                    help="folder of pictures")
-    p.add_argument("--output", "-o", default=None,
-                   help="output folder (default samples_gen_<size>)")
+    p.add_argument("--output", "-o", help="output folder (default samples_gen_<size>)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an output folder of samples that gen_samples.py wrote "
                    "(a folder holding anything else is never replaced)")
@@ -94,12 +92,6 @@ def read_sizes(paths):
         except UserError as e:
             cli.warn(f"skipping {e}")
     return sizes
-
-
-def cut_note(size, scale: int) -> str:
-    """' once cut to multiples of scale (WxH)' where that cut shrinks the picture."""
-    cut = cropped_size(size, scale)
-    return "" if cut == tuple(size) else f" once cut to multiples of {scale} ({cut[0]}x{cut[1]})"
 
 
 def write_samples(args, sources, counts, folder: Path, rng) -> tuple[dict, dict]:
@@ -138,24 +130,11 @@ def check_output(output: Path, input_folder: Path, overwrite: bool) -> None:
                         f"or --output for another folder")
     if output.resolve() == input_folder.resolve():
         raise UserError(f"{output}: is the input folder; choose another --output")
-    if not output.is_dir():
-        raise UserError(f"{output}: is a file, not a samples folder; not replaced")
     others = sorted(p.name for p in output.iterdir() if not SAMPLE_FILE.fullmatch(p.name))
     if others or not (output / "manifest.json").is_file():
         example = f" ({others[0]})" if others else ""
         raise UserError(f"{output}: holds files gen_samples.py did not write{example}; "
                         f"not replaced")
-
-
-def temporary_folder_beside(output: Path) -> Path:
-    """A new hidden folder next to output, to fill before it takes output's name."""
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp.", dir=output.parent))
-    except OSError as e:
-        raise UserError(f"{output}: cannot write there ({e.strerror})") from None
-    os.chmod(tmp, 0o777 & ~current_umask())   # mkdtemp makes 0700: widen it as mkdir would
-    return tmp
 
 
 def is_empty_folder(path: Path) -> bool:
@@ -188,14 +167,16 @@ def main(argv=None) -> int:
         raise UserError(f"{args.input}: no pictures found (put JPEG/PNG/... files there)")
     cli.check_folder_target("-o", args.output)
     check_output(args.output, Path(args.input), args.overwrite)
-    # hidden folders of killed runs: temporary_folder_beside's and publish's names
+    # hidden folders of killed runs: write_folder's and publish's names
     ours = re.compile(re.escape(f".{args.output.name}.") + r"(tmp|old)\.\w{8}")
     cli.remove_stale(p for p in args.output.parent.glob(".*") if ours.fullmatch(p.name))
     sizes = read_sizes(paths)
     for path, size in sizes:
         if not fits_patch(size, args.size, args.scale):
+            w, h = cropped_size(size, args.scale)
+            cut = "" if (w, h) == size else f" once cut to multiples of {args.scale} ({w}x{h})"
             print(f"note: {path.name} ({size[0]}x{size[1]}) is smaller than a {args.size} px "
-                  f"patch{cut_note(size, args.scale)}, skipped")
+                  f"patch{cut}, skipped")
     rng = np.random.default_rng(args.seed)
     counts = patches_per_image([s for _, s in sizes], args.count, args.size, args.scale, rng)
     if sum(counts) == 0:
@@ -211,9 +192,15 @@ def write_folder(args, sizes, counts, rng) -> int:
     """Fill a hidden folder beside args.output with the pairs and manifest.json, then
     give it that name; an interrupted or failed run leaves nothing behind.  Returns
     the number of pairs."""
-    tmp = temporary_folder_beside(args.output)
+    output = args.output
     try:
-        with cli.naming(args.output):   # a full disk's error names no file
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp.", dir=output.parent))
+    except OSError as e:
+        raise UserError(f"{output}: cannot write there ({e.strerror})") from None
+    os.chmod(tmp, 0o777 & ~current_umask())   # mkdtemp makes 0700: widen it as mkdir would
+    try:
+        with cli.naming(output):   # a full disk's error names no file
             origin, qualities = write_samples(args, sizes, counts, tmp, rng)
             jpeg = list(args.jpeg) if args.jpeg else None
             manifest = {"scale": args.scale, "size": args.size, "seed": args.seed,
@@ -222,7 +209,7 @@ def write_folder(args, sizes, counts, rng) -> int:
             if jpeg:
                 manifest["qualities"] = qualities
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            publish(tmp, args.output, args.overwrite)
+            publish(tmp, output, args.overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -113,8 +113,7 @@ def shrunk_pair(img: Image.Image, scale: float, quality: int | None = None):
     given); at integer scales degraded_pair's crop and shrink."""
     ratio = exact_ratio(scale)
     hr = img.crop((0, 0, *scale_crop(img.size, scale)))
-    small = resize(hr, (hr.width * ratio.denominator // ratio.numerator,
-                        hr.height * ratio.denominator // ratio.numerator))
+    small = resize(hr, [side * ratio.denominator // ratio.numerator for side in hr.size])
     if quality:
         from sr.jpeg import jpeg_roundtrip
         small = jpeg_roundtrip(small, quality)

@@ -40,9 +40,8 @@ def jpeg_roundtrip(img: Image.Image, quality: int) -> Image.Image:
 
 
 def scaled_table(std: np.ndarray, quality: int) -> np.ndarray:
-    """libjpeg's jpeg_quality_scaling + jpeg_add_quant_table (baseline: 1..255)."""
-    q = min(max(int(quality), 1), 100)
-    scale = 5000 // q if q < 50 else 200 - 2 * q
+    """libjpeg's jpeg_quality_scaling (quality 1..100), jpeg_add_quant_table (baseline: 1..255)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
     return np.clip((std * scale + 50) // 100, 1, 255)
 
 
@@ -65,10 +64,8 @@ def estimate_quality(img: Image.Image) -> int | None:
     # cameras); Pillow opens those as MPO, with the first picture's tables
     if img.format not in ("JPEG", "MPO") or not tables or 0 not in tables:
         return None
-    got = [np.log(np.maximum(np.asarray(tables[0], np.float64), 1))]
-    if 1 in tables:
-        got.append(np.log(np.maximum(np.asarray(tables[1], np.float64), 1)))
-    got = np.stack(got)                                      # (1 or 2, 64)
+    got = np.stack([np.log(np.maximum(np.asarray(tables[slot], np.float64), 1))
+                    for slot in (0, 1) if slot in tables])            # (1 or 2, 64)
     if got.shape[1] != 64:
         return None
     error = ((np.log(_TABLES[:, :len(got)]) - got) ** 2).mean(axis=(1, 2))   # (100,)
@@ -112,9 +109,8 @@ def level_for_quality(quality: int | None, scale: float = 2) -> int:
 def is_quality_range(jpeg) -> bool:
     """Whether a recorded JPEG range (a model's or a samples folder's) is [low, high],
     whole qualities from 1 to 100, low first."""
-    return (isinstance(jpeg, list) and len(jpeg) == 2 and all(type(q) is int and 1 <= q <= 100
-                                                               for q in jpeg)
-            and jpeg[0] <= jpeg[1])
+    return (isinstance(jpeg, list) and len(jpeg) == 2
+            and all(type(q) is int and 1 <= q <= 100 for q in jpeg) and jpeg[0] <= jpeg[1])
 
 
 def level_of_range(jpeg) -> int:

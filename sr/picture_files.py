@@ -58,14 +58,10 @@ def write_picture(picture: Picture, path, fmt: str = "png", overwrite: bool = Fa
 
 def pillow_image(picture: Picture) -> Image.Image:
     """8-bit Pillow image (RGB, RGBA, L or LA) of a picture; 16-bit values rounded."""
-    colour, alpha = picture.colour, picture.alpha
+    pixels = interleaved(picture)               # (H, W, C), C = 1..4
     if picture.bits == 16:
-        colour = to_8bit(colour)
-        alpha = to_8bit(alpha) if alpha is not None else None
-    img = Image.fromarray(colour, "L" if colour.ndim == 2 else "RGB")
-    if alpha is not None:
-        img.putalpha(Image.fromarray(alpha, "L"))
-    return img
+        pixels = to_8bit(pixels)
+    return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
 
 
 def interleaved(picture: Picture) -> np.ndarray:

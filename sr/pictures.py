@@ -18,7 +18,6 @@ import io
 import stat
 import struct
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,9 +76,7 @@ def load_rgb(path) -> Image.Image:
     colour = read_picture(path).colour        # (H, W[, 3]) uint8 or uint16
     if colour.dtype != np.uint8:
         colour = to_8bit(colour)
-    if colour.ndim == 2:
-        colour = np.repeat(colour[..., None], 3, axis=2)
-    return Image.fromarray(np.ascontiguousarray(colour), "RGB")
+    return Image.fromarray(colour).convert("RGB")   # grey (L) expanded to R = G = B
 
 
 def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -90,9 +87,14 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     anything is decoded (e.g. to refuse a result too large); its UserError gets
     the file's name in front."""
     path = Path(path)
+    # Pillow's bomb check off (check_pixel_count makes it, with a clearer message), and its
+    # warnings about damaged metadata ("Corrupt EXIF data") silent: the file is then read,
+    # or refused in one line
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         check_regular_file(path)
-        with pixel_limit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             return decode_file(path, max_pixels, check_size)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
@@ -102,6 +104,8 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
             TypeError, KeyError, RuntimeError, struct.error) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: damaged or unsupported image ({reason[:160]})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def check_regular_file(path: Path) -> None:
@@ -119,22 +123,6 @@ def check_regular_file(path: Path) -> None:
     if not stat.S_ISREG(mode):
         raise UserError(f"is {NOT_A_FILE.get(stat.S_IFMT(mode), 'not a regular file')}, "
                         f"not a picture file")
-
-
-@contextmanager
-def pixel_limit():
-    """Pillow's bomb check off inside (we check ourselves, with a clearer message), and
-    its warnings about damaged metadata ("Corrupt EXIF data") silent: the file is
-    then read, or refused in one line."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
 
 
 def check_pixel_count(size, max_pixels: int | None) -> None:
@@ -232,9 +220,8 @@ def planes_picture(pixels: np.ndarray, icc, tag, notes: list) -> Picture:
     pixels = turned(pixels.reshape(*pixels.shape[:2], -1), valid_orientation(tag, notes))
     channels = pixels.shape[2]
     colour = pixels[..., 0] if channels < 3 else pixels[..., :3]
-    alpha = pixels[..., -1] if channels in (2, 4) else None
-    return Picture(np.ascontiguousarray(colour), None if alpha is None else
-                   np.ascontiguousarray(alpha), bytes(icc) if icc else None, notes)
+    alpha = np.ascontiguousarray(pixels[..., -1]) if channels in (2, 4) else None
+    return Picture(np.ascontiguousarray(colour), alpha, bytes(icc) if icc else None, notes)
 
 
 def tiff_picture(path: Path, notes: list, max_pixels: int | None = None,
