@@ -9,10 +9,9 @@
 //
 // Tiles: the luma plane is padded once by the model's receptive radius r, mirrored
 // about its edge pixels ("reflect", as sr/tiling.py). Each output tile (h, w) is
-// computed from the padded window of
-// (h + 2r, w + 2r). The ONNX model pads its input by r again and returns the same
-// shape, so the centre (h, w) of its output, cropped by r on each side, is exactly
-// what one whole-image pass gives for those pixels.
+// computed from the padded window of (h + 2r, w + 2r). The ONNX model pads its input
+// by r again and returns the same shape, so the centre (h, w) of its output, cropped
+// by r on each side, is exactly what one whole-image pass gives for those pixels.
 
 const Y_FROM_RGB = [65.481 / 255, 128.553 / 255, 24.966 / 255];
 const CB_FROM_RGB = [-37.797 / 255, -74.203 / 255, 112.0 / 255];
@@ -32,21 +31,19 @@ function invert3(m) {
   ];
 }
 
-// Round to nearest, ties to even (numpy's rint), then clip to 0..255.
-function toByte(v) {
-  let r = Math.round(v);
-  if (r - v === 0.5 && r % 2 !== 0) r -= 1;   // Math.round sends ties up
-  return r < 0 ? 0 : r > 255 ? 255 : r;
+// Round to nearest, ties to even, as numpy's rint and Python's round().
+function roundHalfEven(v) {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;   // Math.round sends ties up
 }
 
-// Python's round() for the output size: nearest, ties to even.
+function toByte(v) {
+  return Math.min(Math.max(roundHalfEven(v), 0), 255);
+}
+
+// Python's round() for the output size, at least 1 pixel a side.
 export function outputSize(width, height, scale) {
-  const side = (v) => {
-    const x = v * scale;
-    let r = Math.round(x);
-    if (r - x === 0.5 && r % 2 !== 0) r -= 1;
-    return Math.max(1, r);
-  };
+  const side = (v) => Math.max(1, roundHalfEven(v * scale));
   return {width: side(width), height: side(height)};
 }
 
