@@ -28,7 +28,7 @@ const MAX_BEFORE_PIXELS = 16e6;    // a bicubic copy for the comparison slider u
 const DEFAULT_TILES = {wasm: 1024, webgpu: 512};
 
 const sessions = new Map();   // model url -> Promise of its session
-let runtime = null;           // {ort, backend, threads, note}
+let runtime = null;           // openRuntime's {ort, backend, threads, note, session}
 let queue = Promise.resolve();
 const jobs = new Set();       // ids of jobs queued or running
 const cancelled = new Set();  // ids of those to stop (a finished job's id is not kept)
@@ -65,9 +65,8 @@ async function fetchModel(url) {
 
 // The backend is chosen with the first model, whose session is kept.
 async function init({model: url, backend, threads}) {
-  const opened = await openRuntime(await fetchModel(url), backend || 'auto', threads || 0);
-  sessions.set(url, Promise.resolve(opened.session));
-  runtime = {ort: opened.ort, backend: opened.backend, threads: opened.threads, note: opened.note};
+  runtime = await openRuntime(await fetchModel(url), backend || 'auto', threads || 0);
+  sessions.set(url, Promise.resolve(runtime.session));
   self.postMessage({type: 'ready', backend: runtime.backend, threads: runtime.threads,
                     note: runtime.note, isolated: self.crossOriginIsolated});
 }
@@ -87,18 +86,15 @@ function sessionFor(url) {
 
 // ---- one upscale job ----
 
-// Let queued messages (a Cancel) be handled between tiles: a MessageChannel round
-// trip is a task boundary without setTimeout's 4 ms clamp.
-function yieldToMessages() {
-  return new Promise((resolve) => {
+// Let queued messages (a Cancel) be handled between tiles, then stop if the job was
+// cancelled: a MessageChannel round trip is a task boundary without setTimeout's 4 ms
+// clamp.
+async function checkpoint(id) {
+  await new Promise((resolve) => {
     const channel = new MessageChannel();
     channel.port1.onmessage = () => resolve();
     channel.port2.postMessage(null);
   });
-}
-
-async function checkpoint(id) {
-  await yieldToMessages();
   if (cancelled.has(id)) {
     cancelled.delete(id);
     throw new Cancelled();
@@ -151,32 +147,25 @@ async function refineLuma(id, session, pixels, width, height, radius, tile, ense
   return {networkMs, tiles: boxes.length};
 }
 
-// Decoded picture -> its bicubic enlargement to size, RGBA (height, width, 4). The
-// source pixels are dropped as soon as they are used (a large photo is ~50 MB).
-function interpolate(image, size) {
-  const pixels = resizeBicubic(image.pixels, image.width, image.height, 4,
-                               size.width, size.height);
-  image.pixels = null;
-  if (!image.hasAlpha) for (let i = 3; i < pixels.length; i += 4) pixels[i] = 255;
-  return pixels;
-}
-
 async function upscale({id, image, model, tile, ensemble}) {
   await checkpoint(id);
   const session = await sessionFor(model.url);   // created once per model, then reused
   const t0 = performance.now();
   progress(id, 'interpolating');
-  const size = outputSize(image.width, image.height, model.scale);
-  const pixels = interpolate(image, size);
-  const before = size.width * size.height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
+  const {width, height} = outputSize(image.width, image.height, model.scale);
+  // the bicubic enlargement, RGBA (height, width, 4); the source pixels are dropped as
+  // soon as they are used (a large photo is ~50 MB)
+  const pixels = resizeBicubic(image.pixels, image.width, image.height, 4, width, height);
+  image.pixels = null;
+  if (!image.hasAlpha) for (let i = 3; i < pixels.length; i += 4) pixels[i] = 255;
+  const before = width * height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
   const t1 = performance.now();
-  const {networkMs, tiles} = await refineLuma(id, session, pixels, size.width, size.height,
-                                              model.radius, tile || DEFAULT_TILES[runtime.backend],
-                                              Boolean(ensemble));
+  const {networkMs, tiles} = await refineLuma(id, session, pixels, width, height, model.radius,
+                                              tile || DEFAULT_TILES[runtime.backend], ensemble);
   const t2 = performance.now();
   const transfer = before ? [pixels.buffer, before.buffer] : [pixels.buffer];
   self.postMessage({
-    type: 'result', id, width: size.width, height: size.height, pixels, before, tiles,
+    type: 'result', id, width, height, pixels, before, tiles,
     backend: runtime.backend, threads: runtime.threads,
     timings: {interpolateMs: t1 - t0, refineMs: t2 - t1, networkMs},
   }, transfer);
