@@ -48,23 +48,15 @@ async function decodeWithBrowser(blob, checkSize) {
     bitmap.close();
     throw e;
   }
-  let pixels = readWithCanvas(bitmap);
+  // through a 2D canvas: premultiplied and back, exact where alpha is 255
+  const context = new OffscreenCanvas(width, height).getContext('2d', {willReadFrequently: true});
+  context.drawImage(bitmap, 0, 0);
+  let pixels = new Uint8Array(context.getImageData(0, 0, width, height).data.buffer);
   let hasAlpha = false;
-  for (let i = 3; i < pixels.length; i += 4) {
-    if (pixels[i] !== 255) { hasAlpha = true; break; }
-  }
+  for (let i = 3; i < pixels.length && !hasAlpha; i += 4) hasAlpha = pixels[i] !== 255;
   if (hasAlpha) pixels = readWithWebGl(bitmap) ?? pixels;
   bitmap.close();
   return {width, height, pixels, hasAlpha, grey: false, decoder: 'browser', iccProfile: null};
-}
-
-// ImageBitmap -> Uint8Array (height, width, 4) RGBA, premultiplied and back (exact
-// where alpha is 255).
-function readWithCanvas(bitmap) {
-  const {width, height} = bitmap;
-  const context = new OffscreenCanvas(width, height).getContext('2d', {willReadFrequently: true});
-  context.drawImage(bitmap, 0, 0);
-  return new Uint8Array(context.getImageData(0, 0, width, height).data.buffer);
 }
 
 // ImageBitmap (premultiplyAlpha: 'none') -> Uint8Array (height, width, 4) RGBA as
