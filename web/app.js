@@ -37,9 +37,7 @@ function setStatus(state, text) {
   const status = $('status');
   status.dataset.state = state;
   status.textContent = text;
-  const busy = state === 'running';
-  $('cancel').hidden = !busy;
-  $('progress').hidden = !busy;
+  $('cancel').hidden = $('progress').hidden = state !== 'running';
 }
 
 // ---- models and runtime ----
@@ -79,14 +77,6 @@ function describeRuntime({backend, threads, note, isolated}) {
   }
   if (note && backend !== 'webgpu') parts.push(`WebGPU not used: ${note}`);
   return parts.join(' · ');
-}
-
-// One entry per scale; x1 only removes JPEG artifacts.
-function fillScaleMenu(first) {
-  const scales = [...new Set(models.map((m) => m.scale))];
-  $('scale').replaceChildren(...scales.map((scale) =>
-    new Option(scale === 1 ? 'x1 (JPEG artifacts only)' : `x${scale}`, scale)));
-  $('scale').value = first.scale;
 }
 
 // The model for a picture, as `main.py upscale` picks it: the chosen scale's model for
@@ -156,7 +146,9 @@ async function start(file, name) {
   const job = {id: nextId++, file, name, model: null, ensemble: $('ensemble').checked,
                sent: false, started: performance.now()};
   current = job;
-  clearResult();   // the last result is not this job's: never shown or downloaded under its name
+  // the last result is not this job's: never shown or downloaded under its name
+  lastResult = null;
+  $('output').hidden = true;
   $('choice').textContent = '';
   $('progress').removeAttribute('value');   // indeterminate while decoding
   setStatus('running', `Decoding ${name}…`);
@@ -214,11 +206,6 @@ function seconds(ms) {
   return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
 }
 
-function clearResult() {
-  lastResult = null;
-  $('output').hidden = true;
-}
-
 // message: the worker's result for job. A new job started while this one awaits (a
 // picture picked, the scale changed) replaces or clears lastResult: then this result
 // is dropped rather than shown over the new job.
@@ -271,12 +258,7 @@ async function showBefore(result, before, file) {
     $('before-label').textContent = 'Before: bicubic';
     return true;
   }
-  let bitmap = null;
-  try {
-    bitmap = await createImageBitmap(file);
-  } catch {
-    // drawn as "not shown" below
-  }
+  const bitmap = await createImageBitmap(file).catch(() => null);   // null: "not shown" below
   if (lastResult !== result) {
     bitmap?.close();
     return false;
@@ -381,7 +363,11 @@ async function main() {
   moveDivider();
   try {
     const first = await loadModels();
-    fillScaleMenu(first);
+    // one entry per scale; x1 only removes JPEG artifacts
+    const scales = [...new Set(models.map((m) => m.scale))];
+    $('scale').replaceChildren(...scales.map((scale) =>
+      new Option(scale === 1 ? 'x1 (JPEG artifacts only)' : `x${scale}`, scale)));
+    $('scale').value = first.scale;
     worker.postMessage({type: 'init', model: first.url, backend: params.get('backend') || 'auto',
                         threads: Number(params.get('threads')) || 0});
   } catch (e) {
