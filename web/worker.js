@@ -10,7 +10,7 @@
 // Messages out: {type: 'ready', backend, threads, note, isolated}
 //               {type: 'progress', id, phase, done, total}
 //               {type: 'result', id, width, height, pixels, before, tiles, timings, ...}
-//               {type: 'cancelled', id} | {type: 'error', id, message, expected}
+//               {type: 'cancelled', id} | {type: 'error', id, message}
 
 import {Cancelled, UserError} from './errors.js';
 import {composeTile, outputSize, paddedLuma, selfEnsemble, tileBoxes, tileInput}
@@ -50,8 +50,7 @@ self.onmessage = ({data}) => {
 function reportError(id) {
   return (e) => {
     if (e instanceof Cancelled) self.postMessage({type: 'cancelled', id});
-    else self.postMessage({type: 'error', id, message: e.message || String(e),
-                           expected: e instanceof UserError});
+    else self.postMessage({type: 'error', id, message: e.message || String(e)});
   };
 }
 
