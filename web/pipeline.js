@@ -128,9 +128,7 @@ export function composeTile(pixels, width, channels, box, netOut, r) {
 // sr/inference.py's SelfEnsemble makes them: `turns` quarter turns anticlockwise
 // (numpy's rot90), then mirrored left to right. -> {data, height, width}
 export function turnPlane(data, height, width, turns, mirror) {
-  const swap = turns % 2 === 1;
-  const oh = swap ? width : height;
-  const ow = swap ? height : width;
+  const [oh, ow] = turns % 2 === 1 ? [width, height] : [height, width];
   const out = new Float32Array(data.length);
   for (let y = 0; y < oh; y++) {
     for (let x = 0; x < ow; x++) {
