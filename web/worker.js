@@ -76,28 +76,22 @@ function sessionFor(url) {
                                                                   runtime.backend));
     sessions.set(url, session);
     // a failed creation is not kept: the next job with this model tries again
-    session.catch(() => {
-      if (sessions.get(url) === session) sessions.delete(url);
-    });
+    session.catch(() => sessions.delete(url));
   }
   return sessions.get(url);
 }
 
 // ---- one upscale job ----
 
-// Let queued messages (a Cancel) be handled between tiles, then stop if the job was
-// cancelled: a MessageChannel round trip is a task boundary without setTimeout's 4 ms
-// clamp.
+// Lets queued messages (a Cancel) in, then stops a cancelled job: a MessageChannel
+// round trip is a task boundary without setTimeout's 4 ms clamp.
 async function checkpoint(id) {
   await new Promise((resolve) => {
     const channel = new MessageChannel();
     channel.port1.onmessage = () => resolve();
     channel.port2.postMessage(null);
   });
-  if (cancelled.has(id)) {
-    cancelled.delete(id);
-    throw new Cancelled();
-  }
+  if (cancelled.has(id)) throw new Cancelled();   // the job's id is forgotten when it ends
 }
 
 // done / total: network passes (one per tile, eight per tile with the self-ensemble).
