@@ -172,8 +172,7 @@ async function start(file, name) {
   // ?tile=N: a whole number of pixels; anything else means the worker's default
   const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
   worker.postMessage({type: 'upscale', id: job.id, image, model: job.model, tile,
-                      ensemble: job.ensemble},
-                     [image.pixels.buffer]);   // moved to the worker, not copied
+                      ensemble: job.ensemble}, [image.pixels.buffer]);   // moved, not copied
   job.sent = true;
 }
 
@@ -280,10 +279,7 @@ async function showBefore(result, before, file) {
 
 function onWorkerMessage({data}) {
   if (data.type === 'ready') return onReady(data);
-  if (data.id === null || data.id === undefined) {
-    if (data.type === 'error') setStatus('error', `Error: ${data.message}`);
-    return;
-  }
+  if (data.id === null) return setStatus('error', `Error: ${data.message}`);   // init failed
   if (!current || data.id !== current.id) return;   // a job that was replaced
   if (data.type === 'progress') return onProgress(data);
   const finished = current;
