@@ -144,12 +144,6 @@ export function turnPlane(data, height, width, turns, mirror) {
   return {data: out, height: oh, width: ow};
 }
 
-// turnPlane undone: a plane of the turned shape (height, width) back in place.
-export function unturnPlane(data, height, width, turns, mirror) {
-  const unmirrored = mirror ? turnPlane(data, height, width, 0, true).data : data;
-  return turnPlane(unmirrored, height, width, (4 - turns) % 4, false).data;
-}
-
 // x8 self-ensemble of one network window (height, width): run(data, height, width)
 // resolves to the network's output of that shape; the 8 outputs are turned back
 // and averaged in double precision, like SelfEnsemble. 8x the work.
@@ -159,7 +153,9 @@ export async function selfEnsemble(run, window, height, width) {
     for (const mirror of [false, true]) {
       const view = turnPlane(window, height, width, turns, mirror);
       const out = await run(view.data, view.height, view.width);
-      const back = unturnPlane(out, view.height, view.width, turns, mirror);
+      // turned back: the mirror undone, then the turns
+      const unmirrored = mirror ? turnPlane(out, view.height, view.width, 0, true).data : out;
+      const back = turnPlane(unmirrored, view.height, view.width, (4 - turns) % 4, false).data;
       for (let i = 0; i < sum.length; i++) sum[i] += back[i];
     }
   }
