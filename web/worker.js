@@ -99,10 +99,9 @@ function progress(id, phase, done = 0, total = 0, passesPerTile = 1) {
   self.postMessage({type: 'progress', id, phase, done, total, passesPerTile});
 }
 
-// Bicubic RGBA picture (height, width, 4) -> refined in place, tile by tile;
-// ensemble: each tile's window through the x8 self-ensemble.
-async function refineLuma(id, session, pixels, width, height, radius, tile, ensemble) {
-  const r = radius;
+// Bicubic RGBA picture (height, width, 4) -> refined in place, tile by tile; r: the
+// model's receptive radius; ensemble: each tile's window through the x8 self-ensemble.
+async function refineLuma(id, session, pixels, width, height, r, tile, ensemble) {
   const padded = paddedLuma(pixels, width, height, 4, r);   // (height + 2r, width + 2r)
   const boxes = tileBoxes(height, width, tile);
   const [inputName] = session.inputNames;
