@@ -101,8 +101,8 @@ async function chooseModel(file, name) {
   const find = (l) => models.find((m) => m.scale === scale && m.level === l);
   const model = find(level) || (denoise === 'auto' && scale > 1 && find(0));
   if (!model) {
-    throw new UserError(`no x${scale} ${level ? `model for JPEG level ${level}` : 'clean model'} ` +
-                        `on this page (web/models.json)`);
+    const wanted = level ? `model for JPEG level ${level}` : 'clean model';
+    throw new UserError(`no x${scale} ${wanted} on this page (web/models.json)`);
   }
   const what = model.level ? `x${scale} model for JPEG level ${level}`
     : `x${scale} clean model${level ? ` (none for JPEG level ${level})` : ''}`;
@@ -339,7 +339,9 @@ function wire() {
   $('cancel').addEventListener('click', cancel);
   $('download').addEventListener('click', download);
   $('slider').addEventListener('input', moveDivider);
-  $('actual-size').addEventListener('change', (e) => $('compare').classList.toggle('actual', e.target.checked));
+  $('actual-size').addEventListener('change', (e) => {
+    $('compare').classList.toggle('actual', e.target.checked);
+  });
   document.addEventListener('dragover', (e) => {
     e.preventDefault();
     document.body.classList.add('dragging');
@@ -351,7 +353,8 @@ function wire() {
     pickFiles([...e.dataTransfer.files]);
   });
   worker.addEventListener('message', onWorkerMessage);
-  worker.addEventListener('error', (e) => setStatus('error', `Error: the worker failed (${e.message})`));
+  worker.addEventListener('error',
+                          (e) => setStatus('error', `Error: the worker failed (${e.message})`));
 }
 
 async function main() {
