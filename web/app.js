@@ -37,9 +37,7 @@ function setStatus(state, text) {
   const status = $('status');
   status.dataset.state = state;
   status.textContent = text;
-  const busy = state === 'running';
-  $('cancel').hidden = !busy;
-  $('progress').hidden = !busy;
+  $('cancel').hidden = $('progress').hidden = state !== 'running';
 }
 
 // ---- models and runtime ----
@@ -81,14 +79,6 @@ function describeRuntime({backend, threads, note, isolated}) {
   return parts.join(' · ');
 }
 
-// One entry per scale; x1 only removes JPEG artifacts.
-function fillScaleMenu(first) {
-  const scales = [...new Set(models.map((m) => m.scale))];
-  $('scale').replaceChildren(...scales.map((scale) =>
-    new Option(scale === 1 ? 'x1 (JPEG artifacts only)' : `x${scale}`, scale)));
-  $('scale').value = first.scale;
-}
-
 // The model for a picture, as `main.py upscale` picks it: the chosen scale's model for
 // the JPEG level of the artifacts menu, or under auto the level of the file's
 // estimated quality, falling back to the clean model where that level has none.
@@ -111,8 +101,8 @@ async function chooseModel(file, name) {
   const find = (l) => models.find((m) => m.scale === scale && m.level === l);
   const model = find(level) || (denoise === 'auto' && scale > 1 && find(0));
   if (!model) {
-    throw new UserError(`no x${scale} ${level ? `model for JPEG level ${level}` : 'clean model'} ` +
-                        `on this page (web/models.json)`);
+    const wanted = level ? `model for JPEG level ${level}` : 'clean model';
+    throw new UserError(`no x${scale} ${wanted} on this page (web/models.json)`);
   }
   const what = model.level ? `x${scale} model for JPEG level ${level}`
     : `x${scale} clean model${level ? ` (none for JPEG level ${level})` : ''}`;
@@ -156,7 +146,9 @@ async function start(file, name) {
   const job = {id: nextId++, file, name, model: null, ensemble: $('ensemble').checked,
                sent: false, started: performance.now()};
   current = job;
-  clearResult();   // the last result is not this job's: never shown or downloaded under its name
+  // the last result is not this job's: never shown or downloaded under its name
+  lastResult = null;
+  $('output').hidden = true;
   $('choice').textContent = '';
   $('progress').removeAttribute('value');   // indeterminate while decoding
   setStatus('running', `Decoding ${name}…`);
@@ -180,8 +172,7 @@ async function start(file, name) {
   // ?tile=N: a whole number of pixels; anything else means the worker's default
   const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
   worker.postMessage({type: 'upscale', id: job.id, image, model: job.model, tile,
-                      ensemble: job.ensemble},
-                     [image.pixels.buffer]);   // moved to the worker, not copied
+                      ensemble: job.ensemble}, [image.pixels.buffer]);   // moved, not copied
   job.sent = true;
 }
 
@@ -212,11 +203,6 @@ function onProgress({phase, done, total, passesPerTile}) {
 
 function seconds(ms) {
   return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
-}
-
-function clearResult() {
-  lastResult = null;
-  $('output').hidden = true;
 }
 
 // message: the worker's result for job. A new job started while this one awaits (a
@@ -271,12 +257,7 @@ async function showBefore(result, before, file) {
     $('before-label').textContent = 'Before: bicubic';
     return true;
   }
-  let bitmap = null;
-  try {
-    bitmap = await createImageBitmap(file);
-  } catch {
-    // drawn as "not shown" below
-  }
+  const bitmap = await createImageBitmap(file).catch(() => null);   // null: "not shown" below
   if (lastResult !== result) {
     bitmap?.close();
     return false;
@@ -298,10 +279,7 @@ async function showBefore(result, before, file) {
 
 function onWorkerMessage({data}) {
   if (data.type === 'ready') return onReady(data);
-  if (data.id === null || data.id === undefined) {
-    if (data.type === 'error') setStatus('error', `Error: ${data.message}`);
-    return;
-  }
+  if (data.id === null) return setStatus('error', `Error: ${data.message}`);   // init failed
   if (!current || data.id !== current.id) return;   // a job that was replaced
   if (data.type === 'progress') return onProgress(data);
   const finished = current;
@@ -361,7 +339,9 @@ function wire() {
   $('cancel').addEventListener('click', cancel);
   $('download').addEventListener('click', download);
   $('slider').addEventListener('input', moveDivider);
-  $('actual-size').addEventListener('change', (e) => $('compare').classList.toggle('actual', e.target.checked));
+  $('actual-size').addEventListener('change', (e) => {
+    $('compare').classList.toggle('actual', e.target.checked);
+  });
   document.addEventListener('dragover', (e) => {
     e.preventDefault();
     document.body.classList.add('dragging');
@@ -373,7 +353,8 @@ function wire() {
     pickFiles([...e.dataTransfer.files]);
   });
   worker.addEventListener('message', onWorkerMessage);
-  worker.addEventListener('error', (e) => setStatus('error', `Error: the worker failed (${e.message})`));
+  worker.addEventListener('error',
+                          (e) => setStatus('error', `Error: the worker failed (${e.message})`));
 }
 
 async function main() {
@@ -381,7 +362,11 @@ async function main() {
   moveDivider();
   try {
     const first = await loadModels();
-    fillScaleMenu(first);
+    // one entry per scale; x1 only removes JPEG artifacts
+    const scales = [...new Set(models.map((m) => m.scale))];
+    $('scale').replaceChildren(...scales.map((scale) =>
+      new Option(scale === 1 ? 'x1 (JPEG artifacts only)' : `x${scale}`, scale)));
+    $('scale').value = first.scale;
     worker.postMessage({type: 'init', model: first.url, backend: params.get('backend') || 'auto',
                         threads: Number(params.get('threads')) || 0});
   } catch (e) {

@@ -13,7 +13,7 @@
 import {isPng, decodePng} from './png.js';
 import {UserError} from './errors.js';
 
-// -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha, decoder,
+// -> {width, height, pixels: Uint8Array (height, width, 4) RGBA, hasAlpha,
 //     iccProfile (PNG only: the iCCP chunk to write into the result, or null),
 //     grey (PNG only: a grey or grey+alpha file, whose result is written grey)}
 // checkSize(width, height), if given, may throw to refuse the picture by its size
@@ -24,8 +24,7 @@ export async function decodeImage(blob, name, checkSize = null) {
   try {
     // decodePng gives null for the few PNGs fast-png cannot unpack: the browser's then
     const png = isPng(head) && decodePng(new Uint8Array(await blob.arrayBuffer()), checkSize);
-    if (png) return {...png, decoder: 'fast-png'};
-    return await decodeWithBrowser(blob, checkSize);
+    return png || await decodeWithBrowser(blob, checkSize);
   } catch (e) {
     if (e instanceof UserError) throw new UserError(`${name}: ${e.message}`);
     throw e;
@@ -33,38 +32,26 @@ export async function decodeImage(blob, name, checkSize = null) {
 }
 
 async function decodeWithBrowser(blob, checkSize) {
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(blob, {
-      colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image',
-    });
-  } catch (e) {
+  const bitmap = await createImageBitmap(blob, {
+    colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image',
+  }).catch(() => {
     throw new UserError('not a readable image (the browser cannot decode it)');
-  }
+  });
   const {width, height} = bitmap;
   try {
     checkSize?.(width, height);
-  } catch (e) {
+    // through a 2D canvas: premultiplied and back, exact where alpha is 255
+    const canvas = new OffscreenCanvas(width, height);
+    const context = canvas.getContext('2d', {willReadFrequently: true});
+    context.drawImage(bitmap, 0, 0);
+    let pixels = new Uint8Array(context.getImageData(0, 0, width, height).data.buffer);
+    let hasAlpha = false;
+    for (let i = 3; i < pixels.length && !hasAlpha; i += 4) hasAlpha = pixels[i] !== 255;
+    if (hasAlpha) pixels = readWithWebGl(bitmap) ?? pixels;
+    return {width, height, pixels, hasAlpha, grey: false, iccProfile: null};
+  } finally {
     bitmap.close();
-    throw e;
   }
-  let pixels = readWithCanvas(bitmap);
-  let hasAlpha = false;
-  for (let i = 3; i < pixels.length; i += 4) {
-    if (pixels[i] !== 255) { hasAlpha = true; break; }
-  }
-  if (hasAlpha) pixels = readWithWebGl(bitmap) ?? pixels;
-  bitmap.close();
-  return {width, height, pixels, hasAlpha, grey: false, decoder: 'browser', iccProfile: null};
-}
-
-// ImageBitmap -> Uint8Array (height, width, 4) RGBA, premultiplied and back (exact
-// where alpha is 255).
-function readWithCanvas(bitmap) {
-  const {width, height} = bitmap;
-  const context = new OffscreenCanvas(width, height).getContext('2d', {willReadFrequently: true});
-  context.drawImage(bitmap, 0, 0);
-  return new Uint8Array(context.getImageData(0, 0, width, height).data.buffer);
 }
 
 // ImageBitmap (premultiplyAlpha: 'none') -> Uint8Array (height, width, 4) RGBA as

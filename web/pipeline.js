@@ -9,10 +9,9 @@
 //
 // Tiles: the luma plane is padded once by the model's receptive radius r, mirrored
 // about its edge pixels ("reflect", as sr/tiling.py). Each output tile (h, w) is
-// computed from the padded window of
-// (h + 2r, w + 2r). The ONNX model pads its input by r again and returns the same
-// shape, so the centre (h, w) of its output, cropped by r on each side, is exactly
-// what one whole-image pass gives for those pixels.
+// computed from the padded window of (h + 2r, w + 2r). The ONNX model pads its input
+// by r again and returns the same shape, so the centre (h, w) of its output, cropped
+// by r on each side, is exactly what one whole-image pass gives for those pixels.
 
 const Y_FROM_RGB = [65.481 / 255, 128.553 / 255, 24.966 / 255];
 const CB_FROM_RGB = [-37.797 / 255, -74.203 / 255, 112.0 / 255];
@@ -32,21 +31,19 @@ function invert3(m) {
   ];
 }
 
-// Round to nearest, ties to even (numpy's rint), then clip to 0..255.
-function toByte(v) {
-  let r = Math.round(v);
-  if (r - v === 0.5 && r % 2 !== 0) r -= 1;   // Math.round sends ties up
-  return r < 0 ? 0 : r > 255 ? 255 : r;
+// Round to nearest, ties to even, as numpy's rint and Python's round().
+function roundHalfEven(v) {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;   // Math.round sends ties up
 }
 
-// Python's round() for the output size: nearest, ties to even.
+function toByte(v) {
+  return Math.min(Math.max(roundHalfEven(v), 0), 255);
+}
+
+// Python's round() for the output size, at least 1 pixel a side.
 export function outputSize(width, height, scale) {
-  const side = (v) => {
-    const x = v * scale;
-    let r = Math.round(x);
-    if (r - x === 0.5 && r % 2 !== 0) r -= 1;
-    return Math.max(1, r);
-  };
+  const side = (v) => Math.max(1, roundHalfEven(v * scale));
   return {width: side(width), height: side(height)};
 }
 
@@ -131,9 +128,7 @@ export function composeTile(pixels, width, channels, box, netOut, r) {
 // sr/inference.py's SelfEnsemble makes them: `turns` quarter turns anticlockwise
 // (numpy's rot90), then mirrored left to right. -> {data, height, width}
 export function turnPlane(data, height, width, turns, mirror) {
-  const swap = turns % 2 === 1;
-  const oh = swap ? width : height;
-  const ow = swap ? height : width;
+  const [oh, ow] = turns % 2 === 1 ? [width, height] : [height, width];
   const out = new Float32Array(data.length);
   for (let y = 0; y < oh; y++) {
     for (let x = 0; x < ow; x++) {
@@ -149,12 +144,6 @@ export function turnPlane(data, height, width, turns, mirror) {
   return {data: out, height: oh, width: ow};
 }
 
-// turnPlane undone: a plane of the turned shape (height, width) back in place.
-export function unturnPlane(data, height, width, turns, mirror) {
-  const unmirrored = mirror ? turnPlane(data, height, width, 0, true).data : data;
-  return turnPlane(unmirrored, height, width, (4 - turns) % 4, false).data;
-}
-
 // x8 self-ensemble of one network window (height, width): run(data, height, width)
 // resolves to the network's output of that shape; the 8 outputs are turned back
 // and averaged in double precision, like SelfEnsemble. 8x the work.
@@ -164,7 +153,9 @@ export async function selfEnsemble(run, window, height, width) {
     for (const mirror of [false, true]) {
       const view = turnPlane(window, height, width, turns, mirror);
       const out = await run(view.data, view.height, view.width);
-      const back = unturnPlane(out, view.height, view.width, turns, mirror);
+      // turned back: the mirror undone, then the turns
+      const unmirrored = mirror ? turnPlane(out, view.height, view.width, 0, true).data : out;
+      const back = turnPlane(unmirrored, view.height, view.width, (4 - turns) % 4, false).data;
       for (let i = 0; i < sum.length; i++) sum[i] += back[i];
     }
   }

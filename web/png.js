@@ -29,7 +29,9 @@ function readChunks(bytes) {
   while (pos + 8 <= bytes.length && !found.ended) {
     const length = view.getUint32(pos);
     const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
-    if (pos + 12 + length > bytes.length) throw new UserError('damaged PNG: the file is truncated');
+    if (pos + 12 + length > bytes.length) {
+      throw new UserError('damaged PNG: the file is truncated');
+    }
     const body = bytes.subarray(pos + 8, pos + 8 + length);
     if (type === 'IHDR' && length >= 13) {
       Object.assign(found, {width: view.getUint32(pos + 8), height: view.getUint32(pos + 12),

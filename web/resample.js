@@ -119,9 +119,8 @@ function resampleColumns5(src, width, channels, dstHeight, coeffs) {
   const ws = [0, 0, 0, 0, 0];
   for (let yy = 0; yy < dstHeight; yy++) {
     for (let t = 0; t < 5; t++) {
-      const used = t < count[yy];
-      rows[t] = (first[yy] + (used ? t : 0)) * rowLength;
-      ws[t] = used ? weights[yy * ksize + t] : 0;
+      rows[t] = (first[yy] + (t < count[yy] ? t : 0)) * rowLength;
+      ws[t] = weights[yy * ksize + t];   // 0 past count[yy]: coefficients writes only used taps
     }
     const [r0, r1, r2, r3, r4] = rows;
     const [w0, w1, w2, w3, w4] = ws;

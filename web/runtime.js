@@ -51,20 +51,17 @@ async function createSession(ort, modelBytes, backend) {
 // session can be created on it, else wasm. preference: 'auto' | 'webgpu' | 'wasm'.
 // -> {ort, backend, threads, note, session} where note says why WebGPU was not used.
 export async function openRuntime(modelBytes, preference, requestedThreads) {
-  let note = preference === 'wasm' ? 'wasm requested' : null;
-  if (preference !== 'wasm') {
-    note = await webgpuUnavailableReason();
-    if (!note) {
-      const ort = await importRuntime('webgpu');
-      try {
-        const session = await createSession(ort, modelBytes, 'webgpu');
-        return {ort, backend: 'webgpu', threads: 0, note: null, session};
-      } catch (e) {
-        note = `WebGPU session failed: ${e.message}`;
-      }
+  let note = preference === 'wasm' ? 'wasm requested' : await webgpuUnavailableReason();
+  if (!note) {
+    const ort = await importRuntime('webgpu');
+    try {
+      const session = await createSession(ort, modelBytes, 'webgpu');
+      return {ort, backend: 'webgpu', threads: 0, note: null, session};
+    } catch (e) {
+      note = `WebGPU session failed: ${e.message}`;
     }
-    if (preference === 'webgpu') throw new Error(`WebGPU requested but unavailable: ${note}`);
   }
+  if (preference === 'webgpu') throw new Error(`WebGPU requested but unavailable: ${note}`);
   const ort = await importRuntime('wasm');
   ort.env.wasm.numThreads = wantedThreads(requestedThreads);
   const session = await createSession(ort, modelBytes, 'wasm');

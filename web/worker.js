@@ -10,7 +10,7 @@
 // Messages out: {type: 'ready', backend, threads, note, isolated}
 //               {type: 'progress', id, phase, done, total}
 //               {type: 'result', id, width, height, pixels, before, tiles, timings, ...}
-//               {type: 'cancelled', id} | {type: 'error', id, message, expected}
+//               {type: 'cancelled', id} | {type: 'error', id, message}
 
 import {Cancelled, UserError} from './errors.js';
 import {composeTile, outputSize, paddedLuma, selfEnsemble, tileBoxes, tileInput}
@@ -28,7 +28,7 @@ const MAX_BEFORE_PIXELS = 16e6;    // a bicubic copy for the comparison slider u
 const DEFAULT_TILES = {wasm: 1024, webgpu: 512};
 
 const sessions = new Map();   // model url -> Promise of its session
-let runtime = null;           // {ort, backend, threads, note}
+let runtime = null;           // openRuntime's {ort, backend, threads, note, session}
 let queue = Promise.resolve();
 const jobs = new Set();       // ids of jobs queued or running
 const cancelled = new Set();  // ids of those to stop (a finished job's id is not kept)
@@ -50,8 +50,7 @@ self.onmessage = ({data}) => {
 function reportError(id) {
   return (e) => {
     if (e instanceof Cancelled) self.postMessage({type: 'cancelled', id});
-    else self.postMessage({type: 'error', id, message: e.message || String(e),
-                           expected: e instanceof UserError});
+    else self.postMessage({type: 'error', id, message: e.message || String(e)});
   };
 }
 
@@ -65,9 +64,8 @@ async function fetchModel(url) {
 
 // The backend is chosen with the first model, whose session is kept.
 async function init({model: url, backend, threads}) {
-  const opened = await openRuntime(await fetchModel(url), backend || 'auto', threads || 0);
-  sessions.set(url, Promise.resolve(opened.session));
-  runtime = {ort: opened.ort, backend: opened.backend, threads: opened.threads, note: opened.note};
+  runtime = await openRuntime(await fetchModel(url), backend || 'auto', threads || 0);
+  sessions.set(url, Promise.resolve(runtime.session));
   self.postMessage({type: 'ready', backend: runtime.backend, threads: runtime.threads,
                     note: runtime.note, isolated: self.crossOriginIsolated});
 }
@@ -78,31 +76,22 @@ function sessionFor(url) {
                                                                   runtime.backend));
     sessions.set(url, session);
     // a failed creation is not kept: the next job with this model tries again
-    session.catch(() => {
-      if (sessions.get(url) === session) sessions.delete(url);
-    });
+    session.catch(() => sessions.delete(url));
   }
   return sessions.get(url);
 }
 
 // ---- one upscale job ----
 
-// Let queued messages (a Cancel) be handled between tiles: a MessageChannel round
-// trip is a task boundary without setTimeout's 4 ms clamp.
-function yieldToMessages() {
-  return new Promise((resolve) => {
+// Lets queued messages (a Cancel) in, then stops a cancelled job: a MessageChannel
+// round trip is a task boundary without setTimeout's 4 ms clamp.
+async function checkpoint(id) {
+  await new Promise((resolve) => {
     const channel = new MessageChannel();
     channel.port1.onmessage = () => resolve();
     channel.port2.postMessage(null);
   });
-}
-
-async function checkpoint(id) {
-  await yieldToMessages();
-  if (cancelled.has(id)) {
-    cancelled.delete(id);
-    throw new Cancelled();
-  }
+  if (cancelled.has(id)) throw new Cancelled();   // the job's id is forgotten when it ends
 }
 
 // done / total: network passes (one per tile, eight per tile with the self-ensemble).
@@ -110,10 +99,9 @@ function progress(id, phase, done = 0, total = 0, passesPerTile = 1) {
   self.postMessage({type: 'progress', id, phase, done, total, passesPerTile});
 }
 
-// Bicubic RGBA picture (height, width, 4) -> refined in place, tile by tile;
-// ensemble: each tile's window through the x8 self-ensemble.
-async function refineLuma(id, session, pixels, width, height, radius, tile, ensemble) {
-  const r = radius;
+// Bicubic RGBA picture (height, width, 4) -> refined in place, tile by tile; r: the
+// model's receptive radius; ensemble: each tile's window through the x8 self-ensemble.
+async function refineLuma(id, session, pixels, width, height, r, tile, ensemble) {
   const padded = paddedLuma(pixels, width, height, 4, r);   // (height + 2r, width + 2r)
   const boxes = tileBoxes(height, width, tile);
   const [inputName] = session.inputNames;
@@ -151,32 +139,25 @@ async function refineLuma(id, session, pixels, width, height, radius, tile, ense
   return {networkMs, tiles: boxes.length};
 }
 
-// Decoded picture -> its bicubic enlargement to size, RGBA (height, width, 4). The
-// source pixels are dropped as soon as they are used (a large photo is ~50 MB).
-function interpolate(image, size) {
-  const pixels = resizeBicubic(image.pixels, image.width, image.height, 4,
-                               size.width, size.height);
-  image.pixels = null;
-  if (!image.hasAlpha) for (let i = 3; i < pixels.length; i += 4) pixels[i] = 255;
-  return pixels;
-}
-
 async function upscale({id, image, model, tile, ensemble}) {
   await checkpoint(id);
   const session = await sessionFor(model.url);   // created once per model, then reused
   const t0 = performance.now();
   progress(id, 'interpolating');
-  const size = outputSize(image.width, image.height, model.scale);
-  const pixels = interpolate(image, size);
-  const before = size.width * size.height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
+  const {width, height} = outputSize(image.width, image.height, model.scale);
+  // the bicubic enlargement, RGBA (height, width, 4); the source pixels are dropped as
+  // soon as they are used (a large photo is ~50 MB)
+  const pixels = resizeBicubic(image.pixels, image.width, image.height, 4, width, height);
+  image.pixels = null;
+  if (!image.hasAlpha) for (let i = 3; i < pixels.length; i += 4) pixels[i] = 255;
+  const before = width * height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
   const t1 = performance.now();
-  const {networkMs, tiles} = await refineLuma(id, session, pixels, size.width, size.height,
-                                              model.radius, tile || DEFAULT_TILES[runtime.backend],
-                                              Boolean(ensemble));
+  const {networkMs, tiles} = await refineLuma(id, session, pixels, width, height, model.radius,
+                                              tile || DEFAULT_TILES[runtime.backend], ensemble);
   const t2 = performance.now();
   const transfer = before ? [pixels.buffer, before.buffer] : [pixels.buffer];
   self.postMessage({
-    type: 'result', id, width: size.width, height: size.height, pixels, before, tiles,
+    type: 'result', id, width, height, pixels, before, tiles,
     backend: runtime.backend, threads: runtime.threads,
     timings: {interpolateMs: t1 - t0, refineMs: t2 - t1, networkMs},
   }, transfer);
