@@ -204,25 +204,17 @@ def add_device_options(p) -> None:
     p.add_argument("--device", help="torch device, e.g. cuda:1 (default: cuda if available)")
 
 
-def add_model_options(p, fractional: bool = False) -> None:
-    """--scale, --model, --models.  fractional: --scale takes any factor above 1, served
-    by the model of that scale or the next larger one (sr.model_files.model_scale_for)."""
-    if fractional:
-        p.add_argument("--scale", type=scale_factor, default=2.0,
-                       help="scale factor, above 1 and up to 64 (e.g. 1.5, 2, 2.5). Between "
-                            "trained scales the next larger model runs at its own scale and "
-                            "its result is shrunk to size: 1.5 uses x2, 2.5 uses x3, 3.5 "
-                            "uses x4; above the largest model, that model")
-        p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), "
-                                        "for the scale that serves --scale as above "
-                                        "(default: see --scale)")
-    else:
-        p.add_argument("--scale", type=integer_scale, default=2,
-                       help="scale factor of the model, an integer >= 1 (1: JPEG artifact "
-                            "removal at the same size)")
-        p.add_argument("--model",
-                       help="model file: .safetensors, or a training run's .pt (default: "
-                            "newest for the scale in --models)")
+def add_model_options(p) -> None:
+    """--scale (any factor from 1, served by the model of that scale or the next larger
+    one: sr.model_files.model_scale_for), --model, --models."""
+    p.add_argument("--scale", type=scale_factor, default=2.0,
+                   help="scale factor, from 1 up to 64 (e.g. 1.5, 2, 2.5). Between "
+                        "trained scales the next larger model runs at its own scale and "
+                        "its result is shrunk to size: 1.5 uses x2, 2.5 uses x3, 3.5 "
+                        "uses x4; above the largest model, that model")
+    p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), "
+                                    "for the scale that serves --scale as above "
+                                    "(default: see --scale)")
     p.add_argument("--models", default=MODELS_DIR, help="folder of .safetensors models")
 
 

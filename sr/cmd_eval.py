@@ -31,7 +31,7 @@ def add_arguments(p) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="on the CPU, as for upscale: the pixels upscale would write are "
                         "scored (auto: bfloat16 where the CPU has the units)")
-    cli.add_model_options(p, fractional=True)
+    cli.add_model_options(p)
     cli.add_device_options(p)
 
 

@@ -85,7 +85,7 @@ def add_arguments(p) -> None:
                         "quantisation tables (its estimated quality: >= 97 or not a JPEG "
                         "-> off, 86-96 -> 1, 66-85 -> 2, <= 65 -> 3); off = the clean "
                         "models; 1-3 for every picture, e.g. a PNG that was once a JPEG")
-    cli.add_model_options(p, fractional=True)
+    cli.add_model_options(p)
     cli.add_device_options(p)
 
 

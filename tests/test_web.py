@@ -817,13 +817,16 @@ def test_page_estimates_jpeg_quality_and_level_as_sr_jpeg(page, url):
         const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const got = Object.fromEntries(Object.entries(files).map(
             ([name, b64]) => [name, estimateQuality(quantTables(bytes(b64)))]));
-        const {levels} = await (await fetch('models.json')).json();
-        return [got, [null, ...Array.from({length: 100}, (_, i) => i + 1)].map(
-            (q) => levelForQuality(q, levels))];
+        const index = await (await fetch('models.json')).json();
+        const qualities = [null, ...Array.from({length: 100}, (_, i) => i + 1)];
+        return [got, [2, 1].map((scale) => qualities.map((q) => levelForQuality(
+            q, index.levels, scale, index.x1_highest_quality)))];
     }""", data)
     assert got == want
     assert [want[f"q{q}"] for q in (20, 50, 75, 90, 98)] == [20, 50, 75, 90, 98]
-    assert levels == [level_for_quality(q) for q in [None, *range(1, 101)]]
+    for scale, page_levels in zip((2, 1), levels):   # at x1, none above the x1 limit
+        assert page_levels == [level_for_quality(q, scale) for q in [None, *range(1, 101)]]
+    assert levels[1][93] == 0 and levels[0][93] == 1
 
 
 def test_a_jpeg_gets_its_level_model_as_from_python_upscale(page, url, site, tmp_path,

@@ -90,7 +90,7 @@ async function chooseModel(file, name) {
   let said = denoise === 'off' ? 'JPEG artifacts off' : `JPEG level ${level} chosen`;
   if (denoise === 'auto') {
     const quality = estimateQuality(quantTables(new Uint8Array(await file.arrayBuffer())));
-    level = scale === 1 && quality > x1Highest ? 0 : levelForQuality(quality, levels);
+    level = levelForQuality(quality, levels, scale, x1Highest);
     said = quality === null ? 'not a JPEG' : `JPEG quality ≈ ${quality}`;
   }
   if (scale === 1 && !level) {

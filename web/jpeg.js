@@ -74,8 +74,10 @@ export function estimateQuality(tables) {
 }
 
 // levels: models.json's [[level, lowest quality], ...] (sr.jpeg.LEVELS, highest
-// quality first). A quality -> its artifact level; null (not a JPEG) -> 0.
-export function levelForQuality(quality, levels) {
-  if (quality === null) return 0;
+// quality first). A quality -> its artifact level; null (not a JPEG) -> 0, and at
+// scale 1 so is a quality above x1Highest (models.json's x1_highest_quality), which
+// the x1 models would only harm: sr.jpeg.level_for_quality's rule.
+export function levelForQuality(quality, levels, scale = 2, x1Highest = 100) {
+  if (quality === null || (scale === 1 && quality > x1Highest)) return 0;
   return levels.find(([, low]) => quality >= low)[0];
 }
