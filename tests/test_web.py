@@ -738,7 +738,7 @@ def test_bicubic_matches_pillow_exactly(page, url, size, new_size):
     got = page.evaluate("""async ([b64, w, h, nw, nh]) => {
         const {resizeBicubic} = await import('./resample.js');
         const src = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const out = resizeBicubic(src, w, h, 4, nw, nh);
+        const out = resizeBicubic(src, w, h, nw, nh);
         let s = ''; for (const v of out) s += String.fromCharCode(v);
         return btoa(s);
     }""", [base64.b64encode(rgba.tobytes()).decode(), *size, *new_size])

@@ -56,10 +56,9 @@ export function mirrorIndex(i, size) {
   return m >= size ? period - m : m;
 }
 
-// Interleaved RGB(A) bytes, (height, width, channels) -> luma / 255 as float32,
-// padded by r on every side with the mirror image of the picture: (height + 2r,
-// width + 2r).
-export function paddedLuma(pixels, width, height, channels, r) {
+// RGBA bytes, (height, width, 4) -> luma / 255 as float32, padded by r on every side
+// with the mirror image of the picture: (height + 2r, width + 2r).
+export function paddedLuma(pixels, width, height, r) {
   const pw = width + 2 * r;
   const ph = height + 2 * r;
   const out = new Float32Array(pw * ph);
@@ -68,7 +67,7 @@ export function paddedLuma(pixels, width, height, channels, r) {
   for (let y = 0; y < ph; y++) {
     const row = mirrorIndex(y - r, height) * width;
     for (let x = 0; x < pw; x++) {
-      const i = (row + cols[x]) * channels;
+      const i = (row + cols[x]) * 4;
       out[y * pw + x] = (16 + ky * pixels[i] + kg * pixels[i + 1] + kb * pixels[i + 2]) / 255;
     }
   }
@@ -101,18 +100,18 @@ export function tileInput(padded, paddedWidth, box, r) {
 }
 
 // Write one refined tile into the picture, in place. pixels: the bicubic picture,
-// (height, width, channels); netOut: the network's (h + 2r, w + 2r) output for the
+// (height, width, 4); netOut: the network's (h + 2r, w + 2r) output for the
 // tile, of which the centre is used. Each pixel's chroma is taken from its bicubic
 // RGB before that pixel is overwritten; the luma plane was computed beforehand.
-export function composeTile(pixels, width, channels, box, netOut, r) {
+export function composeTile(pixels, width, box, netOut, r) {
   const tw = box.w + 2 * r;
   const [cb0, cb1, cb2] = CB_FROM_RGB;
   const [cr0, cr1, cr2] = CR_FROM_RGB;
   const [[rY, rCb, rCr], [gY, gCb, gCr], [bY, bCb, bCr]] = RGB_FROM_YCBCR;
   for (let y = 0; y < box.h; y++) {
-    let i = ((box.top + y) * width + box.left) * channels;
+    let i = ((box.top + y) * width + box.left) * 4;
     let o = (y + r) * tw + r;
-    for (let x = 0; x < box.w; x++, i += channels, o++) {
+    for (let x = 0; x < box.w; x++, i += 4, o++) {
       const R = pixels[i], G = pixels[i + 1], B = pixels[i + 2];
       const cb = cb0 * R + cb1 * G + cb2 * B;   // Cb - 128
       const cr = cr0 * R + cr1 * G + cr2 * B;   // Cr - 128
@@ -126,10 +125,11 @@ export function composeTile(pixels, width, channels, box, netOut, r) {
 
 // One of the 8 rotations and mirror images of a (height, width) plane, as
 // sr/inference.py's SelfEnsemble makes them: `turns` quarter turns anticlockwise
-// (numpy's rot90), then mirrored left to right. -> {data, height, width}
-export function turnPlane(data, height, width, turns, mirror) {
+// (numpy's rot90), then mirrored left to right. -> {from, height, width}: the turned
+// plane's pixel i is the plane's pixel from[i].
+export function turnIndices(height, width, turns, mirror) {
   const [oh, ow] = turns % 2 === 1 ? [width, height] : [height, width];
-  const out = new Float32Array(data.length);
+  const from = new Int32Array(height * width);
   for (let y = 0; y < oh; y++) {
     for (let x = 0; x < ow; x++) {
       const j = mirror ? ow - 1 - x : x;   // column before the mirror
@@ -138,10 +138,10 @@ export function turnPlane(data, height, width, turns, mirror) {
       else if (turns === 1) { sy = j; sx = width - 1 - y; }
       else if (turns === 2) { sy = height - 1 - y; sx = width - 1 - j; }
       else { sy = height - 1 - j; sx = y; }
-      out[y * ow + x] = data[sy * width + sx];
+      from[y * ow + x] = sy * width + sx;
     }
   }
-  return {data: out, height: oh, width: ow};
+  return {from, height: oh, width: ow};
 }
 
 // x8 self-ensemble of one network window (height, width): run(data, height, width)
@@ -151,12 +151,9 @@ export async function selfEnsemble(run, window, height, width) {
   const sum = new Float64Array(window.length);
   for (let turns = 0; turns < 4; turns++) {
     for (const mirror of [false, true]) {
-      const view = turnPlane(window, height, width, turns, mirror);
-      const out = await run(view.data, view.height, view.width);
-      // turned back: the mirror undone, then the turns
-      const unmirrored = mirror ? turnPlane(out, view.height, view.width, 0, true).data : out;
-      const back = turnPlane(unmirrored, view.height, view.width, (4 - turns) % 4, false).data;
-      for (let i = 0; i < sum.length; i++) sum[i] += back[i];
+      const {from, height: h, width: w} = turnIndices(height, width, turns, mirror);
+      const out = await run(Float32Array.from(from, (i) => window[i]), h, w);
+      for (let i = 0; i < out.length; i++) sum[from[i]] += out[i];   // turned back
     }
   }
   return Float32Array.from(sum, (v) => v / 8);

@@ -89,10 +89,10 @@ function resampleRows(src, srcWidth, height, dstWidth, coeffs) {
   return dst;
 }
 
-// One pass along columns. src: (srcHeight, width, channels) -> (dstHeight, width, channels).
-function resampleColumns(src, width, srcHeight, channels, dstHeight, coeffs) {
-  if (coeffs.ksize <= 5) return resampleColumns5(src, width, channels, dstHeight, coeffs);
-  const rowLength = width * channels;
+// One pass along RGBA columns, (srcHeight, width, 4) -> (dstHeight, width, 4).
+function resampleColumns(src, width, dstHeight, coeffs) {
+  if (coeffs.ksize <= 5) return resampleColumns5(src, width, dstHeight, coeffs);
+  const rowLength = width * 4;
   const dst = new Uint8Array(rowLength * dstHeight);
   const {first, count, weights, ksize} = coeffs;
   const acc = new Float64Array(rowLength);
@@ -111,8 +111,8 @@ function resampleColumns(src, width, srcHeight, channels, dstHeight, coeffs) {
 
 // Enlarging (at most 5 taps, as bicubic upscaling always has): the taps in locals,
 // unused ones given weight 0 on a valid row. About 2x faster than the general loop.
-function resampleColumns5(src, width, channels, dstHeight, coeffs) {
-  const rowLength = width * channels;
+function resampleColumns5(src, width, dstHeight, coeffs) {
+  const rowLength = width * 4;
   const dst = new Uint8Array(rowLength * dstHeight);
   const {first, count, weights, ksize} = coeffs;
   const rows = [0, 0, 0, 0, 0];
@@ -135,15 +135,13 @@ function resampleColumns5(src, width, channels, dstHeight, coeffs) {
 
 // Resize interleaved 8-bit RGBA pixels, (height, width, 4) -> (newHeight, newWidth, 4),
 // like Pillow: horizontal pass first, a pass is skipped when its size is unchanged.
-// channels: 4, the only layout the page resizes (the row pass is written for it).
-export function resizeBicubic(pixels, width, height, channels, newWidth, newHeight) {
+export function resizeBicubic(pixels, width, height, newWidth, newHeight) {
   let out = pixels;
   if (newWidth !== width) {
     out = resampleRows(out, width, height, newWidth, coefficients(width, newWidth));
   }
   if (newHeight !== height) {
-    out = resampleColumns(out, newWidth, height, channels, newHeight,
-                          coefficients(height, newHeight));
+    out = resampleColumns(out, newWidth, newHeight, coefficients(height, newHeight));
   }
   return out === pixels ? pixels.slice() : out;
 }

@@ -102,7 +102,7 @@ function progress(id, phase, done = 0, total = 0, passesPerTile = 1) {
 // Bicubic RGBA picture (height, width, 4) -> refined in place, tile by tile; r: the
 // model's receptive radius; ensemble: each tile's window through the x8 self-ensemble.
 async function refineLuma(id, session, pixels, width, height, r, tile, ensemble) {
-  const padded = paddedLuma(pixels, width, height, 4, r);   // (height + 2r, width + 2r)
+  const padded = paddedLuma(pixels, width, height, r);   // (height + 2r, width + 2r)
   const boxes = tileBoxes(height, width, tile);
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
@@ -134,7 +134,7 @@ async function refineLuma(id, session, pixels, width, height, r, tile, ensemble)
     const [h, w] = [box.h + 2 * r, box.w + 2 * r];
     const window = tileInput(padded, width + 2 * r, box, r);
     const refined = ensemble ? await selfEnsemble(run, window, h, w) : await run(window, h, w);
-    composeTile(pixels, width, 4, box, refined, r);
+    composeTile(pixels, width, box, refined, r);
   }
   return {networkMs, tiles: boxes.length};
 }
@@ -147,7 +147,7 @@ async function upscale({id, image, model, tile, ensemble}) {
   const {width, height} = outputSize(image.width, image.height, model.scale);
   // the bicubic enlargement, RGBA (height, width, 4); the source pixels are dropped as
   // soon as they are used (a large photo is ~50 MB)
-  const pixels = resizeBicubic(image.pixels, image.width, image.height, 4, width, height);
+  const pixels = resizeBicubic(image.pixels, image.width, image.height, width, height);
   image.pixels = null;
   if (!image.hasAlpha) for (let i = 3; i < pixels.length; i += 4) pixels[i] = 255;
   const before = width * height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
