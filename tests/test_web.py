@@ -756,11 +756,11 @@ def test_a_failed_model_session_is_tried_again(page, url, tmp_path):
     """The x3 session fails once (say, out of memory): the next x3 job creates it again
     rather than getting the same failure forever."""
     source = (WEB / "runtime.js").read_text()
-    flaky = source.replace("async function createSession(ort, modelBytes, backend) {", """
-let sessions = 0;
+    flaky = source.replace("async function createSession(ort, modelBytes, backend) {", """\
 async function createSession(ort, modelBytes, backend) {
   if (++sessions === 2) throw new Error('no memory for this session, this once');""")
     assert flaky != source
+    flaky = "let sessions = 0;\n" + flaky
     page.route("**/runtime.js", lambda route: route.fulfill(body=flaky,
                                                              content_type="text/javascript"))
     picture = tmp_path / "small.png"

@@ -66,16 +66,15 @@ async function loadModels() {
   return models.find((m) => m.scale === 2 && !m.level) || models[0];   // the one offered first
 }
 
+// note: why WebGPU was not used (null on WebGPU)
 function describeRuntime({backend, threads, note, isolated}) {
-  const parts = [`Backend: ${backend === 'webgpu' ? 'WebGPU' : 'wasm (CPU)'}`];
-  if (backend === 'wasm') {
-    parts.push(`${threads} thread${threads === 1 ? '' : 's'}`);
-    if (!isolated) {
-      parts.push('one thread because the page is not cross-origin isolated ' +
-                 '(serve it with web/serve.py for threads)');
-    }
+  if (backend === 'webgpu') return 'Backend: WebGPU';
+  const parts = ['Backend: wasm (CPU)', `${threads} thread${threads === 1 ? '' : 's'}`];
+  if (!isolated) {
+    parts.push('one thread because the page is not cross-origin isolated ' +
+               '(serve it with web/serve.py for threads)');
   }
-  if (note && backend !== 'webgpu') parts.push(`WebGPU not used: ${note}`);
+  if (note) parts.push(`WebGPU not used: ${note}`);
   return parts.join(' · ');
 }
 
@@ -113,7 +112,7 @@ function onReady(message) {
   $('runtime').textContent = describeRuntime(message);
   $('scale').disabled = false;
   ready = true;
-  if (lastPicture) start(lastPicture.file, lastPicture.name);   // picked while loading
+  if (lastPicture) start(lastPicture);   // picked while loading
   else setStatus('idle', 'Ready: pick or drop a picture, or try the sample.');
 }
 
@@ -134,7 +133,7 @@ function checkSize(width, height, scale) {
 
 // Decodes the picture here (see png.js), then hands its pixels to the worker. A job
 // replaced or cancelled while it decodes is dropped when decoding ends.
-async function start(file, name) {
+async function start({file, name}) {
   lastPicture = {file, name};
   if (!ready) {   // runs when the worker is ready (unless loading failed: that error stays)
     if ($('status').dataset.state !== 'error') {
@@ -152,28 +151,26 @@ async function start(file, name) {
   $('choice').textContent = '';
   $('progress').removeAttribute('value');   // indeterminate while decoding
   setStatus('running', `Decoding ${name}…`);
-  let image;
   try {
     const {model, note} = await chooseModel(file, name);
     if (current !== job) return;
     job.model = model;
     $('choice').textContent = note;
-    image = await decodeImage(file, name, (w, h) => checkSize(w, h, model.scale));
+    const image = await decodeImage(file, name, (w, h) => checkSize(w, h, model.scale));
+    if (current !== job) return;
+    job.image = {...image, pixels: null};   // what the download needs, without the pixels
+    job.decodeMs = performance.now() - job.started;
+    // ?tile=N: a whole number of pixels; anything else means the worker's default
+    const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
+    worker.postMessage({type: 'upscale', id: job.id, image, model, tile,
+                        ensemble: job.ensemble}, [image.pixels.buffer]);   // moved, not copied
+    job.sent = true;
   } catch (e) {
     if (current === job) {
       current = null;
       setStatus('error', `Error: ${e.message}`);
     }
-    return;
   }
-  if (current !== job) return;
-  job.image = {...image, pixels: null};   // what the download needs, without the pixels
-  job.decodeMs = performance.now() - job.started;
-  // ?tile=N: a whole number of pixels; anything else means the worker's default
-  const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
-  worker.postMessage({type: 'upscale', id: job.id, image, model: job.model, tile,
-                      ensemble: job.ensemble}, [image.pixels.buffer]);   // moved, not copied
-  job.sent = true;
 }
 
 // Cancel: a job in the worker stops there and says so; one still decoding here is
@@ -218,12 +215,7 @@ async function showResult(message, job) {
   // totalMs: from the pick to the worker's result (decoding, interpolation, network)
   const timings = {...message.timings, decodeMs: job.decodeMs,
                    totalMs: performance.now() - job.started};
-  const canvas = $('result');
-  canvas.width = width;
-  canvas.height = height;
-  // The worker's RGBA buffer is shared with the ImageData, not copied.
-  const data = new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length);
-  canvas.getContext('2d').putImageData(new ImageData(data, width, height), 0, 0);
+  drawPixels($('result'), pixels, width, height);
   if (!await showBefore(result, message.before, job.file)) return;
   $('output').hidden = false;
   const how = backend === 'webgpu' ? 'WebGPU'
@@ -235,11 +227,19 @@ async function showResult(message, job) {
     `${job.ensemble ? '(x8 self-ensemble) ' : ''}on ${how}.`;
   // Machine-readable timings (milliseconds) for benchmarks: data-total-ms (the job),
   // data-network-ms, ..., data-shown-ms (from the pick to the result on screen).
-  const shownMs = performance.now() - job.started;
-  for (const [key, ms] of Object.entries({...timings, shownMs})) {
+  for (const [key, ms] of Object.entries({...timings, shownMs: performance.now() - job.started})) {
     $('details').dataset[key] = ms.toFixed(1);
   }
   setStatus('done', `Done in ${seconds(timings.totalMs)} (${how}).`);
+}
+
+// RGBA pixels (height, width, 4) -> the canvas, resized to them. The worker's buffer is
+// shared with the ImageData, not copied.
+function drawPixels(canvas, pixels, width, height) {
+  canvas.width = width;
+  canvas.height = height;
+  const data = new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length);
+  canvas.getContext('2d').putImageData(new ImageData(data, width, height), 0, 0);
 }
 
 // The "before" side of the slider: the bicubic picture at full size when the worker
@@ -247,13 +247,9 @@ async function showResult(message, job) {
 // -> false, drawing nothing, when result is no longer the latest once the browser
 // has decoded the picture.
 async function showBefore(result, before, file) {
-  const {width, height} = result;
   const canvas = $('before');
   if (before) {
-    canvas.width = width;
-    canvas.height = height;
-    const data = new Uint8ClampedArray(before.buffer, before.byteOffset, before.length);
-    canvas.getContext('2d').putImageData(new ImageData(data, width, height), 0, 0);
+    drawPixels(canvas, before, result.width, result.height);
     $('before-label').textContent = 'Before: bicubic';
     return true;
   }
@@ -308,7 +304,7 @@ function download() {
 function pickFiles(files) {
   const [file] = files;
   if (!file) return;
-  start(file, file.name || 'picture');
+  start({file, name: file.name || 'picture'});
   if (files.length > 1 && ready) {
     $('status').textContent += ` (only the first of the ${files.length} files: ${file.name})`;
   }
@@ -317,7 +313,7 @@ function pickFiles(files) {
 async function pickSample() {
   const response = await fetch(SAMPLE_URL);
   if (!response.ok) return setStatus('error', `Error: ${SAMPLE_URL}: HTTP ${response.status}`);
-  start(await response.blob(), 'coffee.png');
+  start({file: await response.blob(), name: 'coffee.png'});
 }
 
 function moveDivider() {
@@ -333,8 +329,7 @@ function wire() {
   });
   $('sample').addEventListener('click', pickSample);
   for (const id of ['scale', 'denoise', 'ensemble']) {
-    $(id).addEventListener('change', () => lastPicture && start(lastPicture.file,
-                                                                lastPicture.name));
+    $(id).addEventListener('change', () => lastPicture && start(lastPicture));
   }
   $('cancel').addEventListener('click', cancel);
   $('download').addEventListener('click', download);

@@ -40,7 +40,7 @@ async function webgpuUnavailableReason() {
   }
 }
 
-async function createSession(ort, modelBytes, backend) {
+export async function createSession(ort, modelBytes, backend) {
   return ort.InferenceSession.create(modelBytes, {
     executionProviders: [backend],   // exactly one: no silent fallback
     graphOptimizationLevel: 'all',
@@ -68,5 +68,3 @@ export async function openRuntime(modelBytes, preference, requestedThreads) {
   // ORT lowers numThreads to 1 itself if threads cannot start; report what it kept.
   return {ort, backend: 'wasm', threads: ort.env.wasm.numThreads, note, session};
 }
-
-export {createSession};

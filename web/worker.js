@@ -4,7 +4,7 @@
 // decodes the picture: its PNG decoder needs the page's import map.)
 //
 // Messages in:  {type: 'init', model: url, backend, threads}
-//               {type: 'upscale', id, image: {width, height, pixels, hasAlpha},
+//               {type: 'upscale', id, image: {width, height, pixels},
 //                model: {url, scale, radius}, tile, ensemble}
 //               {type: 'cancel', id}
 // Messages out: {type: 'ready', backend, threads, note, isolated}
@@ -149,7 +149,6 @@ async function upscale({id, image, model, tile, ensemble}) {
   // soon as they are used (a large photo is ~50 MB)
   const pixels = resizeBicubic(image.pixels, image.width, image.height, width, height);
   image.pixels = null;
-  if (!image.hasAlpha) for (let i = 3; i < pixels.length; i += 4) pixels[i] = 255;
   const before = width * height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
   const t1 = performance.now();
   const {networkMs, tiles} = await refineLuma(id, session, pixels, width, height, model.radius,
