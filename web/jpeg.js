@@ -67,8 +67,7 @@ export function estimateQuality(tables) {
     for (let k = 0; k < got.length; k++) {
       for (let i = 0; i < 64; i++) sum += (LOG_TABLES[quality - 1][k][i] - got[k][i]) ** 2;
     }
-    const error = sum / (64 * got.length);
-    if (error < least) [least, best] = [error, quality];
+    if (sum < least) [least, best] = [sum, quality];   // the sum ranks as the mean does
   }
   return best;
 }

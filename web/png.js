@@ -113,22 +113,20 @@ const MAX_TEXT_BYTES = 1 << 20;   // Pillow's MAX_TEXT_CHUNK: larger text is not
 // if it is damaged or too large: tEXt keyword\0 text; zTXt keyword\0 method zlib-text;
 // iTXt keyword\0 flag method language\0 translated\0 text (zlib if flag is 1).
 function chunkText({type, body}) {
-  let pos = body.indexOf(0) + 1;
   let compressed = type === 'zTXt';
-  if (type === 'zTXt') pos += 1;
+  let pos = body.indexOf(0) + (compressed ? 2 : 1);   // past the keyword (and zTXt's method)
   if (type === 'iTXt') {
     compressed = body[pos] === 1;
     pos = body.indexOf(0, pos + 2) + 1;            // past the language tag
     pos = pos && body.indexOf(0, pos) + 1;         // past the translated keyword
     if (!pos) return '';
   }
-  let text = body.subarray(pos);
   try {
-    if (compressed) text = unzlibSync(text);
-  } catch (e) {
-    return '';
+    const text = compressed ? unzlibSync(body.subarray(pos)) : body.subarray(pos);
+    return text.length > MAX_TEXT_BYTES ? '' : new TextDecoder('latin1').decode(text);
+  } catch {
+    return '';   // damaged zlib data
   }
-  return text.length > MAX_TEXT_BYTES ? '' : new TextDecoder('latin1').decode(text);
 }
 
 // 'Raw profile type exif' text ("\nexif\n  <length>\n<hex lines>") -> EXIF bytes, as

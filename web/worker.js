@@ -30,20 +30,17 @@ const DEFAULT_TILES = {wasm: 1024, webgpu: 512};
 const sessions = new Map();   // model url -> Promise of its session
 let runtime = null;           // openRuntime's {ort, backend, threads, note, session}
 let queue = Promise.resolve();
-const jobs = new Set();       // ids of jobs queued or running
-const cancelled = new Set();  // ids of those to stop (a finished job's id is not kept)
+const jobs = new Map();       // id of each job queued or running -> whether it is cancelled
 
 self.onmessage = ({data}) => {
   if (data.type === 'cancel') {
-    if (jobs.has(data.id)) cancelled.add(data.id);
+    if (jobs.has(data.id)) jobs.set(data.id, true);   // a finished job's id is not kept
   } else if (data.type === 'init') {
     queue = queue.then(() => init(data)).catch(reportError(null));
   } else if (data.type === 'upscale') {
-    jobs.add(data.id);
-    queue = queue.then(() => upscale(data)).catch(reportError(data.id)).finally(() => {
-      jobs.delete(data.id);
-      cancelled.delete(data.id);   // a Cancel that came after the job's last checkpoint
-    });
+    jobs.set(data.id, false);
+    queue = queue.then(() => upscale(data)).catch(reportError(data.id))
+      .finally(() => jobs.delete(data.id));
   }
 };
 
@@ -91,7 +88,7 @@ async function checkpoint(id) {
     channel.port1.onmessage = () => resolve();
     channel.port2.postMessage(null);
   });
-  if (cancelled.has(id)) throw new Cancelled();   // the job's id is forgotten when it ends
+  if (jobs.get(id)) throw new Cancelled();
 }
 
 // done / total: network passes (one per tile, eight per tile with the self-ensemble).
