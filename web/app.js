@@ -24,7 +24,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const worker = new Worker(new URL('./worker.js', import.meta.url), {type: 'module'});
 
-let models = [];          // [{url, file, scale, level, radius, architecture}] by scale, level
+let models = [];          // [{file, scale, level, radius, architecture}] by scale, level
 let levels = [[0, 0]];    // models.json's [[JPEG level, lowest quality], ...]
 let x1Highest = 100;      // models.json's x1_highest_quality: x1 leaves better JPEGs alone
 let current = null;       // the job in progress: {id, file, name, model, sent...}
@@ -61,7 +61,7 @@ async function loadModels() {
     if (space !== COLOUR_SPACE) {
       throw new Error(`models.json: ${file}'s colour space '${space}' is not ${COLOUR_SPACE}`);
     }
-    return {url: file, file, scale, level, radius, architecture: architecture || '?'};
+    return {file, scale, level, radius, architecture: architecture || '?'};
   }).sort((a, b) => a.scale - b.scale || a.level - b.level);
   return models.find((m) => m.scale === 2 && !m.level) || models[0];   // the one offered first
 }
@@ -362,7 +362,7 @@ async function main() {
     $('scale').replaceChildren(...scales.map((scale) =>
       new Option(scale === 1 ? 'x1 (JPEG artifacts only)' : `x${scale}`, scale)));
     $('scale').value = first.scale;
-    worker.postMessage({type: 'init', model: first.url, backend: params.get('backend') || 'auto',
+    worker.postMessage({type: 'init', model: first.file, backend: params.get('backend') || 'auto',
                         threads: Number(params.get('threads')) || 0});
   } catch (e) {
     setStatus('error', `Error: ${e.message}`);

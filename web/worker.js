@@ -3,9 +3,9 @@
 // here keeps the page responsive and lets a large picture be cancelled. (The page
 // decodes the picture: its PNG decoder needs the page's import map.)
 //
-// Messages in:  {type: 'init', model: url, backend, threads}
+// Messages in:  {type: 'init', model: file, backend, threads}
 //               {type: 'upscale', id, image: {width, height, pixels},
-//                model: {url, scale, radius}, tile, ensemble}
+//                model: {file, scale, radius}, tile, ensemble}
 //               {type: 'cancel', id}
 // Messages out: {type: 'ready', backend, threads, note, isolated}
 //               {type: 'progress', id, phase, done, total}
@@ -27,7 +27,7 @@ const MAX_BEFORE_PIXELS = 16e6;    // a bicubic copy for the comparison slider u
 // storage-buffer limit that every WebGPU device offers.
 const DEFAULT_TILES = {wasm: 1024, webgpu: 512};
 
-const sessions = new Map();   // model url -> Promise of its session
+const sessions = new Map();   // model file -> Promise of its session
 let runtime = null;           // openRuntime's {ort, backend, threads, note, session}
 let queue = Promise.resolve();
 const jobs = new Map();       // id of each job queued or running -> whether it is cancelled
@@ -138,7 +138,7 @@ async function refineLuma(id, session, pixels, width, height, r, tile, ensemble)
 
 async function upscale({id, image, model, tile, ensemble}) {
   await checkpoint(id);
-  const session = await sessionFor(model.url);   // created once per model, then reused
+  const session = await sessionFor(model.file);   // created once per model, then reused
   const t0 = performance.now();
   progress(id, 'interpolating');
   const {width, height} = outputSize(image.width, image.height, model.scale);
