@@ -106,8 +106,7 @@ def write_samples(args, sources, counts, folder: Path, rng) -> tuple[dict, dict]
             img = modcrop(load_rgb(path), args.scale)
             if args.jpeg:   # one quality per picture, drawn before its crops
                 qualities[path.name] = int(rng.integers(args.jpeg[0], args.jpeg[1] + 1))
-            for hr, lr in crop_pairs(img, n, args.size, args.scale, rng,
-                                     qualities.get(path.name)):
+            for hr, lr in crop_pairs(img, n, args.size, args.scale, rng, qualities.get(path.name)):
                 name = f"{len(origin):05d}"
                 hr.save(folder / f"{name}.large.png")
                 lr.save(folder / f"{name}.small.png")

@@ -21,8 +21,7 @@ HELP = ("Export models as self-contained ONNX files: input 'luma' float32 [N,1,H
 
 
 def add_arguments(p) -> None:
-    p.add_argument("-o", "--output",
-                   help="write one ONNX file here instead of the page's models")
+    p.add_argument("-o", "--output", help="write one ONNX file here instead of the page's models")
     p.add_argument("--overwrite", action="store_true",
                    help="let -o replace an existing file (the page's models in --web are "
                         "always replaced: they are generated files kept under version control)")

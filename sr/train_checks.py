@@ -12,8 +12,7 @@ from sr.errors import UserError
 from sr.model_files import SUFFIX
 
 DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=0.1,
-                val_seed=1, patch=48, patches=4000, rescale=1.0, teacher_weight=0.5,
-                runs="runs")
+                val_seed=1, patch=48, patches=4000, rescale=1.0, teacher_weight=0.5, runs="runs")
 
 
 def check_options(args) -> None:
@@ -29,8 +28,7 @@ def check_options(args) -> None:
               "between 0 and 1 (not 0 or 1)"),
              ("--patches", args.patches, args.patches >= 1, "at least 1"),
              ("--rescale", args.rescale, 0 < args.rescale <= 1, "in (0, 1] (1: off)"),
-             ("--teacher-weight", args.teacher_weight, 0 < args.teacher_weight <= 1,
-              "in (0, 1]"),
+             ("--teacher-weight", args.teacher_weight, 0 < args.teacher_weight <= 1, "in (0, 1]"),
              ("--stop-after", args.stop_after, args.stop_after is None or args.stop_after >= 1,
               "at least 1")]
     for option, value, ok, rule in rules:
@@ -135,8 +133,7 @@ def find_resume(args) -> Path:
 # records each under the same name, the data's (patch, patches, rescale) in "data".
 CROP_SETTINGS = [("--patch", "patch"), ("--patches", "patches"), ("--rescale", "rescale")]
 RUN_SETTINGS = [("-e", "epochs"), ("--batch", "batch"), ("--lr", "lr"), ("--seed", "seed"),
-                ("--val-fraction", "val_fraction"), ("--val-seed", "val_seed"),
-                *CROP_SETTINGS]
+                ("--val-fraction", "val_fraction"), ("--val-seed", "val_seed"), *CROP_SETTINGS]
 # Options that set up a new run's starting weights or targets: not for --resume.
 NEW_RUN_OPTIONS = [("-n", "new"), ("--init", "init"), ("--plain", "plain"),
                    ("--teacher", "teacher"), ("--teacher-weight", "teacher_weight"),
