@@ -50,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument("-64", dest="large", action="store_true",
                    help="64 px patches instead of 32 px (same as --size 64)")
     p.add_argument("--size", type=int, help="patch side in pixels (default 32, or 64 with -64)")
-    p.add_argument("--scale", type=int, default=2,
+    p.add_argument("--scale", type=cli.whole_number("must be at least 1", 1), default=2,
                    help="degradation scale factor (1: JPEG artifacts only, with --jpeg)")
     p.add_argument("--jpeg", type=cli.quality_range, metavar="QMIN-QMAX",
                    help="save each picture's shrunk version as JPEG at a quality drawn from "
@@ -73,8 +73,6 @@ def parse_args(argv=None):
     if args.size is None:
         args.size = 64 if args.large else 32
     args.output = Path(args.output or f"samples_gen_{args.size}")
-    if args.scale < 1:
-        p.error("--scale must be at least 1")
     if args.scale == 1 and not args.jpeg:
         p.error("--scale 1 keeps the size: its pairs differ only by JPEG artifacts, "
                 "so give --jpeg QMIN-QMAX too")

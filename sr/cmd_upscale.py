@@ -50,7 +50,7 @@ def add_arguments(p) -> None:
                    help="replace existing output files (inputs are never replaced)")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose output is already there (resumes a folder job)")
-    p.add_argument("--tile", type=int, default=0,
+    p.add_argument("--tile", type=tile_option, default=0,
                    help="output tile side in pixels; 0: automatic (256 on the CPU, from "
                         "free memory on a GPU). The result is the same for every value")
     p.add_argument("--max-pixels", type=pixel_limit_option, default=DEFAULT_MAX_PIXELS,
@@ -91,6 +91,7 @@ def add_arguments(p) -> None:
 
 # --max-pixels and --max-output-pixels: a number of pixels, 0 for no limit
 pixel_limit_option = cli.whole_number("must be a number of pixels (0: no limit)", 0)
+tile_option = cli.whole_number("must be 0 (automatic) or a positive number of pixels", 0)
 
 
 # --- which files --------------------------------------------------------------------
@@ -314,8 +315,6 @@ class ModelPicker:
 
 def pick_tile(args, device: str) -> int:
     from sr.tiling import auto_tile
-    if args.tile < 0:
-        raise UserError("--tile must be 0 (automatic) or a positive number of pixels")
     if args.tile:
         return args.tile
     if device.startswith("cuda"):
