@@ -303,13 +303,3 @@ def usable_device(name: str) -> str:
         reason = str(e).strip().split(". ")[0][:100] or type(e).__name__
         raise UserError(f"--device {name}: this PyTorch cannot use it ({reason})") from None
     return name
-
-
-def model_for(args, scale: int, level: int = 0):
-    """(PyTorch model, its Weights): --model if given, else the newest for that scale
-    and JPEG artifact level (0: clean)."""
-    from sr.checkpoint import latest_model, load_model
-    if args.model:
-        return load_model(args.model, scale)
-    return latest_model(args.models, scale, warn, level)
-

@@ -83,4 +83,3 @@ def run(args) -> int:
               f"{web / names[key]}")
     print(f"wrote {index}")
     return 0
-
