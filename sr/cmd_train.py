@@ -129,8 +129,7 @@ def start_trainer(args, device, resume: Path | None, dist):
     if config["batch"] < dist.world:   # a process with no patches would poison the mean
         raise UserError(f"--batch {config['batch']} is smaller than the {dist.world} "
                         f"processes that share each batch")
-    model.to(device)
-    trainer = Trainer(model, config, source, val, device, run_dir, dist,
+    trainer = Trainer(model.to(device), config, source, val, device, run_dir, dist,
                       log=print if dist.main else (lambda *_: None))
     if ckpt:
         trainer.load_state(ckpt)

@@ -19,7 +19,6 @@ HELP = ("Upscale pictures: bicubic interpolation, then the network refines the l
         "glob patterns; RGB, grey, alpha, 16-bit, palette, CMYK; EXIF rotation and ICC "
         "profile kept. Inputs and existing files are never replaced.")
 
-FORMATS = ("png", "jpg", "webp", "tiff")
 TIMESTAMP_RE = r"\d{4}-\d{2}-\d{2}--\d{2}-\d{2}-\d{2}"
 
 # Results above this are refused before any work (--max-output-pixels): a slip such
@@ -35,7 +34,7 @@ MAX_OUTPUT_PIXELS = 256_000_000
 def add_arguments(p) -> None:
     from sr.inference import PRECISIONS
     from sr.pictures import DEFAULT_MAX_PIXELS
-    from sr.picture_files import JPEG_QUALITY, PNG_LEVEL, QUALITY_RANGE
+    from sr.picture_files import FORMATS, JPEG_QUALITY, PNG_LEVEL, QUALITY_RANGE
     p.add_argument("-i", "--input", nargs="+", action="extend", required=True, metavar="PATH",
                    help="picture files, folders or glob patterns (quote them: 'scans/*.tif')")
     p.add_argument("-r", "--recursive", action="store_true",
