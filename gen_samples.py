@@ -36,7 +36,6 @@ from sr.pictures import load_rgb
 # even take the count: it must fit a C long.)
 MAX_COUNT = 1_000_000
 
-pair_count = cli.whole_number(f"must be from 1 to {MAX_COUNT}", 1, MAX_COUNT)
 # the rule of `main.py train --seed`, so that any seed given here works there too
 seed_number = cli.whole_number("must be between 0 and 2**32 - 1", 0, 2 ** 32 - 1)
 
@@ -45,7 +44,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Crop sharp/degraded training patch pairs from pictures.",
         formatter_class=cli.HelpFormatter)
-    p.add_argument("count", type=pair_count,
+    p.add_argument("count", type=cli.whole_number(f"must be from 1 to {MAX_COUNT}", 1, MAX_COUNT),
                    help=f"number of patch pairs to write (at most {MAX_COUNT})")
     p.add_argument("-64", dest="large", action="store_true",
                    help="64 px patches instead of 32 px (same as --size 64)")

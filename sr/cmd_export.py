@@ -6,8 +6,6 @@ from pathlib import Path
 from sr import cli
 from sr.errors import UserError
 
-WEB_DIR = "web"   # the browser page, served by web/serve.py
-
 HELP = ("Export models as self-contained ONNX files: input 'luma' float32 [N,1,H,W] in [0,1], "
         "already interpolated to the output size; output 'upscaled' of the same shape; "
         "scale, architecture, radius and colour space in the metadata_props. "
@@ -30,7 +28,7 @@ def add_arguments(p) -> None:
                         "or 2 with -o)")
     p.add_argument("--model", help="export this model file (its own scale) instead")
     p.add_argument("--models", default=cli.MODELS_DIR, help="folder of .safetensors models")
-    p.add_argument("--web", default=WEB_DIR, help="the page's folder")
+    p.add_argument("--web", default="web", help="the page's folder")
 
 
 def chosen_checkpoints(args) -> dict:
