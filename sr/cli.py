@@ -212,9 +212,8 @@ def add_model_options(p) -> None:
                         "trained scales the next larger model runs at its own scale and "
                         "its result is shrunk to size: 1.5 uses x2, 2.5 uses x3, 3.5 "
                         "uses x4; above the largest model, that model")
-    p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), "
-                                    "for the scale that serves --scale as above "
-                                    "(default: see --scale)")
+    p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), for the "
+                                    "scale that serves --scale as above (default: see --scale)")
     p.add_argument("--models", default=MODELS_DIR, help="folder of .safetensors models")
 
 

@@ -7,15 +7,14 @@ from sr import cli
 from sr.errors import UserError
 
 HELP = ("Export models as self-contained ONNX files: input 'luma' float32 [N,1,H,W] in [0,1], "
-        "already interpolated to the output size; output 'upscaled' of the same shape; "
-        "scale, architecture, radius and colour space in the metadata_props. "
-        "Without -o: every scale and JPEG artifact level with a model in --models goes into "
-        "the page's folder (clean x2 -> web/srcnn.onnx, x3 -> web/srcnn_x3.onnx, ..., level L "
-        "-> web/srcnn_x<s>_jpeg<L>.onnx; per scale and level the shipped model "
+        "already interpolated to the output size; output 'upscaled' of the same shape; scale, "
+        "architecture, radius and colour space in the metadata_props. Without -o: every scale "
+        "and JPEG artifact level with a model in --models goes into the page's folder (clean "
+        "x2 -> web/srcnn.onnx, x3 -> web/srcnn_x3.onnx, ..., level L -> "
+        "web/srcnn_x<s>_jpeg<L>.onnx; per scale and level the shipped model "
         "srcnn_x<s>[_jpeg<L>].shipped.safetensors if present, else the newest), replacing the "
-        "page's files, and web/models.json is rewritten. With -o FILE: one model (the "
-        "scale's clean one, or its lowest level) into FILE, which is never replaced unless "
-        "--overwrite.")
+        "page's files, and web/models.json is rewritten. With -o FILE: one model (the scale's "
+        "clean one, or its lowest level) into FILE, which is never replaced unless --overwrite.")
 
 
 def add_arguments(p) -> None:

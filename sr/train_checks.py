@@ -75,8 +75,7 @@ def check_outputs(args, resume: Path | None) -> None:
         raise UserError(f"--output {args.output}: a published model is a {SUFFIX} file; "
                         f"give a name ending in {SUFFIX}")
     if args.output and Path(args.output).exists():
-        raise UserError(f"{args.output}: already exists, not overwritten; "
-                        f"choose another --output")
+        raise UserError(f"{args.output}: already exists, not overwritten; choose another --output")
     cli.check_writable(resume.parent if resume else Path(args.runs), "the run's records")
     cli.check_writable(Path(args.output).parent if args.output else Path(args.models),
                        "the finished model")
@@ -92,8 +91,7 @@ def check_patch_size(model, source, kind: str) -> None:
     if source.patch < need:
         how = "gen_samples.py --size" if kind == "samples" else "--patch"
         raise UserError(f"patches of {source.patch} px are too small for the "
-                        f"{architecture_name(model)} network: it needs at least {need} px "
-                        f"({how})")
+                        f"{architecture_name(model)} network: it needs at least {need} px ({how})")
 
 
 def check_epoch_fits(source, device) -> None:
