@@ -37,19 +37,19 @@ from sr.pictures import load_rgb
 MAX_COUNT = 1_000_000
 
 # the rule of `main.py train --seed`, so that any seed given here works there too
-seed_number = cli.whole_number("must be between 0 and 2**32 - 1", 0, 2 ** 32 - 1)
+seed_number = cli.number("must be between 0 and 2**32 - 1", 0, 2 ** 32 - 1)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Crop sharp/degraded training patch pairs from pictures.",
         formatter_class=cli.HelpFormatter)
-    p.add_argument("count", type=cli.whole_number(f"must be from 1 to {MAX_COUNT}", 1, MAX_COUNT),
+    p.add_argument("count", type=cli.number(f"must be from 1 to {MAX_COUNT}", 1, MAX_COUNT),
                    help=f"number of patch pairs to write (at most {MAX_COUNT})")
     p.add_argument("-64", dest="large", action="store_true",
                    help="64 px patches instead of 32 px (same as --size 64)")
     p.add_argument("--size", type=int, help="patch side in pixels (default 32, or 64 with -64)")
-    p.add_argument("--scale", type=cli.whole_number("must be at least 1", 1), default=2,
+    p.add_argument("--scale", type=cli.number("must be at least 1", 1), default=2,
                    help="degradation scale factor (1: JPEG artifacts only, with --jpeg)")
     p.add_argument("--jpeg", type=cli.quality_range, metavar="QMIN-QMAX",
                    help="save each picture's shrunk version as JPEG at a quality drawn from "

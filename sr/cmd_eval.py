@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
                    help="let --json replace an existing file (never one of the pictures)")
     p.add_argument("--ensemble", action="store_true",
                    help="score the x8 self-ensemble (as `upscale --ensemble`)")
-    p.add_argument("--jpeg", type=cli.whole_number("a JPEG quality from 1 to 100", 1, 100),
+    p.add_argument("--jpeg", type=cli.number("a JPEG quality from 1 to 100", 1, 100),
                    metavar="Q", help="score JPEG inputs: the shrunk picture is saved as JPEG "
                    "at quality Q before it is enlarged (bicubic then is of that JPEG; at "
                    "--scale 1 the JPEG itself); the model is the one upscale picks for a "

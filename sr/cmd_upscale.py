@@ -60,7 +60,7 @@ def add_arguments(p) -> None:
                         "about 10 bytes a pixel for 8-bit RGB, 33 for 16-bit RGBA). 0: none")
     # Pillow's JPEG and WebP range: WebP refuses the rest only once the picture is
     # done, JPEG clips it silently
-    quality = cli.whole_number("must be %d (smallest) to %d (best)" % QUALITY_RANGE,
+    quality = cli.number("must be %d (smallest) to %d (best)" % QUALITY_RANGE,
                                *QUALITY_RANGE)
     p.add_argument("--quality", type=quality, default=JPEG_QUALITY,
                    help="JPEG/WebP quality, %d (smallest) to %d (best)" % QUALITY_RANGE)
@@ -89,8 +89,8 @@ def add_arguments(p) -> None:
 
 
 # --max-pixels and --max-output-pixels: a number of pixels, 0 for no limit
-pixel_limit_option = cli.whole_number("must be a number of pixels (0: no limit)", 0)
-tile_option = cli.whole_number("must be 0 (automatic) or a positive number of pixels", 0)
+pixel_limit_option = cli.number("must be a number of pixels (0: no limit)", 0)
+tile_option = cli.number("must be 0 (automatic) or a positive number of pixels", 0)
 
 
 # --- which files --------------------------------------------------------------------
