@@ -60,8 +60,7 @@ def add_arguments(p) -> None:
                         "about 10 bytes a pixel for 8-bit RGB, 33 for 16-bit RGBA). 0: none")
     # Pillow's JPEG and WebP range: WebP refuses the rest only once the picture is
     # done, JPEG clips it silently
-    quality = cli.number("must be %d (smallest) to %d (best)" % QUALITY_RANGE,
-                               *QUALITY_RANGE)
+    quality = cli.number("must be %d (smallest) to %d (best)" % QUALITY_RANGE, *QUALITY_RANGE)
     p.add_argument("--quality", type=quality, default=JPEG_QUALITY,
                    help="JPEG/WebP quality, %d (smallest) to %d (best)" % QUALITY_RANGE)
     p.add_argument("--png-level", type=int, default=PNG_LEVEL, choices=range(10),
