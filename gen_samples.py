@@ -36,21 +36,20 @@ from sr.pictures import load_rgb
 # even take the count: it must fit a C long.)
 MAX_COUNT = 1_000_000
 
-pair_count = cli.whole_number(f"must be from 1 to {MAX_COUNT}", 1, MAX_COUNT)
 # the rule of `main.py train --seed`, so that any seed given here works there too
-seed_number = cli.whole_number("must be between 0 and 2**32 - 1", 0, 2 ** 32 - 1)
+seed_number = cli.number("must be between 0 and 2**32 - 1", 0, 2 ** 32 - 1)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Crop sharp/degraded training patch pairs from pictures.",
         formatter_class=cli.HelpFormatter)
-    p.add_argument("count", type=pair_count,
+    p.add_argument("count", type=cli.number(f"must be from 1 to {MAX_COUNT}", 1, MAX_COUNT),
                    help=f"number of patch pairs to write (at most {MAX_COUNT})")
     p.add_argument("-64", dest="large", action="store_true",
                    help="64 px patches instead of 32 px (same as --size 64)")
     p.add_argument("--size", type=int, help="patch side in pixels (default 32, or 64 with -64)")
-    p.add_argument("--scale", type=int, default=2,
+    p.add_argument("--scale", type=cli.number("must be at least 1", 1), default=2,
                    help="degradation scale factor (1: JPEG artifacts only, with --jpeg)")
     p.add_argument("--jpeg", type=cli.quality_range, metavar="QMIN-QMAX",
                    help="save each picture's shrunk version as JPEG at a quality drawn from "
@@ -73,8 +72,6 @@ def parse_args(argv=None):
     if args.size is None:
         args.size = 64 if args.large else 32
     args.output = Path(args.output or f"samples_gen_{args.size}")
-    if args.scale < 1:
-        p.error("--scale must be at least 1")
     if args.scale == 1 and not args.jpeg:
         p.error("--scale 1 keeps the size: its pairs differ only by JPEG artifacts, "
                 "so give --jpeg QMIN-QMAX too")
@@ -106,8 +103,7 @@ def write_samples(args, sources, counts, folder: Path, rng) -> tuple[dict, dict]
             img = modcrop(load_rgb(path), args.scale)
             if args.jpeg:   # one quality per picture, drawn before its crops
                 qualities[path.name] = int(rng.integers(args.jpeg[0], args.jpeg[1] + 1))
-            for hr, lr in crop_pairs(img, n, args.size, args.scale, rng,
-                                     qualities.get(path.name)):
+            for hr, lr in crop_pairs(img, n, args.size, args.scale, rng, qualities.get(path.name)):
                 name = f"{len(origin):05d}"
                 hr.save(folder / f"{name}.large.png")
                 lr.save(folder / f"{name}.small.png")

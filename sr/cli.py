@@ -212,21 +212,21 @@ def add_model_options(p) -> None:
                         "trained scales the next larger model runs at its own scale and "
                         "its result is shrunk to size: 1.5 uses x2, 2.5 uses x3, 3.5 "
                         "uses x4; above the largest model, that model")
-    p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), "
-                                    "for the scale that serves --scale as above "
-                                    "(default: see --scale)")
+    p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), for the "
+                                    "scale that serves --scale as above (default: see --scale)")
     p.add_argument("--models", default=MODELS_DIR, help="folder of .safetensors models")
 
 
-def whole_number(rule: str, low: int, high: int | None = None):
-    """argparse type for an integer from low to high (no upper end if None); anything
-    else is refused with 'rule, not TEXT'."""
-    def parse(text: str) -> int:
+def number(rule: str, low, high=None, kind=int):
+    """argparse type for a number of kind (int: a whole number, or float) from low to
+    high (no upper end if None); anything else is refused with 'rule, not TEXT'."""
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < low or (high is not None and value > high):
+            noun = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"not a {noun}: {text!r}") from None
+        if not (low <= value and (high is None or value <= high)):   # NaN fails too
             raise argparse.ArgumentTypeError(f"{rule}, not {text}")
         return value
     return parse
@@ -251,20 +251,10 @@ def quality_range(text: str) -> tuple:
 # 250x250 picture already; far larger ones are slips whose sizes overflow.
 MAX_SCALE = 64
 # a model's scale (eval, export-onnx, train); x1 models remove JPEG artifacts only
-integer_scale = whole_number(f"the scale must be an integer >= 1 (at most {MAX_SCALE})", 1,
-                             MAX_SCALE)
-
-
-def scale_factor(text: str) -> float:
-    """argparse type for a scale factor from 1 to MAX_SCALE."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= MAX_SCALE:   # NaN fails too
-        raise argparse.ArgumentTypeError(f"the scale must be a number >= 1 (at most "
-                                         f"{MAX_SCALE}), not {text}")
-    return value
+integer_scale = number(f"the scale must be an integer >= 1 (at most {MAX_SCALE})", 1, MAX_SCALE)
+# a factor to upscale by (upscale, eval; see add_model_options)
+scale_factor = number(f"the scale must be a number >= 1 (at most {MAX_SCALE})", 1,
+                      MAX_SCALE, float)
 
 
 def pick_device(args) -> str:
@@ -303,13 +293,3 @@ def usable_device(name: str) -> str:
         reason = str(e).strip().split(". ")[0][:100] or type(e).__name__
         raise UserError(f"--device {name}: this PyTorch cannot use it ({reason})") from None
     return name
-
-
-def model_for(args, scale: int, level: int = 0):
-    """(PyTorch model, its Weights): --model if given, else the newest for that scale
-    and JPEG artifact level (0: clean)."""
-    from sr.checkpoint import latest_model, load_model
-    if args.model:
-        return load_model(args.model, scale)
-    return latest_model(args.models, scale, warn, level)
-

@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
                    help="let --json replace an existing file (never one of the pictures)")
     p.add_argument("--ensemble", action="store_true",
                    help="score the x8 self-ensemble (as `upscale --ensemble`)")
-    p.add_argument("--jpeg", type=cli.whole_number("a JPEG quality from 1 to 100", 1, 100),
+    p.add_argument("--jpeg", type=cli.number("a JPEG quality from 1 to 100", 1, 100),
                    metavar="Q", help="score JPEG inputs: the shrunk picture is saved as JPEG "
                    "at quality Q before it is enlarged (bicubic then is of that JPEG; at "
                    "--scale 1 the JPEG itself); the model is the one upscale picks for a "
@@ -48,11 +48,16 @@ def run(args) -> int:
     if args.json:
         cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
     device = cli.pick_device(args)
-    from sr.jpeg import level_for_quality   # the model upscale picks for such a JPEG
+    from sr.checkpoint import latest_model, load_model
+    from sr.jpeg import level_for_quality
     from sr.model_files import model_scale_for   # x2.5: the x3 model, result shrunk
     model_scale = model_scale_for(scale)
-    try:
-        model, weights = cli.model_for(args, model_scale, level_for_quality(args.jpeg))
+    level = level_for_quality(args.jpeg)   # the model upscale picks for such a JPEG
+    try:   # --model, else the newest in --models for the scale and level
+        if args.model:
+            model, weights = load_model(args.model, model_scale)
+        else:
+            model, weights = latest_model(args.models, model_scale, cli.warn, level)
     except UserError as e:
         if model_scale == scale:
             raise

@@ -6,23 +6,19 @@ from pathlib import Path
 from sr import cli
 from sr.errors import UserError
 
-WEB_DIR = "web"   # the browser page, served by web/serve.py
-
 HELP = ("Export models as self-contained ONNX files: input 'luma' float32 [N,1,H,W] in [0,1], "
-        "already interpolated to the output size; output 'upscaled' of the same shape; "
-        "scale, architecture, radius and colour space in the metadata_props. "
-        "Without -o: every scale and JPEG artifact level with a model in --models goes into "
-        "the page's folder (clean x2 -> web/srcnn.onnx, x3 -> web/srcnn_x3.onnx, ..., level L "
-        "-> web/srcnn_x<s>_jpeg<L>.onnx; per scale and level the shipped model "
+        "already interpolated to the output size; output 'upscaled' of the same shape; scale, "
+        "architecture, radius and colour space in the metadata_props. Without -o: every scale "
+        "and JPEG artifact level with a model in --models goes into the page's folder (clean "
+        "x2 -> web/srcnn.onnx, x3 -> web/srcnn_x3.onnx, ..., level L -> "
+        "web/srcnn_x<s>_jpeg<L>.onnx; per scale and level the shipped model "
         "srcnn_x<s>[_jpeg<L>].shipped.safetensors if present, else the newest), replacing the "
-        "page's files, and web/models.json is rewritten. With -o FILE: one model (the "
-        "scale's clean one, or its lowest level) into FILE, which is never replaced unless "
-        "--overwrite.")
+        "page's files, and web/models.json is rewritten. With -o FILE: one model (the scale's "
+        "clean one, or its lowest level) into FILE, which is never replaced unless --overwrite.")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("-o", "--output",
-                   help="write one ONNX file here instead of the page's models")
+    p.add_argument("-o", "--output", help="write one ONNX file here instead of the page's models")
     p.add_argument("--overwrite", action="store_true",
                    help="let -o replace an existing file (the page's models in --web are "
                         "always replaced: they are generated files kept under version control)")
@@ -31,7 +27,7 @@ def add_arguments(p) -> None:
                         "or 2 with -o)")
     p.add_argument("--model", help="export this model file (its own scale) instead")
     p.add_argument("--models", default=cli.MODELS_DIR, help="folder of .safetensors models")
-    p.add_argument("--web", default=WEB_DIR, help="the page's folder")
+    p.add_argument("--web", default="web", help="the page's folder")
 
 
 def chosen_checkpoints(args) -> dict:
@@ -84,4 +80,3 @@ def run(args) -> int:
               f"{web / names[key]}")
     print(f"wrote {index}")
     return 0
-

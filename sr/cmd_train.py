@@ -32,8 +32,7 @@ def add_arguments(p) -> None:
     data.add_argument("--from-images", nargs="?", const="images_raw", metavar="DIR",
                       help="crop fresh patches from the pictures in DIR every epoch "
                       "(default DIR: images_raw) instead of reading samples")
-    data.add_argument("--patch", type=int, default=d["patch"],
-                      help="patch side for --from-images")
+    data.add_argument("--patch", type=int, default=d["patch"], help="patch side for --from-images")
     data.add_argument("--patches", type=int, default=d["patches"],
                       help="patches per epoch for --from-images")
     data.add_argument("--rescale", type=float, default=d["rescale"],
@@ -130,8 +129,7 @@ def start_trainer(args, device, resume: Path | None, dist):
     if config["batch"] < dist.world:   # a process with no patches would poison the mean
         raise UserError(f"--batch {config['batch']} is smaller than the {dist.world} "
                         f"processes that share each batch")
-    model.to(device)
-    trainer = Trainer(model, config, source, val, device, run_dir, dist,
+    trainer = Trainer(model.to(device), config, source, val, device, run_dir, dist,
                       log=print if dist.main else (lambda *_: None))
     if ckpt:
         trainer.load_state(ckpt)
@@ -219,11 +217,9 @@ def new_config(args) -> dict:
     config["publish_to"] = {"output": args.output, "models": str(args.models)}
     if args.from_images:
         config["data"] = {"kind": "images", "path": str(args.from_images),
-                          "patch": args.patch, "patches": args.patches,
-                          "rescale": args.rescale}
+                          "patch": args.patch, "patches": args.patches, "rescale": args.rescale}
         if args.teacher:
-            config["data"]["teacher"] = {"path": str(args.teacher),
-                                         "weight": args.teacher_weight}
+            config["data"]["teacher"] = {"path": str(args.teacher), "weight": args.teacher_weight}
         if args.jpeg:   # the degradation the published model undoes
             config["degradation"] = {"resize": "bicubic", "jpeg": list(args.jpeg)}
         config["scale"] = args.scale or 2

@@ -19,7 +19,6 @@ HELP = ("Upscale pictures: bicubic interpolation, then the network refines the l
         "glob patterns; RGB, grey, alpha, 16-bit, palette, CMYK; EXIF rotation and ICC "
         "profile kept. Inputs and existing files are never replaced.")
 
-FORMATS = ("png", "jpg", "webp", "tiff")
 TIMESTAMP_RE = r"\d{4}-\d{2}-\d{2}--\d{2}-\d{2}-\d{2}"
 
 # Results above this are refused before any work (--max-output-pixels): a slip such
@@ -35,7 +34,7 @@ MAX_OUTPUT_PIXELS = 256_000_000
 def add_arguments(p) -> None:
     from sr.inference import PRECISIONS
     from sr.pictures import DEFAULT_MAX_PIXELS
-    from sr.picture_files import JPEG_QUALITY, PNG_LEVEL, QUALITY_RANGE
+    from sr.picture_files import FORMATS, JPEG_QUALITY, PNG_LEVEL, QUALITY_RANGE
     p.add_argument("-i", "--input", nargs="+", action="extend", required=True, metavar="PATH",
                    help="picture files, folders or glob patterns (quote them: 'scans/*.tif')")
     p.add_argument("-r", "--recursive", action="store_true",
@@ -50,7 +49,7 @@ def add_arguments(p) -> None:
                    help="replace existing output files (inputs are never replaced)")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose output is already there (resumes a folder job)")
-    p.add_argument("--tile", type=int, default=0,
+    p.add_argument("--tile", type=tile_option, default=0,
                    help="output tile side in pixels; 0: automatic (256 on the CPU, from "
                         "free memory on a GPU). The result is the same for every value")
     p.add_argument("--max-pixels", type=pixel_limit_option, default=DEFAULT_MAX_PIXELS,
@@ -61,8 +60,7 @@ def add_arguments(p) -> None:
                         "about 10 bytes a pixel for 8-bit RGB, 33 for 16-bit RGBA). 0: none")
     # Pillow's JPEG and WebP range: WebP refuses the rest only once the picture is
     # done, JPEG clips it silently
-    quality = cli.whole_number("must be %d (smallest) to %d (best)" % QUALITY_RANGE,
-                               *QUALITY_RANGE)
+    quality = cli.number("must be %d (smallest) to %d (best)" % QUALITY_RANGE, *QUALITY_RANGE)
     p.add_argument("--quality", type=quality, default=JPEG_QUALITY,
                    help="JPEG/WebP quality, %d (smallest) to %d (best)" % QUALITY_RANGE)
     p.add_argument("--png-level", type=int, default=PNG_LEVEL, choices=range(10),
@@ -90,7 +88,8 @@ def add_arguments(p) -> None:
 
 
 # --max-pixels and --max-output-pixels: a number of pixels, 0 for no limit
-pixel_limit_option = cli.whole_number("must be a number of pixels (0: no limit)", 0)
+pixel_limit_option = cli.number("must be a number of pixels (0: no limit)", 0)
+tile_option = cli.number("must be 0 (automatic) or a positive number of pixels", 0)
 
 
 # --- which files --------------------------------------------------------------------
@@ -314,8 +313,6 @@ class ModelPicker:
 
 def pick_tile(args, device: str) -> int:
     from sr.tiling import auto_tile
-    if args.tile < 0:
-        raise UserError("--tile must be 0 (automatic) or a positive number of pixels")
     if args.tile:
         return args.tile
     if device.startswith("cuda"):

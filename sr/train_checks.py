@@ -12,8 +12,7 @@ from sr.errors import UserError
 from sr.model_files import SUFFIX
 
 DEFAULTS = dict(arch="9-1-5", epochs=20, batch=4, lr=1e-3, seed=0, val_fraction=0.1,
-                val_seed=1, patch=48, patches=4000, rescale=1.0, teacher_weight=0.5,
-                runs="runs")
+                val_seed=1, patch=48, patches=4000, rescale=1.0, teacher_weight=0.5, runs="runs")
 
 
 def check_options(args) -> None:
@@ -29,8 +28,7 @@ def check_options(args) -> None:
               "between 0 and 1 (not 0 or 1)"),
              ("--patches", args.patches, args.patches >= 1, "at least 1"),
              ("--rescale", args.rescale, 0 < args.rescale <= 1, "in (0, 1] (1: off)"),
-             ("--teacher-weight", args.teacher_weight, 0 < args.teacher_weight <= 1,
-              "in (0, 1]"),
+             ("--teacher-weight", args.teacher_weight, 0 < args.teacher_weight <= 1, "in (0, 1]"),
              ("--stop-after", args.stop_after, args.stop_after is None or args.stop_after >= 1,
               "at least 1")]
     for option, value, ok, rule in rules:
@@ -77,8 +75,7 @@ def check_outputs(args, resume: Path | None) -> None:
         raise UserError(f"--output {args.output}: a published model is a {SUFFIX} file; "
                         f"give a name ending in {SUFFIX}")
     if args.output and Path(args.output).exists():
-        raise UserError(f"{args.output}: already exists, not overwritten; "
-                        f"choose another --output")
+        raise UserError(f"{args.output}: already exists, not overwritten; choose another --output")
     cli.check_writable(resume.parent if resume else Path(args.runs), "the run's records")
     cli.check_writable(Path(args.output).parent if args.output else Path(args.models),
                        "the finished model")
@@ -94,8 +91,7 @@ def check_patch_size(model, source, kind: str) -> None:
     if source.patch < need:
         how = "gen_samples.py --size" if kind == "samples" else "--patch"
         raise UserError(f"patches of {source.patch} px are too small for the "
-                        f"{architecture_name(model)} network: it needs at least {need} px "
-                        f"({how})")
+                        f"{architecture_name(model)} network: it needs at least {need} px ({how})")
 
 
 def check_epoch_fits(source, device) -> None:
@@ -135,8 +131,7 @@ def find_resume(args) -> Path:
 # records each under the same name, the data's (patch, patches, rescale) in "data".
 CROP_SETTINGS = [("--patch", "patch"), ("--patches", "patches"), ("--rescale", "rescale")]
 RUN_SETTINGS = [("-e", "epochs"), ("--batch", "batch"), ("--lr", "lr"), ("--seed", "seed"),
-                ("--val-fraction", "val_fraction"), ("--val-seed", "val_seed"),
-                *CROP_SETTINGS]
+                ("--val-fraction", "val_fraction"), ("--val-seed", "val_seed"), *CROP_SETTINGS]
 # Options that set up a new run's starting weights or targets: not for --resume.
 NEW_RUN_OPTIONS = [("-n", "new"), ("--init", "init"), ("--plain", "plain"),
                    ("--teacher", "teacher"), ("--teacher-weight", "teacher_weight"),

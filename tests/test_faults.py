@@ -417,7 +417,6 @@ def test_an_unwritable_target_is_refused_before_the_work(tmp_path, monkeypatch, 
     import tempfile
 
     import main
-    import sr.cli
     from sr.errors import UserError
     from tests.helpers import model_file
     model = model_file(tmp_path)
@@ -427,7 +426,6 @@ def test_an_unwritable_target_is_refused_before_the_work(tmp_path, monkeypatch, 
     def refused(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", refused)
-    monkeypatch.setattr(sr.cli, "model_for", lambda *a: pytest.fail("worked first"))
     monkeypatch.setattr("sr.checkpoint.load_model", lambda *a: pytest.fail("worked first"))
     target = tmp_path / "ro" / "out"
     target.parent.mkdir()
