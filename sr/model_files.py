@@ -293,16 +293,6 @@ def model_scale_for(scale: float, available=None) -> int:
     return min(larger) if larger else max(available)
 
 
-def newest_model(models_dir, scale: int, warn=None, level: int = 0) -> Weights:
-    """The newest valid model for exactly this scale and JPEG level."""
-    for weights in list_models(models_dir, warn):
-        if weights.scale == scale and weights.level == level:
-            return weights
-    jpeg = f" for JPEG level {level}" if level else ""
-    raise UserError(f"no x{scale} model{jpeg} in {models_dir}/: train one with "
-                    f"'python main.py train --scale {scale}' or pass --model")
-
-
 def nearest_model(models_dir, scale: float, warn=None, level: int = 0,
                   available=None) -> Weights:
     """The newest model of this JPEG level (0: clean) and of the scale that serves
