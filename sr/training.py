@@ -206,7 +206,7 @@ class ImageCrops:
     (Pillow bicubic), which adds detail at new scales; 1 disables it.
     teacher: a Teacher, or None; its weights are part of the data's hash.
     jpeg: (qmin, qmax): each picture's shrunk version is saved as JPEG at a quality
-    drawn from that range every epoch (sr.imaging.degrade), or None.
+    drawn from that range every epoch (sr.imaging.degraded_pair), or None.
     """
 
     def __init__(self, images: dict, count: int, patch: int, scale: int, seed: int,
