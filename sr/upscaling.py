@@ -75,8 +75,8 @@ def refined_luma(runner, bicubic: np.ndarray, tile: int = DEFAULT_TILE) -> np.nd
 
 
 def refine_batch(model, bicubics: np.ndarray, device="cpu") -> np.ndarray:
-    """refine_with(TorchRunner(model, device, half=False), ..., tile=0) of N pictures of
-    one size in one network call: (N, H, W[, 3]) -> the same shape.  Training's validation scores its patches so,
+    """refine_with() of N pictures of one size (PyTorch, float32, tile 0) in one call:
+    (N, H, W[, 3]) -> the same shape.  Training's validation scores its patches so,
     hundreds per epoch, where one call per patch would keep a GPU waiting."""
     runner = TorchRunner(model, device, half=False)
     to_luma, from_luma = colour_steps(bicubics[0])
