@@ -27,7 +27,6 @@ from sr import distributed
 from sr.checkpoint import save_checkpoint
 from sr.cli import STOP_SIGNALS, ignore_interrupts, naming
 from sr.errors import UserError
-from sr.atomic import write_text_atomic
 from sr.training import (ValidRegion, augment, epoch_plan, loss_on_valid_region,
                          lr_factor, validation_psnr)
 
@@ -241,7 +240,3 @@ class Trainer:
             if self.writer:
                 self.writer.close()
                 self.writer = None
-
-
-def write_config(run_dir: Path, config: dict) -> None:
-    write_text_atomic(run_dir / "config.json", json.dumps(config, indent=1))
