@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sr.cli import count_of, image_files
 from sr.errors import UserError
@@ -373,11 +372,6 @@ class ValidRegion(torch.nn.Module):
 
     def forward(self, x):
         return self.model.forward_valid(x)
-
-
-def loss_on_valid_region(net, radius: int, x, t):
-    """MSE of the valid output (N, 1, P-2r, P-2r) against the target's centre."""
-    return F.mse_loss(net(x), t[:, :, radius:t.shape[2] - radius, radius:t.shape[3] - radius])
 
 
 @torch.no_grad()
