@@ -190,8 +190,7 @@ def checked_model_file(path) -> Path:
 
 
 def read_weights(path) -> Weights:
-    """A .safetensors model, or a training run's .pt (PyTorch's zip archive, read by
-    torch.load with weights_only=True, so no pickled code runs); UserError else."""
+    """A .safetensors model or a training run's .pt (read_checkpoint); UserError else."""
     path = checked_model_file(path)
     try:
         with open(path, "rb") as f:
