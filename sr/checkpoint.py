@@ -20,8 +20,8 @@ import torch
 
 from sr.atomic import write_file_atomic
 from sr.errors import UserError
-from sr.model_files import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CLEAN, Weights, newest_model,
-                            read_weights, write_model)
+from sr.model_files import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CLEAN, Weights, list_models,
+                            model_for_scale, read_weights, write_model)
 from srcnn import SRCNN
 
 
@@ -65,14 +65,16 @@ def model_from_weights(weights: Weights) -> SRCNN:
 def load_model(path, scale: int | None = None) -> tuple[SRCNN, Weights]:
     """(model, weights) from a .safetensors model or a run's .pt; UserError if it
     is for another scale."""
-    weights = read_weights(path)
-    if scale is not None and weights.scale != scale:
-        raise UserError(f"{path}: model is for x{weights.scale}, not x{scale}")
+    weights = read_weights(path) if scale is None else model_for_scale(path, scale)
     return model_from_weights(weights), weights
 
 
 def latest_model(models_dir, scale: int, warn=None, level: int = 0) -> tuple[SRCNN, Weights]:
     """(model, weights) of the newest valid x`scale` model for this JPEG level (0:
     clean) in models_dir."""
-    weights = newest_model(models_dir, scale, warn, level)
-    return model_from_weights(weights), weights
+    for weights in list_models(models_dir, warn):
+        if weights.scale == scale and weights.level == level:
+            return model_from_weights(weights), weights
+    jpeg = f" for JPEG level {level}" if level else ""
+    raise UserError(f"no x{scale} model{jpeg} in {models_dir}/: train one with "
+                    f"'python main.py train --scale {scale}' or pass --model")

@@ -10,6 +10,7 @@ run: run() -> start_trainer() -> prepare(), then sr/trainer.py's loop.
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -182,7 +183,7 @@ def new_run_folder(path: Path, config: dict) -> Path:
     """Create a new run's folder with its config.json: path, or path-1, path-2... when
     a run started in the same second took it (mkdir is exclusive).  If config.json
     cannot be written (a full disk), no folder is left behind."""
-    from sr.trainer import write_config
+    from sr.atomic import write_text_atomic
     for n in itertools.count():
         folder = path.with_name(f"{path.name}-{n}" if n else path.name)
         try:
@@ -192,7 +193,7 @@ def new_run_folder(path: Path, config: dict) -> Path:
             continue
     try:
         with cli.naming(folder / "config.json"):
-            write_config(folder, config)
+            write_text_atomic(folder / "config.json", json.dumps(config, indent=1))
     except BaseException:
         shutil.rmtree(folder)
         raise

@@ -73,26 +73,15 @@ def modcrop(img: Image.Image, scale: int) -> Image.Image:
     return img.crop((0, 0, *cropped_size(img.size, scale)))
 
 
-def degrade(hr: Image.Image, scale: int, quality: int | None = None) -> Image.Image:
-    """The evaluation protocol's degradation: bicubic down by scale, then for JPEG
-    inputs a JPEG round trip of the small picture at quality (sr.jpeg), bicubic back up.
-
-    hr must already be modcropped; the result has hr's size.
-    """
-    w, h = hr.size
-    if w % scale or h % scale:
-        raise ValueError(f"image size {w}x{h} is not a multiple of the scale {scale}")
-    return resize(shrunk_pair(hr, scale, quality)[1], (w, h))
-
-
 def degraded_pair(img: Image.Image, scale: int, quality: int | None = None):
-    """(sharp, degraded) RGB pictures of one size: the RGB picture img (as
-    sr.pictures.load_rgb reads it) cropped to a multiple of scale, and the same
-    squeezed by scale (and saved as JPEG at quality, if given) and interpolated back."""
+    """(sharp, degraded) RGB pictures of one size, by the evaluation protocol's
+    degradation: the RGB picture img (as sr.pictures.load_rgb reads it) modcropped,
+    and the same shrunk by scale with bicubic (for JPEG inputs, then a JPEG round trip
+    at quality: sr.jpeg) and enlarged back with bicubic."""
     if img.mode != "RGB":
         raise ValueError(f"degraded_pair takes RGB pictures, not mode {img.mode}")
-    hr = modcrop(img, scale)
-    return hr, degrade(hr, scale, quality)
+    hr, small = shrunk_pair(img, scale, quality)   # at an integer scale, modcrop's crop
+    return hr, resize(small, hr.size)
 
 
 def exact_ratio(scale: float) -> Fraction:

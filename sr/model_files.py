@@ -190,8 +190,7 @@ def checked_model_file(path) -> Path:
 
 
 def read_weights(path) -> Weights:
-    """A .safetensors model, or a training run's .pt (PyTorch's zip archive, read by
-    torch.load with weights_only=True, so no pickled code runs); UserError else."""
+    """A .safetensors model or a training run's .pt (read_checkpoint); UserError else."""
     path = checked_model_file(path)
     try:
         with open(path, "rb") as f:
@@ -291,16 +290,6 @@ def model_scale_for(scale: float, available=None) -> int:
         return wanted
     larger = [s for s in available if s >= wanted]
     return min(larger) if larger else max(available)
-
-
-def newest_model(models_dir, scale: int, warn=None, level: int = 0) -> Weights:
-    """The newest valid model for exactly this scale and JPEG level."""
-    for weights in list_models(models_dir, warn):
-        if weights.scale == scale and weights.level == level:
-            return weights
-    jpeg = f" for JPEG level {level}" if level else ""
-    raise UserError(f"no x{scale} model{jpeg} in {models_dir}/: train one with "
-                    f"'python main.py train --scale {scale}' or pass --model")
 
 
 def nearest_model(models_dir, scale: float, warn=None, level: int = 0,

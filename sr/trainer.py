@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -27,9 +28,7 @@ from sr import distributed
 from sr.checkpoint import save_checkpoint
 from sr.cli import STOP_SIGNALS, ignore_interrupts, naming
 from sr.errors import UserError
-from sr.atomic import write_text_atomic
-from sr.training import (ValidRegion, augment, epoch_plan, loss_on_valid_region,
-                         lr_factor, validation_psnr)
+from sr.training import ValidRegion, augment, epoch_plan, lr_factor, validation_psnr
 
 
 class StopRequest:
@@ -136,13 +135,15 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------
     def train_step(self, x, t) -> torch.Tensor:
-        """One Adam step on (N, 1, P, P) pairs; the loss as a 0-d tensor (not synced)."""
+        """One Adam step on (N, 1, P, P) pairs, for the MSE of the valid output (N, 1,
+        P-2r, P-2r) against t's centre; the loss as a 0-d tensor (not synced)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.config["lr"] * lr_factor(self.step, self.total_steps)
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
+        r = self.model.radius
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
-            loss = loss_on_valid_region(self.net, self.model.radius, x, t)
+            loss = F.mse_loss(self.net(x), t[:, :, r:t.shape[2] - r, r:t.shape[3] - r])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -241,7 +242,3 @@ class Trainer:
             if self.writer:
                 self.writer.close()
                 self.writer = None
-
-
-def write_config(run_dir: Path, config: dict) -> None:
-    write_text_atomic(run_dir / "config.json", json.dumps(config, indent=1))

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sr.cli import count_of, image_files
 from sr.errors import UserError
@@ -206,7 +205,7 @@ class ImageCrops:
     (Pillow bicubic), which adds detail at new scales; 1 disables it.
     teacher: a Teacher, or None; its weights are part of the data's hash.
     jpeg: (qmin, qmax): each picture's shrunk version is saved as JPEG at a quality
-    drawn from that range every epoch (sr.imaging.degrade), or None.
+    drawn from that range every epoch (sr.imaging.degraded_pair), or None.
     """
 
     def __init__(self, images: dict, count: int, patch: int, scale: int, seed: int,
@@ -373,11 +372,6 @@ class ValidRegion(torch.nn.Module):
 
     def forward(self, x):
         return self.model.forward_valid(x)
-
-
-def loss_on_valid_region(net, radius: int, x, t):
-    """MSE of the valid output (N, 1, P-2r, P-2r) against the target's centre."""
-    return F.mse_loss(net(x), t[:, :, radius:t.shape[2] - radius, radius:t.shape[3] - radius])
 
 
 @torch.no_grad()

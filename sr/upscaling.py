@@ -3,7 +3,7 @@
 refine_with() is the single pipeline behind `main.py upscale`, evaluation and the
 validation PSNR during training, so their numbers always agree.  What runs the
 network underneath is a runner (sr/inference.py): ONNX Runtime for the upscale
-command on the CPU, PyTorch elsewhere (refine() is that pipeline with PyTorch).
+command on the CPU, PyTorch elsewhere.
 """
 from __future__ import annotations
 
@@ -52,12 +52,6 @@ def colour_steps(pixels: np.ndarray):
     return to_luma, from_luma
 
 
-def refine(model, bicubic: np.ndarray, tile: int = DEFAULT_TILE, device="cpu",
-           on_tile=None) -> np.ndarray:
-    """refine_with() by PyTorch in float32 on device: exactly model.forward_valid."""
-    return refine_with(TorchRunner(model, device, half=False), bicubic, tile, on_tile)
-
-
 def refine_with(runner, bicubic: np.ndarray, tile: int = DEFAULT_TILE, on_tile=None) -> np.ndarray:
     """Bicubic-interpolated picture -> refined picture of the same shape and type.
 
@@ -81,7 +75,7 @@ def refined_luma(runner, bicubic: np.ndarray, tile: int = DEFAULT_TILE) -> np.nd
 
 
 def refine_batch(model, bicubics: np.ndarray, device="cpu") -> np.ndarray:
-    """refine(..., tile=0) of N pictures of one size in one network call:
+    """refine_with() of N pictures of one size (PyTorch, float32, tile 0) in one call:
     (N, H, W[, 3]) -> the same shape.  Training's validation scores its patches so,
     hundreds per epoch, where one call per patch would keep a GPU waiting."""
     runner = TorchRunner(model, device, half=False)

@@ -12,6 +12,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 import srcnn
 from sr.checkpoint import publish_model
+from sr.inference import TorchRunner
+from sr.tiling import DEFAULT_TILE
+from sr.upscaling import refine_with
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +49,11 @@ def perturbed_model(arch: str = "9-1-5", seed: int = 0) -> srcnn.SRCNN:
         model.conv3.bias.fill_(0.01)
         model.conv1.bias.normal_(0, 0.01)
     return model.eval()
+
+
+def refine(model, bicubic: np.ndarray, tile: int = DEFAULT_TILE) -> np.ndarray:
+    """refine_with() by PyTorch in float32 on the CPU: exactly model.forward_valid."""
+    return refine_with(TorchRunner(model, "cpu", half=False), bicubic, tile)
 
 
 def model_file(folder: Path, scale: int = 2, arch: str = "9-1-5", name=None, seed=0) -> Path:

@@ -7,8 +7,8 @@ from PIL import Image
 
 from sr import cli
 from sr.imaging import resize
-from sr.upscaling import refine
-from tests.helpers import assert_clean_error, model_file, perturbed_model, picture, run_script
+from tests.helpers import (assert_clean_error, model_file, perturbed_model, picture, refine,
+                           run_script)
 
 
 def test_upscale_writes_a_new_file_next_to_nothing_else(tmp_path):

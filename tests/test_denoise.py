@@ -11,8 +11,7 @@ from PIL import Image
 from sr.checkpoint import load_model, publish_model
 from sr.jpeg import training_qualities
 from sr.model_files import read_weights
-from sr.upscaling import refine
-from tests.helpers import assert_clean_error, perturbed_model, picture, run_script
+from tests.helpers import assert_clean_error, perturbed_model, picture, refine, run_script
 
 
 def jpeg_model(folder, scale: int, level: int, seed: int):

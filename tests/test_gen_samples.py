@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import gen_samples
-from sr.imaging import degrade, degraded_pair, modcrop
+from sr.imaging import degraded_pair, modcrop
 from sr.patches import crop_pairs, patches_per_image
 from sr.pictures import load_rgb
 from tests.helpers import ROOT, assert_clean_error, picture, run_script
@@ -49,7 +49,7 @@ def test_small_patch_is_the_protocol_degradation(tmp_path):
     large = Image.open(tmp_path / "s" / "00000.large.png")
     small = Image.open(tmp_path / "s" / "00000.small.png")
     assert np.array_equal(np.asarray(large), np.asarray(picture(32, 32, seed=5)))
-    assert np.array_equal(np.asarray(small), np.asarray(degrade(large.convert("RGB"), 2)))
+    assert np.array_equal(np.asarray(small), np.asarray(degraded_pair(large.convert("RGB"), 2)[1]))
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["scale"] == 2 and manifest["sources"]["00000"] == "one.png"
 

@@ -100,11 +100,11 @@ def test_levels_fall_as_quality_falls():
 # --- JPEG inputs in the degradation that evaluation and training share ------------------
 
 def test_the_degradation_with_jpeg_is_the_protocols(tmp_path):
-    from sr.imaging import degrade, resize
+    from sr.imaging import degraded_pair, resize
     hr = Image.fromarray(np.random.default_rng(3).integers(0, 256, (32, 48, 3), np.uint8))
     by_hand = resize(jpeg_roundtrip(resize(hr, (24, 16)), 50), (48, 32))
-    assert np.array_equal(np.asarray(degrade(hr, 2, 50)), np.asarray(by_hand))
-    assert not np.array_equal(np.asarray(degrade(hr, 2)), np.asarray(by_hand))
+    assert np.array_equal(np.asarray(degraded_pair(hr, 2, 50)[1]), np.asarray(by_hand))
+    assert not np.array_equal(np.asarray(degraded_pair(hr, 2)[1]), np.asarray(by_hand))
 
 
 def test_eval_jpeg_scores_jpeg_inputs(tmp_path):

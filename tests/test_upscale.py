@@ -177,7 +177,7 @@ def test_a_fractional_scale_is_the_next_larger_models_result_shrunk(tmp_path, ca
     """x1.5 and x2.5 run the x2 and x3 networks at their own scale (the enlargement they
     were trained to refine) and shrink the result: Lanczos below x2, bicubic above."""
     from sr.checkpoint import load_model
-    from sr.upscaling import refine
+    from tests.helpers import refine
     models = tmp_path / "models"
     publish_model(models / "srcnn_x2.t.safetensors", perturbed_model("9-1-5"), 2)
     publish_model(models / "srcnn_x3.t.safetensors", perturbed_model("9-1-5", seed=1), 3)

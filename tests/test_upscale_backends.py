@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from sr.inference import OnnxRuntimeRunner, TorchRunner, blocked_last_layer
-from sr.upscaling import refine, refine_with
-from tests.helpers import perturbed_model
+from sr.upscaling import refine_with
+from tests.helpers import perturbed_model, refine
 from tests.test_upscale_tiling import smooth_picture, weights_of
 
 

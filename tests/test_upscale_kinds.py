@@ -14,8 +14,7 @@ from sr.errors import UserError
 from sr.imaging import resize
 from sr.picture_files import write_png, write_tiff16
 from sr.pictures import Picture, read_picture
-from sr.upscaling import refine
-from tests.helpers import perturbed_model, picture, run_script
+from tests.helpers import perturbed_model, picture, refine, run_script
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

@@ -10,9 +10,9 @@ from PIL import Image
 from sr.imaging import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from sr.inference import OnnxRuntimeRunner, TorchRunner
 from sr.tiling import halo_window, tile_boxes
-from sr.upscaling import refine, refine_batch, refine_with
+from sr.upscaling import refine_batch, refine_with
 from sr.model_files import Weights
-from tests.helpers import perturbed_model
+from tests.helpers import perturbed_model, refine
 
 
 def weights_of(model) -> Weights:
