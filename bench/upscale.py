@@ -103,8 +103,18 @@ def run_timed(cmd: list) -> tuple:
 def ours_cmd(model: Path, picture: Path, out: Path, tile: int = 0,
              precision: str = "float32") -> list:
     return [sys.executable, "main.py", "upscale", "-i", str(picture), "-o", str(out),
-            "--model", str(model), "--scale", "2", "--cpu", "--overwrite", "--suffix", "",
+            "--model", str(as_safetensors(model)), "--scale", "2", "--cpu", "--overwrite", "--suffix", "",
             "--tile", str(tile), "--precision", precision]
+
+
+def as_safetensors(model: Path) -> Path:
+    """The checkpoint as the .safetensors file `upscale` reads from models/.  A run's
+    .pt works too, but reading one imports PyTorch: about 490 MiB of resident memory
+    and 1-2 s that the command with a published model never spends."""
+    from sr.model_files import read_weights, write_model
+    path = model.with_suffix(".safetensors")
+    write_model(read_weights(model), path, overwrite=True)
+    return path
 
 
 def precisions() -> list:
