@@ -7,17 +7,18 @@
 # on T91 whose small pictures are saved as JPEG at a quality drawn from its level's
 # range (sr/jpeg.py LEVELS: 1: 84-98, 2: 60-90, 3: 10-70), in the stages below: the
 # recipe the shipped files were made with, on the project's 2-core CPU (about 90 min
-# there in all; the stage lengths were what that session's CPU time allowed).
+# there in all, then 65 min for the --seed 2 stages of a later session; the stage
+# lengths were what each session's CPU time allowed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t91=${1:?usage: tools/train-jpeg-models.sh T91_DIR}
 out=${RUNS:-runs/jpeg-models}; mkdir -p "$out"
 declare -A range=([1]=84-98 [2]=60-90 [3]=10-70)
 
-stage() {  # NAME START SCALE LEVEL EPOCHS [FLAGS]: $out/NAME.safetensors from START
-  local name=$1 start=$2 scale=$3 level=$4 epochs=$5; shift 5
+stage() {  # NAME START SCALE LEVEL EPOCHS [FLAGS]: $out/NAME.safetensors from START;
+  local name=$1 start=$2 scale=$3 level=$4 epochs=$5; shift 5  # JPEG=QMIN-QMAX: not the level's
   # shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
-  python main.py train --init "$start" --scale "$scale" --jpeg "${range[$level]}" \
+  python main.py train --init "$start" --scale "$scale" --jpeg "${JPEG:-${range[$level]}}" \
     -e "$epochs" --from-images "$t91" --patch 48 --patches 4096 --batch 32 --lr 3e-4 \
     --rescale 0.6 --runs "$out/runs" --output "$out/$name.safetensors" "$@" \
     ${TRAIN_FLAGS:-} > "$out/$name.log"
@@ -30,17 +31,24 @@ stage x2_l1a $m/srcnn_x2.shipped.safetensors 2 1 10
 stage x2_l1 "$out/x2_l1a.safetensors" 2 1 20 && ship x2_l1 2 1
 stage x2_l2a $m/srcnn_x2.shipped.safetensors 2 2 10
 stage x2_l2b "$out/x2_l2a.safetensors" 2 2 20
-stage x2_l2 "$out/x2_l2b.safetensors" 2 2 30 && ship x2_l2 2 2
+stage x2_l2 "$out/x2_l2b.safetensors" 2 2 30
+stage x2_l2d "$out/x2_l2.safetensors" 2 2 60 --seed 2 && ship x2_l2d 2 2   # fresh crops
 stage x2_l3a $m/srcnn_x2.shipped.safetensors 2 3 20
-stage x2_l3 "$out/x2_l3a.safetensors" 2 3 30 && ship x2_l3 2 3
+stage x2_l3 "$out/x2_l3a.safetensors" 2 3 30
+# then weighted to the middle of the level (q50/q60 gained 0.06-0.1 dB, q20 lost 0.05)
+JPEG=30-65 stage x2_l3w "$out/x2_l3.safetensors" 2 3 50 --seed 2 && ship x2_l3w 2 3
 stage x1_l3a $m/srcnn_x2.shipped.safetensors 1 3 20     # x1 starts from the x2 model
 stage x1_l3b "$out/x1_l3a.safetensors" 1 3 30
-stage x1_l3 "$out/x1_l3b.safetensors" 1 3 30 && ship x1_l3 1 3
+stage x1_l3 "$out/x1_l3b.safetensors" 1 3 30
+# then weighted to the worst JPEGs (q10/q20 gained 0.1 dB, q60 lost 0.05), fresh crops
+JPEG=10-45 stage x1_l3n "$out/x1_l3.safetensors" 1 3 60 --seed 2
+JPEG=10-60 stage x1_l3m "$out/x1_l3n.safetensors" 1 3 40 --seed 2 && ship x1_l3m 1 3
 stage x1_l2 "$out/x1_l3a.safetensors" 1 2 20 && ship x1_l2 1 2
 stage x1_l1a "$out/x1_l2.safetensors" 1 1 20
 stage x1_l1 "$out/x1_l1a.safetensors" 1 1 15 --lr 1e-4 --batch 64 && ship x1_l1 1 1
 for s in 3 4; do
-  stage "x${s}_l2" "$m/srcnn_x$s.shipped.safetensors" "$s" 2 12 && ship "x${s}_l2" "$s" 2
+  stage "x${s}_l2" "$m/srcnn_x$s.shipped.safetensors" "$s" 2 12
+  stage "x${s}_l2b" "$out/x${s}_l2.safetensors" "$s" 2 40 --seed 2 && ship "x${s}_l2b" "$s" 2
   for level in 1 3; do
     stage "x${s}_l$level" "$m/srcnn_x$s.shipped.safetensors" "$s" "$level" 10
     ship "x${s}_l$level" "$s" "$level"
