@@ -5,7 +5,9 @@
   and training all call this one definition.
 - estimate_quality(): the quality a JPEG was saved with, read from its quantisation
   tables by fitting libjpeg's quality scaling of the standard (IJG, Annex K) tables,
-  as ImageMagick's `identify -format %Q` does with its sum tables.
+  as ImageMagick's `identify -format %Q` does with its sum tables. No maintained Python
+  package does this (ImageMagick is a C program, absent here, so not measured against):
+  tests/test_jpeg.py checks it against the quality Pillow saved with (within 3).
 - LEVELS: which quality range each artifact (denoise) level covers and trains on.
 
 NumPy and Pillow only (the upscale command's CPU path does not import PyTorch).
@@ -88,7 +90,8 @@ def file_quality(path) -> int | None:
 # maps to it, JPEG qualities (low, high) its models train on). Level 0 is the clean
 # model. Each training range reaches a few qualities past its band, so an estimate
 # that is a little off, or a file with its own tables, still lands inside a model's
-# training. Why these bounds (measured): docs/real-pictures.md.
+# training. Why these bounds (measured): docs/real-pictures.md. Later stages of some
+# shipped models weight part of the range (tools/train-jpeg-models.sh, JPEG=).
 LEVELS = ((0, 97, None), (1, 86, (84, 98)), (2, 66, (60, 90)), (3, 0, (10, 70)))
 
 
