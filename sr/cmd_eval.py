@@ -10,7 +10,7 @@ from sr.errors import UserError
 HELP = ("Evaluation protocol of the SRCNN paper on every picture in a folder: modcrop, "
         "bicubic down and up, Y-channel PSNR/SSIM with the border shaved by the scale "
         "(a fractional scale s: cropped so the picture is its shrink times s exactly, "
-        "scored as `upscale --scale s` enlarges it, shaved by ceil(s)).")
+        "scored as `upscale --scale s` enlarges it, shaved by floor(s)).")
 
 
 def add_arguments(p) -> None:

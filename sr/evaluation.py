@@ -1,7 +1,7 @@
 """The evaluation protocol (SRCNN paper): modcrop, bicubic down and up, Y-channel
 PSNR/SSIM with the border shaved by the scale, on the saved 8-bit result; at a
 fractional scale s the picture is cropped so that it is its shrink times s exactly,
-and the border shaved is ceil(s)."""
+and the border shaved is floor(s) (GUIDE §1)."""
 from __future__ import annotations
 
 import math
@@ -23,7 +23,7 @@ def evaluate_image(runner, img, scale: float, ensemble: bool = False,
     quality: score JPEG inputs, the small picture saved at this quality (GUIDE §1);
     model_scale: the network's own scale where it is larger than scale (x2.5 by the x3
     model): the network's result is what `upscale --scale` writes, shrunk to size."""
-    shave = math.ceil(scale)
+    shave = math.floor(scale)
     width, height = scale_crop(img.size, scale)
     smallest = 2 * shave + SSIM_WINDOW   # both shaved borders plus SSIM's window
     if min(width, height) < smallest:

@@ -134,7 +134,8 @@ def test_eval_at_a_fractional_scale_scores_what_upscale_writes(tmp_path, capsys,
                                                                model_scale, sharp_size):
     """x1.5 and x2.5: the picture cropped to the largest size that is a whole picture
     times the scale (43x37 -> 42x36, 40x35), bicubic shrunk; the model of the next
-    scale runs and its result is shrunk as upscale does; shaved by ceil(scale)."""
+    scale runs and its result is shrunk as upscale does; shaved by floor(scale), as GUIDE §1 and
+    bench/real_pictures.py do."""
     import json
 
     from PIL import Image
@@ -156,7 +157,7 @@ def test_eval_at_a_fractional_scale_scores_what_upscale_writes(tmp_path, capsys,
                       str(out), "--suffix", "", "--scale", str(scale)]) == 0
     written, hr = np.asarray(Image.open(out / "a.png")), np.asarray(hr)
     record = json.loads((tmp_path / "e.json").read_text())
-    shave = model_scale   # ceil(scale)
+    shave = int(scale)   # floor(scale): 1 at x1.5, 2 at x2.5
     assert record["scale"] == scale
     assert record["mean"]["psnr"] == pytest.approx(psnr_y(hr, written, shave), abs=1e-9)
     bicubic = np.asarray(resize(small, sharp_size))
