@@ -49,14 +49,18 @@ def run(args) -> int:
         cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
     device = cli.pick_device(args)
     from sr.checkpoint import latest_model, load_model
-    from sr.jpeg import level_for_quality
+    from sr.jpeg import TWO_PASSES, level_for_quality
     from sr.model_files import model_scale_for   # x2.5: the x3 model, result shrunk
     model_scale = model_scale_for(scale)
     level = level_for_quality(args.jpeg)   # the model upscale picks for such a JPEG
+    first = None   # (model, weights) that runs first at level 4, as upscale runs them
     try:   # --model, else the newest in --models for the scale and level
         if args.model:
             model, weights = load_model(args.model, model_scale)
         else:
+            if level == TWO_PASSES:   # level 3's x1 model first, then level 3's (sr/jpeg.py)
+                level -= 1
+                first = latest_model(args.models, 1, cli.warn, level)
             model, weights = latest_model(args.models, model_scale, cli.warn, level)
     except UserError as e:
         if model_scale == scale:
@@ -66,21 +70,25 @@ def run(args) -> int:
     from sr.inference import scoring_runner
     from sr.pictures import load_rgb
     runner = scoring_runner(model.to(device), device, args.precision)
+    first_runner = first and scoring_runner(first[0].to(device), device, args.precision)
     rows = []
     for path, name in zip(files, row_names(files)):
         img = load_rgb(path)   # its errors name the file already
         try:
-            row = evaluate_image(runner, img, scale, args.ensemble, args.jpeg, weights.scale)
+            row = evaluate_image(runner, img, scale, args.ensemble, args.jpeg, weights.scale,
+                                 first_runner)
         except UserError as e:   # too small, or of a kind that is refused
             raise UserError(f"{path}: {e}") from None
         rows.append(dict(row, image=name))
     mean = mean_row(rows)
     jpeg = f", JPEG q{args.jpeg}" if args.jpeg else ""
-    print(f"x{scale}{jpeg}, model {weights.path}, {cli.count_of(len(rows), 'picture')} "
+    then = f"{first[1].path} then " if first else ""
+    print(f"x{scale}{jpeg}, model {then}{weights.path}, {cli.count_of(len(rows), 'picture')} "
           f"in {args.input}; {runner.describe()}")
     print(format_table(rows, mean))
     if args.json:
         record = {"scale": scale, "jpeg": args.jpeg, "model": str(weights.path),
+                  "first_model": str(first[1].path) if first else None,
                   "ensemble": args.ensemble, "images": rows, "mean": mean}
         with cli.naming(args.json):   # a full disk's error names no file
             write_text_atomic(args.json, json.dumps(json_safe(record), indent=1, allow_nan=False),

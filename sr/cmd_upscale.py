@@ -78,11 +78,12 @@ def add_arguments(p) -> None:
     p.add_argument("--ensemble", action="store_true",
                    help="run the network on the 8 rotations and mirror images of the "
                         "picture and average them: 8x slower, slightly better")
-    p.add_argument("--denoise", choices=("auto", "off", "1", "2", "3"), default="auto",
+    p.add_argument("--denoise", choices=("auto", "off", "1", "2", "3", "4"), default="auto",
                    help="JPEG artifact level whose model runs: auto = from each JPEG's "
                         "quantisation tables (its estimated quality: >= 97 or not a JPEG "
-                        "-> off, 86-96 -> 1, 66-85 -> 2, <= 65 -> 3); off = the clean "
-                        "models; 1-3 for every picture, e.g. a PNG that was once a JPEG")
+                        "-> off, 86-96 -> 1, 66-85 -> 2, 21-65 -> 3, <= 20 -> 4: level 3's "
+                        "x1 model, then its model of the scale); off = the clean models; "
+                        "1-4 for every picture, e.g. a PNG that was once a JPEG")
     cli.add_model_options(p)
     cli.add_device_options(p)
 
@@ -275,36 +276,42 @@ class ModelPicker:
         return level_for_quality(quality, self.args.scale), quality
 
     def pick(self, source: Path):
-        """(runner, Weights) for one picture; UserError if none fits."""
+        """(runner, Weights, runner of the x1 model that runs first or None) for one
+        picture; UserError if none fits."""
         from tqdm import tqdm
         args = self.args
         if args.model:
-            weights = self.available[0]
+            first, weights = None, self.available[0]
         else:
             level, quality = self.level_of(source)
             if args.scale == 1 and not level:
                 why = f"JPEG quality ≈ {quality}, so too few" if quality else "not a JPEG, so no"
                 raise UserError(f"{source}: {why} JPEG artifacts to remove at --scale 1; "
-                                f"nothing was written (--denoise 1-3 to run an x1 model anyway)")
-            weights = self.weights_for(level)
+                                f"nothing was written (--denoise 1-4 to run an x1 model anyway)")
+            first, weights = self.weights_for(level)
             if quality:
                 tqdm.write(f"{source.name}: JPEG quality ≈ {quality} -> "
-                           f"{model_files.describe_level(weights, level)}")
+                           f"{model_files.describe_level(weights, level, first)}")
+        return self.runner(weights), weights, first and self.runner(first)
+
+    def runner(self, weights):
+        """The runner of a model, made (and described) once."""
+        from tqdm import tqdm
         if weights.path not in self.runners:
-            self.runners[weights.path] = runner = make_runner(args, weights, self.device)
-            shrunk = (f", its x{weights.scale} result shrunk to size"
-                      if weights.scale > args.scale else "")
+            scale, model_scale = self.args.scale, weights.scale
+            self.runners[weights.path] = runner = make_runner(self.args, weights, self.device)
+            shrunk = f", its x{model_scale} result shrunk to size" if model_scale > scale else ""
             tqdm.write(f"model {weights.path} ({weights.architecture}, trained for "
-                       f"x{weights.scale}) for x{args.scale:g}{shrunk}; "
+                       f"x{weights.scale}) for x{scale:g}{shrunk}; "
                        f"{runner.describe()}; tiles of {self.tile} px")
-        return self.runners[weights.path], weights
+        return self.runners[weights.path]
 
     def weights_for(self, level: int):
-        """The level's model; under auto, the clean one where the level has none."""
+        """(first, weights): the level's model (model_files.models_for_level); under
+        auto, the clean one where the level has none."""
         args = self.args
         try:
-            return model_files.nearest_model(args.models, args.scale, level=level,
-                                             available=self.available)
+            return model_files.models_for_level(args.models, args.scale, level, self.available)
         except UserError:
             if not level or args.denoise != "auto" or args.scale == 1:
                 raise
@@ -331,7 +338,7 @@ def upscale_file(picker: ModelPicker, job: Job, args, tile: int, protected: set)
     from sr.pictures import read_picture
     from sr.tiling import count_tiles
     from sr.upscaling import output_size, upscale_picture
-    runner, weights = picker.pick(job.source)
+    runner, weights, first = picker.pick(job.source)
     model_scale = weights.scale   # the network's own, at which it runs before a shrink
     picture = read_picture(job.source, args.max_pixels, check_size=lambda size:
                            check_output_size(size, max(args.scale, model_scale),
@@ -350,7 +357,8 @@ def upscale_file(picker: ModelPicker, job: Job, args, tile: int, protected: set)
     tiles = count_tiles(hn, wn, tile)
     with tqdm(total=tiles, unit="tile", leave=False, desc=job.source.name,
               disable=None if tiles >= 8 else True) as bar:
-        result = upscale_picture(runner, picture, args.scale, tile, bar.update, model_scale)
+        result = upscale_picture(runner, picture, args.scale, tile, bar.update, model_scale,
+                                 first)
     del picture
     while True:
         try:

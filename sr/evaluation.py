@@ -16,13 +16,15 @@ from sr.upscaling import upscale_picture
 
 
 def evaluate_image(runner, img, scale: float, ensemble: bool = False,
-                   quality: int | None = None, model_scale: int | None = None) -> dict:
+                   quality: int | None = None, model_scale: int | None = None,
+                   first=None) -> dict:
     """PSNR/SSIM of bicubic and of the network for one high-resolution picture.
     runner: what runs the network (sr/inference.py: scoring_runner, or TorchRunner for
     PyTorch's float32 exactly); ensemble: the x8 self-ensemble of `upscale --ensemble`;
     quality: score JPEG inputs, the small picture saved at this quality (GUIDE §1);
     model_scale: the network's own scale where it is larger than scale (x2.5 by the x3
-    model): the network's result is what `upscale --scale` writes, shrunk to size."""
+    model): the network's result is what `upscale --scale` writes, shrunk to size;
+    first: the x1 runner of JPEG level 4's first pass, or None (upscale_picture)."""
     shave = math.floor(scale)
     width, height = scale_crop(img.size, scale)
     smallest = 2 * shave + SSIM_WINDOW   # both shaved borders plus SSIM's window
@@ -32,8 +34,9 @@ def evaluate_image(runner, img, scale: float, ensemble: bool = False,
     hr, small = shrunk_pair(img, scale, quality)
     bicubic = np.asarray(resize(small, hr.size))   # (H, W, 3): the baseline
     from sr.inference import SelfEnsemble
-    ours = upscale_picture(SelfEnsemble(runner) if ensemble else runner,
-                           Picture(np.asarray(small)), scale, 0, model_scale=model_scale).colour
+    runner, first = (SelfEnsemble(r) if ensemble and r else r for r in (runner, first))
+    ours = upscale_picture(runner, Picture(np.asarray(small)), scale, 0,
+                           model_scale=model_scale, first=first).colour
     hr = np.asarray(hr)
     return {"psnr_bicubic": psnr_y(hr, bicubic, shave), "psnr": psnr_y(hr, ours, shave),
             "ssim_bicubic": ssim_y(hr, bicubic, shave), "ssim": ssim_y(hr, ours, shave)}

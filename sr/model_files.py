@@ -313,9 +313,23 @@ def nearest_model(models_dir, scale: float, warn=None, level: int = 0,
     return next(w for w in candidates if w.scale == best)
 
 
-def describe_level(weights: Weights, wanted: int) -> str:
-    """'x2 model for JPEG level 2', 'x2 clean model', or for a level without a model
-    of its own, 'x2 clean model (none for JPEG level 3)'."""
+def models_for_level(models_dir, scale: float, level: int, available=None) -> tuple:
+    """(first, weights): nearest_model of the level and None, or at JPEG level 4
+    (sr.jpeg.TWO_PASSES) level 3's x1 model, which runs first, and level 3's model."""
+    from sr.jpeg import TWO_PASSES
+    if level != TWO_PASSES:
+        return None, nearest_model(models_dir, scale, level=level, available=available)
+    return tuple(nearest_model(models_dir, s, level=level - 1, available=available)
+                 for s in (1, scale))
+
+
+def describe_level(weights: Weights, wanted: int, first: Weights | None = None) -> str:
+    """'x2 model for JPEG level 2', 'x2 clean model', for a level without a model
+    of its own, 'x2 clean model (none for JPEG level 3)', or with a first pass,
+    'JPEG level 4: the x1 model for level 3, then the x2 one'."""
+    if first is not None:
+        then = "twice" if weights.scale == 1 else f"then the x{weights.scale} one"
+        return f"JPEG level {wanted}: the x1 model for level {first.level}, {then}"
     if weights.level:
         return f"x{weights.scale} model for JPEG level {weights.level}"
     missing = f" (none for JPEG level {wanted})" if wanted else ""

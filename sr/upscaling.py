@@ -117,14 +117,17 @@ def resize_plane(plane: np.ndarray, size, resample=Image.BICUBIC) -> np.ndarray:
 
 
 def upscale_picture(runner, picture: Picture, scale: float, tile: int = DEFAULT_TILE,
-                    on_tile=None, model_scale: int | None = None) -> Picture:
+                    on_tile=None, model_scale: int | None = None, first=None) -> Picture:
     """Upscale a Picture by scale: colour through bicubic + network, alpha bicubic only.
 
     model_scale: the scale the network was trained for, if larger than scale (x2.5 by
     the x3 model): the colour is then enlarged and refined at that scale and the result
     shrunk to size, Lanczos below x2 and bicubic above, as measured best
-    (docs/real-pictures.md).  Colour under transparent pixels is kept as it is: alpha
-    is a separate plane, never multiplied in."""
+    (docs/real-pictures.md).  first: a runner of an x1 model that cleans the picture
+    at its own size before (JPEG level 4, sr.jpeg.TWO_PASSES), or None.  Colour under
+    transparent pixels is kept as it is: alpha is a separate plane, never multiplied in."""
+    if first is not None:
+        picture = upscale_picture(first, picture, 1, tile)
     size = output_size(picture.size, scale)
     work = output_size(picture.size, model_scale) if (model_scale or 0) > scale else size
     bicubic = resize_plane(picture.colour, work)

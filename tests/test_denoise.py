@@ -98,6 +98,24 @@ def test_a_level_without_a_model_falls_back_to_the_clean_one_under_auto(pictures
     assert not (pictures / "o2").exists()
 
 
+@pytest.mark.parametrize("scale, said", [(2, "then the x2 one"), (1, "twice")])
+def test_the_worst_jpegs_get_level_3s_x1_model_first(pictures, models, scale, said):
+    """Level 4 (quality 20 and below): level 3's x1 model cleans the picture at its
+    own size, then level 3's model of the scale runs on that 8-bit result."""
+    picture(40, 24).save(pictures / "q12.jpg", quality=12)
+    out = pictures / "out"
+    result = upscale("-i", pictures / "q12.jpg", "--scale", scale, "--models", models,
+                     "-o", out, "--precision", "float32")
+    assert result.returncode == 0, result.stderr
+    assert f"quality ≈ 12 -> JPEG level 4: the x1 model for level 3, {said}" in result.stdout
+    cleaned = expected(models / "srcnn_x1_l3.safetensors", pictures / "q12.jpg", 1)
+    Image.fromarray(cleaned.astype(np.uint8)).save(pictures / "cleaned.png")
+    want = expected(models / f"srcnn_x{scale}_l3.safetensors", pictures / "cleaned.png", scale)
+    one_pass = expected(models / f"srcnn_x{scale}_l3.safetensors", pictures / "q12.jpg", scale)
+    assert np.abs(written(out, "q12") - want).max() <= 2   # ORT vs PyTorch, twice
+    assert np.abs(want - one_pass).max() > 2
+
+
 def test_scale_1_removes_artifacts_of_a_jpeg_at_its_size(pictures, models):
     out = pictures / "out"
     result = upscale("-i", pictures / "q40.jpg", "--scale", 1, "--models", models, "-o", out,
@@ -156,7 +174,19 @@ def test_a_model_claiming_impossible_jpeg_qualities_is_refused(tmp_path, jpeg):
 
 def test_models_say_their_level(tmp_path):
     assert [read_weights(jpeg_model(tmp_path, 2, level, 0)).level
-            for level in (0, 1, 2, 3)] == [0, 1, 2, 3]
+            for level in (0, 1, 2, 3, 4)] == [0, 1, 2, 3, 3]   # level 4 runs level 3's
+
+
+def test_eval_scores_the_worst_jpegs_with_both_passes(tmp_path):
+    folder = tmp_path / "models"
+    for scale in (1, 2):
+        jpeg_model(folder, scale, 3, seed=scale)
+    picture(24, 16).save(tmp_path / "a.png")
+    result = run_script("main.py", "eval", "-i", tmp_path, "--scale", 2, "--jpeg", 12,
+                        "--models", folder)
+    assert result.returncode == 0, result.stderr
+    assert (f"model {folder / 'srcnn_x1_l3.safetensors'} then "
+            f"{folder / 'srcnn_x2_l3.safetensors'}") in result.stdout
 
 
 @pytest.mark.parametrize("quality, level", [(None, 0), (90, 1), (75, 2), (40, 3)])

@@ -87,8 +87,8 @@ def test_roundtrip_of_grey_is_rgb():
 
 def test_levels_fall_as_quality_falls():
     levels = [level_for_quality(q) for q in range(100, 0, -1)]
-    assert levels == sorted(levels) and levels[0] == 0 and levels[-1] == 3
-    assert set(levels) == {0, 1, 2, 3}
+    assert levels == sorted(levels) and levels[0] == 0 and levels[-1] == 4
+    assert set(levels) == {0, 1, 2, 3, 4} and level_for_quality(20) == 4
     assert level_for_quality(None) == 0
     assert training_qualities(0) is None
     # each model trains on all of its band [low, next level's low - 1] (down to q10)

@@ -24,7 +24,7 @@ from PIL import Image, PngImagePlugin
 import main
 import srcnn
 from sr.checkpoint import publish_model
-from sr.jpeg import estimate_quality, level_for_quality
+from sr.jpeg import estimate_quality, level_for_quality, training_qualities
 from sr.pictures import read_picture
 
 sync_api = pytest.importorskip("playwright.sync_api",
@@ -87,15 +87,10 @@ def fixture_picture(width=97, height=61, seed=5) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "RGBA")
 
 
-LEVEL_2 = {"resize": "bicubic", "jpeg": [60, 90]}   # a JPEG level 2 model's training
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A copy of web/ with test models exported by `main.py export-onnx`: clean x2
-    (9-1-5) and x3 (9-5-5), JPEG level 2 models for x2 and x1 (none for levels 1 and
-    3); their model files, by (scale, level), in the folder "models"."""
-    root = tmp_path_factory.mktemp("site")
+def make_site(root: Path, specs) -> dict:
+    """A copy of web/ in root with test models exported by `main.py export-onnx`, one
+    per (scale, JPEG level, architecture, filters) of specs; their model files in the
+    folder "models", and the clean ones' by scale."""
     missing = serve.check_runtime_installed(WEB)
     if missing:
         pytest.fail(f"{missing} (tools/install-test-deps.sh does)")
@@ -105,15 +100,23 @@ def site(tmp_path_factory):
     shutil.copytree(WEB / "samples", root / "samples")
     (root / "node_modules").symlink_to(WEB / "node_modules", target_is_directory=True)
     models, checkpoints = root.parent / "models", {}
-    for scale, level, architecture, filters in [
-            (2, 0, "9-1-5", (64, 32)), (3, 0, "9-5-5", (32, 16)),
-            (2, 2, "9-1-5", (32, 16)), (1, 2, "9-1-5", (32, 16))]:
+    for scale, level, architecture, filters in specs:
         model = perturbed_model(architecture, filters, seed=scale + 10 * level)
+        jpeg = {"resize": "bicubic", "jpeg": list(training_qualities(level))} if level else None
         checkpoints[scale, level] = publish_model(models / f"x{scale}_jpeg{level}.safetensors",
-                                                  model, scale, LEVEL_2 if level else None)
+                                                  model, scale, jpeg)
     assert main.main(["export-onnx", "--models", str(models), "--web", str(root)]) == 0
     return {"root": root, "models": models,
             "checkpoints": {s: path for (s, level), path in checkpoints.items() if not level}}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """Clean x2 (9-1-5) and x3 (9-5-5), JPEG level 2 models for x2 and x1 (none for
+    levels 1 and 3)."""
+    return make_site(tmp_path_factory.mktemp("site"), [
+        (2, 0, "9-1-5", (64, 32)), (3, 0, "9-5-5", (32, 16)),
+        (2, 2, "9-1-5", (32, 16)), (1, 2, "9-1-5", (32, 16))])
 
 
 def serving(root, isolation):
@@ -893,7 +896,39 @@ def test_the_jpeg_level_can_be_overridden_and_a_missing_level_falls_back(page, u
 
     page.select_option("#denoise", "auto")
     rough = jpeg_file(tmp_path / "rough.jpg", fixture_picture(45, 31).convert("RGB"),
-                      quality=20)
+                      quality=30)
     assert upscale_on_page(page, rough, 2) == "done"
     assert (page.inner_text("#choice")
-            == "JPEG quality ≈ 20 → x2 clean model (none for JPEG level 3)")
+            == "JPEG quality ≈ 30 → x2 clean model (none for JPEG level 3)")
+
+
+@pytest.fixture(scope="module")
+def worst_url(tmp_path_factory):
+    """A page with level 3 models for x1 and x2 only: what JPEG level 4 runs."""
+    site = make_site(tmp_path_factory.mktemp("worst"), [(1, 3, "9-1-5", (32, 16)),
+                                                         (2, 3, "9-5-5", (32, 16))])
+    for address in serving(site["root"], isolation=True):
+        yield address, site["models"]
+
+
+@pytest.mark.parametrize("scale, then", [(2, "then the x2 one"), (1, "twice")])
+def test_the_worst_jpegs_run_level_3s_x1_model_first_as_python_upscale(
+        page, worst_url, tmp_path, capsys, scale, then):
+    """Level 4 (quality 20 and below): level 3's x1 model cleans the picture at its own
+    size, then level 3's model of the scale runs, on the page as in main.py upscale."""
+    address, models = worst_url
+    picture = jpeg_file(tmp_path / "photo.jpg", fixture_picture(45, 31).convert("RGB"),
+                        quality=12)
+    want, said = cli_upscale_by_level(picture, models, scale, tmp_path / "python", capsys)
+    assert f"JPEG quality ≈ 12 -> JPEG level 4: the x1 model for level 3, {then}" in said
+    open_page(page, address)
+    assert upscale_on_page(page, picture, scale) == "done", page.inner_text("#status")
+    assert (page.inner_text("#choice")
+            == f"JPEG quality ≈ 12 → JPEG level 4: the x1 model for level 3, {then}")
+    got = np.asarray(downloaded_result(page).convert("RGB"))
+    assert got.shape == want.shape
+    share = fraction_within_one_level(got, want)
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+    one_pass, _ = cli_upscale_by_level(picture, models, scale, tmp_path / "one", capsys,
+                                       "--denoise", "3")
+    assert fraction_within_one_level(got, one_pass) < 0.9   # the first pass made a difference

@@ -81,7 +81,9 @@ function describeRuntime({backend, threads, note, isolated}) {
 // The model for a picture, as `main.py upscale` picks it: the chosen scale's model for
 // the JPEG level of the artifacts menu, or under auto the level of the file's
 // estimated quality, falling back to the clean model where that level has none.
-// -> {model, note: what was chosen and why}; UserError where no model fits.
+// Level 4 (sr/jpeg.py TWO_PASSES) runs level 3's x1 model first, then level 3's.
+// -> {model, first: the x1 model or null, note: what was chosen and why}; UserError
+// where no model fits.
 async function chooseModel(file, name) {
   const scale = Number($('scale').value);
   const denoise = $('denoise').value;
@@ -95,17 +97,21 @@ async function chooseModel(file, name) {
   if (scale === 1 && !level) {
     throw new UserError(`${name}: ${said}, so ${said === 'not a JPEG' ? 'no' : 'too few'} ` +
                         `JPEG artifacts to remove at x1; ` +
-                        `pick a larger scale (or JPEG artifacts 1-3 if it once was a JPEG)`);
+                        `pick a larger scale (or JPEG artifacts 1-4 if it once was a JPEG)`);
   }
-  const find = (l) => models.find((m) => m.scale === scale && m.level === l);
-  const model = find(level) || (denoise === 'auto' && scale > 1 && find(0));
+  const find = (s, l) => models.find((m) => m.scale === s && m.level === l);
+  const pair = level === 4 ? [find(1, 3), find(scale, 3)] : [null, find(scale, level)];
+  const [first, model] = pair[1] && (level !== 4 || pair[0]) ? pair
+    : [null, denoise === 'auto' && scale > 1 && find(scale, 0)];
   if (!model) {
     const wanted = level ? `model for JPEG level ${level}` : 'clean model';
     throw new UserError(`no x${scale} ${wanted} on this page (web/models.json)`);
   }
-  const what = model.level ? `x${scale} model for JPEG level ${level}`
-    : `x${scale} clean model${level ? ` (none for JPEG level ${level})` : ''}`;
-  return {model, note: `${said} → ${what}`};
+  const then = scale === 1 ? 'twice' : `then the x${scale} one`;
+  const what = first ? `JPEG level ${level}: the x1 model for level 3, ${then}`
+    : model.level ? `x${scale} model for JPEG level ${level}`
+      : `x${scale} clean model${level ? ` (none for JPEG level ${level})` : ''}`;
+  return {model, first, note: `${said} → ${what}`};
 }
 
 function onReady(message) {
@@ -152,7 +158,7 @@ async function start({file, name}) {
   $('progress').removeAttribute('value');   // indeterminate while decoding
   setStatus('running', `Decoding ${name}…`);
   try {
-    const {model, note} = await chooseModel(file, name);
+    const {model, first, note} = await chooseModel(file, name);
     if (current !== job) return;
     job.model = model;
     $('choice').textContent = note;
@@ -162,7 +168,7 @@ async function start({file, name}) {
     job.decodeMs = performance.now() - job.started;
     // ?tile=N: a whole number of pixels; anything else means the worker's default
     const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
-    worker.postMessage({type: 'upscale', id: job.id, image, model, tile,
+    worker.postMessage({type: 'upscale', id: job.id, image, model, first, tile,
                         ensemble: job.ensemble}, [image.pixels.buffer]);   // moved, not copied
     job.sent = true;
   } catch (e) {

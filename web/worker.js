@@ -5,7 +5,7 @@
 //
 // Messages in:  {type: 'init', model: file, backend, threads}
 //               {type: 'upscale', id, image: {width, height, pixels},
-//                model: {file, scale, radius}, tile, ensemble}
+//                model: {file, scale, radius}, first: an x1 model or null, tile, ensemble}
 //               {type: 'cancel', id}
 // Messages out: {type: 'ready', backend, threads, note, isolated}
 //               {type: 'progress', id, phase, done, total}
@@ -136,25 +136,33 @@ async function refineLuma(id, session, pixels, width, height, r, tile, ensemble)
   return {networkMs, tiles: boxes.length};
 }
 
-async function upscale({id, image, model, tile, ensemble}) {
+async function upscale({id, image, model, first, tile, ensemble}) {
   await checkpoint(id);
   const session = await sessionFor(model.file);   // created once per model, then reused
   const t0 = performance.now();
   progress(id, 'interpolating');
   const {width, height} = outputSize(image.width, image.height, model.scale);
+  const side = tile || DEFAULT_TILES[runtime.backend];
   // the bicubic enlargement, RGBA (height, width, 4); the source pixels are dropped as
   // soon as they are used (a large photo is ~50 MB)
-  const pixels = resizeBicubic(image.pixels, image.width, image.height, width, height);
-  image.pixels = null;
+  let pixels = resizeBicubic(image.pixels, image.width, image.height, width, height);
   const before = width * height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
   const t1 = performance.now();
+  let firstMs = 0;
+  if (first) {   // JPEG level 4: an x1 model first cleans the picture at its own size
+    ({networkMs: firstMs} = await refineLuma(id, await sessionFor(first.file), image.pixels,
+                                             image.width, image.height, first.radius, side,
+                                             ensemble));
+    pixels = resizeBicubic(image.pixels, image.width, image.height, width, height);
+  }
+  image.pixels = null;
   const {networkMs, tiles} = await refineLuma(id, session, pixels, width, height, model.radius,
-                                              tile || DEFAULT_TILES[runtime.backend], ensemble);
+                                              side, ensemble);
   const t2 = performance.now();
   const transfer = before ? [pixels.buffer, before.buffer] : [pixels.buffer];
   self.postMessage({
     type: 'result', id, width, height, pixels, before, tiles,
     backend: runtime.backend, threads: runtime.threads,
-    timings: {interpolateMs: t1 - t0, refineMs: t2 - t1, networkMs},
+    timings: {interpolateMs: t1 - t0, refineMs: t2 - t1, networkMs: networkMs + firstMs},
   }, transfer);
 }
