@@ -315,12 +315,16 @@ def nearest_model(models_dir, scale: float, warn=None, level: int = 0,
 
 def models_for_level(models_dir, scale: float, level: int, available=None) -> tuple:
     """(first, weights): nearest_model of the level and None, or at JPEG level 4
-    (sr.jpeg.TWO_PASSES) level 3's x1 model, which runs first, and level 3's model."""
+    (sr.jpeg.TWO_PASSES) level 3's x1 model, which runs first (None if there is none),
+    and level 3's model."""
     from sr.jpeg import TWO_PASSES
-    if level != TWO_PASSES:
-        return None, nearest_model(models_dir, scale, level=level, available=available)
-    return tuple(nearest_model(models_dir, s, level=level - 1, available=available)
-                 for s in (1, scale))
+    two = level == TWO_PASSES
+    available = list_models(models_dir) if available is None else available
+    weights = nearest_model(models_dir, scale, level=level - 1 if two else level,
+                            available=available)
+    # available is newest first (list_models): the newest x1 model of level 3
+    first = next((w for w in available if two and w.scale == 1 and w.level == level - 1), None)
+    return first, weights
 
 
 def describe_level(weights: Weights, wanted: int, first: Weights | None = None) -> str:

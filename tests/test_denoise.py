@@ -114,6 +114,12 @@ def test_the_worst_jpegs_get_level_3s_x1_model_first(pictures, models, scale, sa
     one_pass = expected(models / f"srcnn_x{scale}_l3.safetensors", pictures / "q12.jpg", scale)
     assert np.abs(written(out, "q12") - want).max() <= 2   # ORT vs PyTorch, twice
     assert np.abs(want - one_pass).max() > 2
+    if scale == 2:   # without an x1 model for level 3: level 3's model alone
+        (models / "srcnn_x1_l3.safetensors").unlink()
+        result = upscale("-i", pictures / "q12.jpg", "--models", models, "-o", out / "one",
+                         "--precision", "float32")
+        assert "JPEG quality ≈ 12 -> x2 model for JPEG level 3" in result.stdout
+        assert np.abs(written(out / "one", "q12") - one_pass).max() <= 1
 
 
 def test_scale_1_removes_artifacts_of_a_jpeg_at_its_size(pictures, models):

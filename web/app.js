@@ -101,7 +101,7 @@ async function chooseModel(file, name) {
   }
   const find = (s, l) => models.find((m) => m.scale === s && m.level === l);
   const pair = level === 4 ? [find(1, 3), find(scale, 3)] : [null, find(scale, level)];
-  const [first, model] = pair[1] && (level !== 4 || pair[0]) ? pair
+  const [first, model] = pair[1] ? pair   // level 4 without an x1 model: level 3's alone
     : [null, denoise === 'auto' && scale > 1 && find(scale, 0)];
   if (!model) {
     const wanted = level ? `model for JPEG level ${level}` : 'clean model';
@@ -109,7 +109,7 @@ async function chooseModel(file, name) {
   }
   const then = scale === 1 ? 'twice' : `then the x${scale} one`;
   const what = first ? `JPEG level ${level}: the x1 model for level 3, ${then}`
-    : model.level ? `x${scale} model for JPEG level ${level}`
+    : model.level ? `x${scale} model for JPEG level ${model.level}`
       : `x${scale} clean model${level ? ` (none for JPEG level ${level})` : ''}`;
   return {model, first, note: `${said} → ${what}`};
 }
