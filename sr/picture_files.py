@@ -46,7 +46,10 @@ def write_picture(picture: Picture, path, fmt: str = "png", overwrite: bool = Fa
         return write_file_atomic(path, lambda f: write_png(f, picture, png_level), overwrite)
     if picture.bits == 16 and fmt == "tiff":
         return write_file_atomic(path, lambda f: write_tiff16(f, picture), overwrite)
-    img = pillow_image(picture)
+    pixels = interleaved(picture)       # (H, W, C), C = 1..4; Pillow takes it at 8 bits
+    if picture.bits == 16:
+        pixels = to_8bit(pixels)
+    img = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     params = {"icc_profile": picture.icc} if picture.icc else {}
     if fmt in ("jpg", "webp"):
         params["quality"] = quality
@@ -54,14 +57,6 @@ def write_picture(picture: Picture, path, fmt: str = "png", overwrite: bool = Fa
         params["compression"] = "tiff_adobe_deflate"
     return write_file_atomic(path, lambda f: img.save(f, format=FORMATS[fmt], **params),
                              overwrite)
-
-
-def pillow_image(picture: Picture) -> Image.Image:
-    """8-bit Pillow image (RGB, RGBA, L or LA) of a picture; 16-bit values rounded."""
-    pixels = interleaved(picture)               # (H, W, C), C = 1..4
-    if picture.bits == 16:
-        pixels = to_8bit(pixels)
-    return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
 
 
 def interleaved(picture: Picture) -> np.ndarray:
