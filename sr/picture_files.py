@@ -67,8 +67,6 @@ def interleaved(picture: Picture) -> np.ndarray:
     return np.concatenate([planes, picture.alpha[..., None]], axis=2)
 
 
-# --- PNG, 8 or 16 bits ---------------------------------------------------------------
-
 def write_png(f, picture: Picture, level: int = PNG_LEVEL) -> None:
     """PNG of a picture (grey/RGB, with or without alpha, 8 or 16 bits), ICC profile kept."""
     png = encode_png(interleaved(picture), level)
@@ -102,8 +100,6 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return (struct.pack(">I", len(data)) + kind + data
             + struct.pack(">I", zlib.crc32(kind + data)))
 
-
-# --- 16-bit TIFF ---------------------------------------------------------------------
 
 def write_tiff16(f, picture: Picture) -> None:
     """16-bit TIFF (grey, grey+alpha, RGB or RGBA) with its ICC profile, written by
