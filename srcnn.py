@@ -30,9 +30,7 @@ class SRCNN(nn.Module):
         f1, f2 = (int(f) for f in filters)
         if any(k < 1 or k % 2 == 0 for k in (k1, k2, k3)):
             raise ValueError(f"kernel sizes must be odd and positive, got {kernels}")
-        self.kernels = (k1, k2, k3)
-        self.filters = (f1, f2)
-        self.residual = bool(residual)
+        self.kernels, self.filters, self.residual = (k1, k2, k3), (f1, f2), bool(residual)
         self.conv1 = nn.Conv2d(1, f1, k1)
         self.conv2 = nn.Conv2d(f1, f2, k2)
         self.conv3 = nn.Conv2d(f2, 1, k3)

@@ -116,24 +116,17 @@ def web_model_name(scale: int, level: int = 0) -> str:
     return "srcnn.onnx" if int(scale) == 2 else f"srcnn_x{int(scale)}.onnx"
 
 
-def shipped_name(scale: int, level: int = 0) -> str:
-    """The name of the model file that ships for a scale and level."""
-    return f"srcnn_x{scale}{f'_jpeg{level}' if level else ''}.shipped.safetensors"
-
-
 def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
     """{(scale, level): Weights} for the page: per scale and JPEG artifact level, the
-    shipped model (shipped_name) if there is a valid one, else the newest model.
-
-    scales: only these (UserError if one has no model at any level); None: every
-    scale found.
-    """
+    shipped model (srcnn_x<s>[_jpeg<L>].shipped.safetensors) if valid, else the newest.
+    scales: only these (UserError if one has no model at any level); None: all found."""
     from sr.model_files import list_models
     newest, shipped = {}, {}
     for weights in list_models(models_dir, warn=warn):  # newest first
         key = (weights.scale, weights.level)
         newest.setdefault(key, weights)
-        if weights.path.name == shipped_name(*key):
+        jpeg = f"_jpeg{weights.level}" if weights.level else ""
+        if weights.path.name == f"srcnn_x{weights.scale}{jpeg}.shipped.safetensors":
             shipped[key] = weights
     found = {**newest, **shipped}
     if scales is not None:

@@ -256,9 +256,7 @@ class TorchRunner:
         algorithms per tile shape (a global setting: only for the upscale command, not
         for training's validation)."""
         import torch
-        self.torch = torch
-        self.model = model.to(device)
-        self.device = torch.device(device)
+        self.torch, self.model, self.device = torch, model.to(device), torch.device(device)
         self.radius = model.radius
         cuda = self.device.type == "cuda"
         self.half = (cuda and model.residual) if half is None else bool(half)

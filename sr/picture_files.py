@@ -46,7 +46,10 @@ def write_picture(picture: Picture, path, fmt: str = "png", overwrite: bool = Fa
         return write_file_atomic(path, lambda f: write_png(f, picture, png_level), overwrite)
     if picture.bits == 16 and fmt == "tiff":
         return write_file_atomic(path, lambda f: write_tiff16(f, picture), overwrite)
-    img = pillow_image(picture)
+    pixels = interleaved(picture)       # (H, W, C), C = 1..4; Pillow takes it at 8 bits
+    if picture.bits == 16:
+        pixels = to_8bit(pixels)
+    img = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     params = {"icc_profile": picture.icc} if picture.icc else {}
     if fmt in ("jpg", "webp"):
         params["quality"] = quality
@@ -56,14 +59,6 @@ def write_picture(picture: Picture, path, fmt: str = "png", overwrite: bool = Fa
                              overwrite)
 
 
-def pillow_image(picture: Picture) -> Image.Image:
-    """8-bit Pillow image (RGB, RGBA, L or LA) of a picture; 16-bit values rounded."""
-    pixels = interleaved(picture)               # (H, W, C), C = 1..4
-    if picture.bits == 16:
-        pixels = to_8bit(pixels)
-    return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-
-
 def interleaved(picture: Picture) -> np.ndarray:
     """(H, W, C) with alpha last, C in 1..4."""
     planes = picture.colour if picture.colour.ndim == 3 else picture.colour[..., None]
@@ -71,8 +66,6 @@ def interleaved(picture: Picture) -> np.ndarray:
         return planes
     return np.concatenate([planes, picture.alpha[..., None]], axis=2)
 
-
-# --- PNG, 8 or 16 bits ---------------------------------------------------------------
 
 def write_png(f, picture: Picture, level: int = PNG_LEVEL) -> None:
     """PNG of a picture (grey/RGB, with or without alpha, 8 or 16 bits), ICC profile kept."""
@@ -107,8 +100,6 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return (struct.pack(">I", len(data)) + kind + data
             + struct.pack(">I", zlib.crc32(kind + data)))
 
-
-# --- 16-bit TIFF ---------------------------------------------------------------------
 
 def write_tiff16(f, picture: Picture) -> None:
     """16-bit TIFF (grey, grey+alpha, RGB or RGBA) with its ICC profile, written by

@@ -87,7 +87,7 @@ def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     anything is decoded (e.g. to refuse a result too large); its UserError gets
     the file's name in front."""
     path = Path(path)
-    # Pillow's bomb check off (check_pixel_count makes it, with a clearer message), and its
+    # Pillow's bomb check off (check_header makes it, with a clearer message), and its
     # warnings about damaged metadata ("Corrupt EXIF data") silent: the file is then read,
     # or refused in one line
     saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
@@ -125,12 +125,16 @@ def check_regular_file(path: Path) -> None:
                         f"not a picture file")
 
 
-def check_pixel_count(size, max_pixels: int | None) -> None:
+def check_header(size, tag, max_pixels: int | None, check_size) -> None:
+    """Before any pixel is decoded: the pixel count of size (width, height), then
+    check_size, if given, on the upright size (tag: the EXIF orientation)."""
     w, h = size
     if max_pixels and w * h > max_pixels:
         raise UserError(f"{w}x{h} is {pixel_amount(w * h)}, above the limit of "
                         f"{pixel_amount(max_pixels)} (a guard against decompression bombs); "
                         f"raise it with --max-pixels")
+    if check_size is not None:
+        check_size((h, w) if tag in (5, 6, 7, 8) else (w, h))
 
 
 def pixel_amount(n: int) -> str:
@@ -190,10 +194,7 @@ def decode_file(path: Path, max_pixels: int | None, check_size) -> Picture:
                             "cannot read)") from None
         return picture
     with img:
-        check_pixel_count(img.size, max_pixels)
-        if check_size is not None:   # the upright size, from the header alone
-            w, h = img.size
-            check_size((h, w) if header_orientation(img) in (5, 6, 7, 8) else (w, h))
+        check_header(img.size, header_orientation(img), max_pixels, check_size)
         frames = getattr(img, "n_frames", 1)
         notes = [f"first frame of {frames} used"] if frames > 1 else []
         if img.format == "PNG" and png_bit_depth(path) == 16:
@@ -242,11 +243,8 @@ def tiff_picture(path: Path, notes: list, max_pixels: int | None = None,
                 raise UserError(FLOAT_REFUSED)
             if not plain_tiff_page(page, tifffile.PHOTOMETRIC):
                 return None
-            size = (page.imagewidth, page.imagelength)
-            check_pixel_count(size, max_pixels)
             tag = page.tags.valueof("Orientation", 1)
-            if check_size is not None:
-                check_size(size[::-1] if tag in (5, 6, 7, 8) else size)
+            check_header((page.imagewidth, page.imagelength), tag, max_pixels, check_size)
             pixels = page.asarray()                     # (H, W) or (H, W, S), interleaved
             icc = page.tags.valueof("InterColorProfile")
     except UserError:

@@ -102,8 +102,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         progress = ckpt["progress"]
         self.epoch, self.step_in_epoch = progress["epoch"], progress["step_in_epoch"]
-        self.step = progress["step"]
-        self.best_psnr = ckpt["best_psnr"]
+        self.step, self.best_psnr = progress["step"], ckpt["best_psnr"]
         self.history = list(ckpt.get("history", []))
         torch.set_rng_state(ckpt["rng"]["torch"])
 

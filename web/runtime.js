@@ -26,8 +26,7 @@ async function importRuntime(build) {
 // not needed here.
 export function wantedThreads(requested) {
   if (!self.crossOriginIsolated) return 1;
-  if (requested > 0) return requested;
-  return Math.min(navigator.hardwareConcurrency || 1, 16);
+  return requested > 0 ? requested : Math.min(navigator.hardwareConcurrency || 1, 16);
 }
 
 async function webgpuUnavailableReason() {
