@@ -31,10 +31,8 @@ def now() -> str:
 
 def save_checkpoint(path, model: SRCNN, scale: int, train: dict | None = None,
                     overwrite: bool = False, extra: dict | None = None) -> Path:
-    """Write a run's resumable checkpoint atomically (temporary file, then rename).
-
-    extra: more top-level entries (optimizer, progress, RNG states...), plain
-    values and tensors only."""
+    """Write a run's resumable checkpoint atomically; extra: more top-level entries
+    (optimizer, progress, RNG states...), plain values and tensors only."""
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": model.config,
                "scale": int(scale), "created": now(),
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},

@@ -13,11 +13,8 @@ def fits_patch(size, patch: int, scale: int) -> bool:
 
 
 def patches_per_image(sizes, count: int, patch: int, scale: int, rng: np.random.Generator):
-    """Split count patches over images in proportion to their area.
-
-    sizes: list of (width, height); images that cannot give a patch at this scale
-    (fits_patch) get none.  Returns a list of ints, one per image.
-    """
+    """Split count patches over images (sizes: [(width, height)]) in proportion to
+    their area, as a list of ints; those that cannot give a patch (fits_patch) get none."""
     areas = np.array([w * h if fits_patch((w, h), patch, scale) else 0 for w, h in sizes],
                      dtype=float)
     if areas.sum() == 0:
@@ -28,13 +25,11 @@ def patches_per_image(sizes, count: int, patch: int, scale: int, rng: np.random.
 def crop_pairs(img, n: int, patch: int, scale: int, rng: np.random.Generator,
                quality: int | None = None):
     """n random (hr, lr) patch pairs of patch x patch pixels from one picture, one at a
-    time (a generator: memory does not grow with n).
-
-    The whole picture is degraded first (bicubic down by scale, saved as JPEG at
-    quality if given, and back up, as in evaluation), then both versions are cropped
-    at the same place, so the patch edges carry no artefacts that real inputs would
-    not have.  Each pair draws two integers from rng, and nothing else does.
-    """
+    time (a generator: memory does not grow with n).  The whole picture is degraded
+    first (bicubic down by scale, saved as JPEG at quality if given, and back up, as in
+    evaluation), then both versions are cropped at the same place, so the patch edges
+    carry no artefacts that real inputs would not have.  Each pair draws two integers
+    from rng, and nothing else does."""
     hr, lr = degraded_pair(img, scale, quality)
     w, h = hr.size
     for _ in range(n):

@@ -82,9 +82,8 @@ def check_outputs(args, resume: Path | None) -> None:
 
 
 def check_patch_size(model, source, kind: str) -> None:
-    """Training compares only the network's valid output, the patch less `radius`
-    pixels on every side, so a patch side needs at least 2 * radius + 1 px (one
-    valid pixel; 13 for 9-1-5, 17 for 9-5-5): the least that can train at all,
+    """Training scores only the valid output, the patch less `radius` px a side, so a
+    patch needs 2 * radius + 1 px (13 for 9-1-5, 17 for 9-5-5) to train at all,
     though patches well above it (the defaults 32 and 48) train better."""
     from srcnn import architecture_name
     need = 2 * model.radius + 1
@@ -95,9 +94,9 @@ def check_patch_size(model, source, kind: str) -> None:
 
 
 def check_epoch_fits(source, device) -> None:
-    """UserError if one epoch of fresh crops, (patches, 1, P, P) float32 twice (input
-    and target), would take more than 80% of the memory that holds them (the
-    device's on CUDA, else the machine's), instead of failing after the run started."""
+    """UserError if an epoch of fresh crops, (patches, 1, P, P) float32 for input and
+    target, would take over 80% of the memory holding them (the device's on CUDA, else
+    the machine's), rather than failing after the run started."""
     import torch
     if not hasattr(source, "count"):   # a samples folder is in memory already
         return

@@ -36,7 +36,6 @@ class StopRequest:
 
     def __init__(self):
         self.requested = False
-        self._previous = []
 
     def __enter__(self):
         try:
@@ -64,8 +63,7 @@ class Trainer:
 
     config: plain training settings (epochs, batch, lr, seed, scale, ...), stored
     in every checkpoint. source: PatchFolder or ImageCrops. val: HeldOutPictures
-    (scored whole) or PatchSet (a gen_samples.py folder's held-out patches).
-    """
+    (scored whole) or PatchSet (a gen_samples.py folder's held-out patches)."""
 
     def __init__(self, model, config: dict, source, val, device: str, run_dir: Path,
                  dist=None, log=print):
@@ -185,10 +183,8 @@ class Trainer:
                                f"{ours - bicubic:+.2f})")
 
     def finish_epoch(self, losses, seconds: float, epoch_start: float) -> None:
-        """Validate, record, write last (and best); then move to the next epoch.
-
-        seconds: the steps alone; wall_seconds adds the crops and validation (what
-        tools/device-train.sh plans a time budget with)."""
+        """Validate, record, write last (and best), go to the next epoch.  seconds: the steps
+        alone; wall_seconds adds crops and validation (tools/device-train.sh's budget)."""
         loss = torch.stack(losses).mean().item() if losses else float("nan")
         # the weights are NaN from here on: say so now, not when publishing them fails
         if losses and not math.isfinite(loss):
@@ -213,9 +209,8 @@ class Trainer:
         distributed.barrier(self.dist)
 
     def score_start(self) -> float:
-        """Validate the weights a fine-tune (or --init) starts from and count them
-        as the best so far, so that a run whose epochs all score lower publishes
-        them unchanged: fine-tuning never replaces a model with a worse one."""
+        """Score a fine-tune's (or --init's) starting weights as the best so far: a run
+        whose epochs all score lower publishes them unchanged, never a worse model."""
         ours, _, text = self.validate()
         self.best_psnr = ours if math.isfinite(ours) else -math.inf
         self.save("best")
@@ -223,9 +218,8 @@ class Trainer:
         return ours
 
     def run(self, stop_after: int | None = None) -> bool:
-        """Train to the end (True) or until Ctrl-C / stop_after steps (False).
-
-        Either way last.pt holds a state that resumes exactly."""
+        """Train to the end (True) or until Ctrl-C / stop_after steps (False); either
+        way last.pt holds a state that resumes exactly."""
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model.train()

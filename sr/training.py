@@ -10,9 +10,7 @@ Two sources of patch pairs, both degraded the way evaluation degrades pictures
   and optionally with targets moved toward a teacher model's output (--teacher).
 Validation scores the pictures held out of --from-images whole, as `main.py
 eval` does (HeldOutPictures); a gen_samples.py folder has only patches to score.
-
-Randomness is drawn from generators seeded by (seed, epoch), so an epoch's
-patches, order and augmentations can be rebuilt exactly when a run resumes.
+Randomness comes from generators seeded by (seed, epoch): see sr/trainer.py.
 """
 from __future__ import annotations
 
@@ -205,8 +203,7 @@ class ImageCrops:
     (Pillow bicubic), which adds detail at new scales; 1 disables it.
     teacher: a Teacher, or None; its weights are part of the data's hash.
     jpeg: (qmin, qmax): each picture's shrunk version is saved as JPEG at a quality
-    drawn from that range every epoch (sr.imaging.degraded_pair), or None.
-    """
+    drawn from that range every epoch (sr.imaging.degraded_pair), or None."""
 
     def __init__(self, images: dict, count: int, patch: int, scale: int, seed: int,
                  rescale: float = 1.0, teacher: "Teacher | None" = None, jpeg=None):
@@ -335,10 +332,8 @@ def held_out_pictures(images: dict, scale: int, side: int = VALIDATION_SIDE,
 
 
 def lr_factor(step: int, total: int, warmup_fraction: float = 0.05) -> float:
-    """Linear warm-up over the first 5% of steps, then cosine decay to zero.
-
-    The warm-up keeps Adam's first, full-size steps from pushing the ReLUs of
-    the wider 9-5-5 network into the dead zone."""
+    """Linear warm-up over the first 5% of steps, then cosine decay to zero: the warm-up
+    keeps Adam's first, full-size steps from pushing 9-5-5's ReLUs into the dead zone."""
     warmup = max(1, int(total * warmup_fraction))
     if step < warmup:
         return (step + 1) / warmup
