@@ -13,6 +13,7 @@ import itertools
 import json
 import shutil
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 from sr import cli
@@ -145,9 +146,8 @@ def start_trainer(args, device, resume: Path | None, dist):
 
 
 def prepare(args, device, resume: Path | None):
-    """(model, config, source, val, run folder, resume checkpoint or None).
-
-    resume: the last.pt that --resume names (see find_resume), or None."""
+    """(model, config, source, val, run folder, resume checkpoint or None); resume:
+    the last.pt that --resume names (see find_resume), or None."""
     import torch
     from sr.checkpoint import model_from_weights
     from sr.model_files import read_checkpoint
@@ -186,11 +186,9 @@ def new_run_folder(path: Path, config: dict) -> Path:
     from sr.atomic import write_text_atomic
     for n in itertools.count():
         folder = path.with_name(f"{path.name}-{n}" if n else path.name)
-        try:
+        with suppress(FileExistsError):
             folder.mkdir(parents=True)
             break
-        except FileExistsError:
-            continue
     try:
         with cli.naming(folder / "config.json"):
             write_text_atomic(folder / "config.json", json.dumps(config, indent=1))
