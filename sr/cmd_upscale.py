@@ -279,19 +279,17 @@ class ModelPicker:
         """(runner, Weights, runner of the x1 model that runs first or None) for one
         picture; UserError if none fits."""
         from tqdm import tqdm
-        args = self.args
-        if args.model:
-            first, weights = None, self.available[0]
-        else:
-            level, quality = self.level_of(source)
-            if args.scale == 1 and not level:
-                why = f"JPEG quality ≈ {quality}, so too few" if quality else "not a JPEG, so no"
-                raise UserError(f"{source}: {why} JPEG artifacts to remove at --scale 1; "
-                                f"nothing was written (--denoise 1-4 to run an x1 model anyway)")
-            first, weights = self.weights_for(level)
-            if quality:
-                tqdm.write(f"{source.name}: JPEG quality ≈ {quality} -> "
-                           f"{model_files.describe_level(weights, level, first)}")
+        if self.args.model:
+            return self.runner(self.available[0]), self.available[0], None
+        level, quality = self.level_of(source)
+        if self.args.scale == 1 and not level:
+            why = f"JPEG quality ≈ {quality}, so too few" if quality else "not a JPEG, so no"
+            raise UserError(f"{source}: {why} JPEG artifacts to remove at --scale 1; "
+                            f"nothing was written (--denoise 1-4 to run an x1 model anyway)")
+        first, weights = self.weights_for(level)
+        if quality:
+            tqdm.write(f"{source.name}: JPEG quality ≈ {quality} -> "
+                       f"{model_files.describe_level(weights, level, first)}")
         return self.runner(weights), weights, first and self.runner(first)
 
     def runner(self, weights):
