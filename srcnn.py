@@ -103,8 +103,7 @@ def grown(model: SRCNN, kernels) -> SRCNN:
     so every output pixel still sees only the pixels it saw before (the mirror padding
     by the larger radius repeats the same pixels).  Training can then go on from it
     and put the wider context to use, e.g. 9-5-5 -> 11-5-5.  (The sums gain zero
-    terms, so results agree to float rounding, not always bit for bit.)
-    """
+    terms, so results agree to float rounding, not always bit for bit.)"""
     kernels = tuple(int(k) for k in kernels)
     if len(kernels) != 3 or any(new < old or (new - old) % 2
                                 for new, old in zip(kernels, model.kernels)):

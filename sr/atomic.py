@@ -20,8 +20,7 @@ def write_file_atomic(path, write, overwrite: bool = False) -> Path:
     Without overwrite an existing file is never replaced (UserError instead,
     checked by os.link, so there is no check-then-write race); an interrupted or
     failed write leaves no file behind.  (No fsync: it made a 1200x800 PNG's write 16%
-    slower here, for safety against a power cut, which this does not promise.)
-    """
+    slower here, for safety against a power cut, which this does not promise.)"""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path}: is a folder, not a file")

@@ -47,8 +47,7 @@ def onnx_bytes(model, scale: int, degradation: dict | None = None) -> bytes:
 
     metadata_props tell a runtime how to use it: scale, architecture, radius,
     residual, colour space, and what it was trained on: degradation (the model file's,
-    JSON; None: clean) and the JPEG artifact level that gives (sr.jpeg.level_of_range).
-    """
+    JSON; None: clean) and the JPEG artifact level that gives (sr.jpeg.level_of_range)."""
     from sr.jpeg import level_of_range
     degradation = degradation or {"resize": "bicubic"}
     model = model.eval().cpu()
@@ -147,8 +146,7 @@ def web_models(web_dir, skip=()) -> list[dict]:
     existed have no level: 0, clean).
 
     Reads each file's metadata_props (not those named in skip); a file without a
-    scale, or not ONNX, is an error.
-    """
+    scale, or not ONNX, is an error."""
     entries = []
     for path in sorted(Path(web_dir).glob("srcnn*.onnx")):
         if not re.fullmatch(r"srcnn(_x\d+(_jpeg\d)?)?\.onnx", path.name) or path.name in skip:

@@ -90,8 +90,7 @@ def map_tiles(runner, image: np.ndarray, out: np.ndarray, tile: int, to_luma, fr
         conversion of a window; extra is anything from_luma needs (e.g. YCbCr).
     from_luma(refined (h, w), extra cropped to the tile centre) -> output pixels.
     runner: see sr/inference.py; runner.workers tiles run at once, in threads
-        (NumPy and ONNX Runtime release the GIL while they compute).
-    """
+        (NumPy and ONNX Runtime release the GIL while they compute)."""
     r = runner.radius
     height, width = image.shape[:2]
 

@@ -25,12 +25,9 @@ def to_uint16(x: np.ndarray) -> np.ndarray:
 
 
 def colour_steps(pixels: np.ndarray):
-    """(to_luma, from_luma) for map_tiles, by the kind of pixels:
-    (H, W, 3) RGB or (H, W) grey, uint8 or uint16.
-
-    RGB: the luma (BT.601 Y / 255) goes through the network, Cb and Cr stay as
-    interpolated.  Grey: its luma alone, and the result is grey again.
-    """
+    """(to_luma, from_luma) for map_tiles, by the kind of pixels, (H, W, 3) RGB or (H, W)
+    grey, uint8 or uint16: RGB's luma (BT.601 Y / 255) goes through the network, Cb and
+    Cr stay as interpolated; grey's luma alone, and the result is grey again."""
     wide = pixels.dtype == np.uint16
     if pixels.ndim == 3:
         def to_luma(window):
@@ -58,8 +55,7 @@ def refine_with(runner, bicubic: np.ndarray, tile: int = DEFAULT_TILE, on_tile=N
     runner: what runs the network (sr/inference.py).
     bicubic: (H, W, 3) RGB or (H, W) grey, uint8 (or uint16 for 16-bit pictures).
     tile: output tile side; 0 means one tile.  The result does not depend on it.
-    on_tile: called once per finished tile (progress).
-    """
+    on_tile: called once per finished tile (progress)."""
     to_luma, from_luma = colour_steps(bicubic)
     out = np.empty_like(bicubic)
     return map_tiles(runner, bicubic, out, tile, to_luma, from_luma, on_tile)
