@@ -1,14 +1,12 @@
 // Picture file -> RGBA pixels, as Pillow would read it for `main.py upscale`.
-//
-// PNG goes through png.js (fast-png: exact, alpha unpremultiplied, no colour
-// management, the orientation applied as sr/pictures.py does).
-// Other formats (JPEG, WebP, GIF, BMP...) are decoded by the browser without colour
-// conversion and with EXIF orientation applied, as sr/pictures.read_picture does; they
-// are read back through a canvas, which is exact for opaque pixels. A 2D canvas stores
-// premultiplied alpha, so translucent pictures are read again through WebGL: a texture
-// uploaded without premultiplication and read through a framebuffer returns the
-// decoded bytes unchanged, colour under transparent pixels included (where WebGL is
-// missing, the canvas's pixels are kept and that colour can differ from Python's).
+// PNG goes through png.js (fast-png: exact, see there). Other formats (JPEG, WebP, GIF,
+// BMP...) are decoded by the browser without colour conversion and with EXIF orientation
+// applied, as sr/pictures.read_picture does; they are read back through a canvas, which
+// is exact for opaque pixels. A 2D canvas stores premultiplied alpha, so translucent
+// pictures are read again through WebGL: a texture uploaded without premultiplication
+// and read through a framebuffer returns the decoded bytes unchanged, colour under
+// transparent pixels included (where WebGL is missing, the canvas's pixels are kept and
+// that colour can differ from Python's).
 
 import {isPng, decodePng} from './png.js';
 import {UserError} from './errors.js';

@@ -6,9 +6,8 @@
 // Pillow keeps it, 8 bits per sample, and the ICC profile copied to the result.
 // fast-png imports 'fflate' and 'iobuffer' by bare name, which index.html's import
 // map resolves; module workers have no import maps, so this runs in the page.
-// The chunk walk below stays because fast-png 8.0.0 reads only iCCP and tEXt: not
-// eXIf, zTXt or iTXt, where Pillow finds the orientation, and its encoder writes no
-// iCCP, so the input's chunk is copied into the result as it is.
+// The chunk walk below stays: fast-png 8.0.0 reads only iCCP and tEXt, not eXIf, zTXt or
+// iTXt, where Pillow finds the orientation, and writes no iCCP (the input's is copied).
 
 import {convertIndexedToRgb, decode, encode, hasPngSignature} from 'fast-png';
 import {unzlibSync} from 'fflate';
