@@ -5,10 +5,11 @@
 #
 # Each model fine-tunes a clean shipped model (x1 ones: the x2 model, then each other)
 # on T91 whose small pictures are saved as JPEG at a quality drawn from its level's
-# range (sr/jpeg.py LEVELS: 1: 84-98, 2: 60-90, 3: 10-70), in the stages below: the
+# range (sr/jpeg.py LEVELS: 1: 84-98, 2: 60-90, 3: 10-70; level 4 has no models of its
+# own, it runs level 3's x1 model and then level 3's), in the stages below: the
 # recipe the shipped files were made with, on the project's 2-core CPU (about 90 min
-# there in all, then 65 min for the --seed 2 stages of a later session; the stage
-# lengths were what each session's CPU time allowed).
+# there in all, then 65 min for the --seed 2 stages of a later session and about 40 min
+# for those of the one after; the stage lengths were what each session's CPU time allowed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t91=${1:?usage: tools/train-jpeg-models.sh T91_DIR}
@@ -28,7 +29,8 @@ ship() {   # NAME SCALE LEVEL
 }
 m=models
 stage x2_l1a $m/srcnn_x2.shipped.safetensors 2 1 10
-stage x2_l1 "$out/x2_l1a.safetensors" 2 1 20 && ship x2_l1 2 1
+stage x2_l1 "$out/x2_l1a.safetensors" 2 1 20
+stage x2_l1d "$out/x2_l1.safetensors" 2 1 60 --seed 2 && ship x2_l1d 2 1   # fresh crops
 stage x2_l2a $m/srcnn_x2.shipped.safetensors 2 2 10
 stage x2_l2b "$out/x2_l2a.safetensors" 2 2 20
 stage x2_l2 "$out/x2_l2b.safetensors" 2 2 30
