@@ -1,6 +1,7 @@
 """`main.py eval`: the evaluation protocol on a folder of high-resolution pictures."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -58,9 +59,10 @@ def run(args) -> int:
         if args.model:
             model, weights = load_model(args.model, model_scale)
         else:
-            if level == TWO_PASSES:   # level 3's x1 model first, then level 3's (sr/jpeg.py)
+            if level == TWO_PASSES:   # level 3's x1 model first where there is one (sr/jpeg.py)
                 level -= 1
-                first = latest_model(args.models, 1, cli.warn, level)
+                with contextlib.suppress(UserError):   # none: level 3's model alone, as upscale
+                    first = latest_model(args.models, 1, cli.warn, level)
             model, weights = latest_model(args.models, model_scale, cli.warn, level)
     except UserError as e:
         if model_scale == scale:

@@ -300,7 +300,7 @@ class ModelPicker:
             self.runners[weights.path] = runner = make_runner(self.args, weights, self.device)
             shrunk = f", its x{model_scale} result shrunk to size" if model_scale > scale else ""
             tqdm.write(f"model {weights.path} ({weights.architecture}, trained for "
-                       f"x{weights.scale}) for x{scale:g}{shrunk}; "
+                       f"x{model_scale}) for x{scale:g}{shrunk}; "
                        f"{runner.describe()}; tiles of {self.tile} px")
         return self.runners[weights.path]
 

@@ -193,6 +193,10 @@ def test_eval_scores_the_worst_jpegs_with_both_passes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (f"model {folder / 'srcnn_x1_l3.safetensors'} then "
             f"{folder / 'srcnn_x2_l3.safetensors'}") in result.stdout
+    (folder / "srcnn_x1_l3.safetensors").unlink()   # level 3's model alone, as upscale
+    result = run_script("main.py", "eval", "-i", tmp_path, "--scale", 2, "--jpeg", 12,
+                        "--models", folder)
+    assert f"model {folder / 'srcnn_x2_l3.safetensors'}, 1 picture" in result.stdout
 
 
 @pytest.mark.parametrize("quality, level", [(None, 0), (90, 1), (75, 2), (40, 3)])
