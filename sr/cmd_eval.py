@@ -59,11 +59,14 @@ def run(args) -> int:
         if args.model:
             model, weights = load_model(args.model, model_scale)
         else:
-            if level == TWO_PASSES:   # level 3's x1 model first where there is one (sr/jpeg.py)
-                level -= 1
-                with contextlib.suppress(UserError):   # none: level 3's model alone, as upscale
-                    first = latest_model(args.models, 1, cli.warn, level)
-            model, weights = latest_model(args.models, model_scale, cli.warn, level)
+            try:
+                model, weights = latest_model(args.models, model_scale, cli.warn, level)
+            except UserError:
+                if level != TWO_PASSES:   # level 4 without its own model: two of level 3's
+                    raise
+                with contextlib.suppress(UserError):   # the x1 one first, if any (sr/jpeg.py)
+                    first = latest_model(args.models, 1, cli.warn, level - 1)
+                model, weights = latest_model(args.models, model_scale, cli.warn, level - 1)
     except UserError as e:
         if model_scale == scale:
             raise

@@ -93,11 +93,11 @@ def file_quality(path) -> int | None:
 # training. Why these bounds (measured): docs/real-pictures.md. Later stages of some
 # shipped models weight part of the range (tools/train-jpeg-models.sh, JPEG=).
 LEVELS = ((0, 97, None), (1, 86, (84, 98)), (2, 66, (60, 90)), (3, 21, (10, 70)),
-          (4, 0, (10, 70)))
-# Level 4, the worst JPEGs, has no models of its own: level 3's x1 model first cleans
-# the picture at its own size, then level 3's model of the scale runs (at x1: the x1
-# model twice). On T91 two passes gain from q30 down at x2 and from q22 down at x1,
-# hence quality 20 and below (docs/real-pictures.md).
+          (4, 0, (5, 25)))
+# Level 4, the worst JPEGs: a scale without a level-4 model of its own (only x1 has
+# one) gets two passes of level 3's models: the x1 one cleans the picture at its own
+# size, then the scale's runs. On T91 two passes gain from q30 down at x2 and from q22
+# down at x1, hence quality 20 and below (docs/real-pictures.md).
 TWO_PASSES = 4
 
 
@@ -124,8 +124,8 @@ def is_quality_range(jpeg) -> bool:
 
 def level_of_range(jpeg) -> int:
     """The level a model trained on JPEG qualities jpeg = [low, high] (None: clean)
-    serves: that of its range's middle (level 3 for the worst: TWO_PASSES has none)."""
-    return min(level_for_quality((jpeg[0] + jpeg[1]) // 2), TWO_PASSES - 1) if jpeg else 0
+    serves: that of its range's middle."""
+    return level_for_quality((jpeg[0] + jpeg[1]) // 2) if jpeg else 0
 
 
 def training_qualities(level: int) -> tuple[int, int] | None:

@@ -315,11 +315,12 @@ def nearest_model(models_dir, scale: float, warn=None, level: int = 0,
 
 def models_for_level(models_dir, scale: float, level: int, available=None) -> tuple:
     """(first, weights): nearest_model of the level and None, or at JPEG level 4
-    (sr.jpeg.TWO_PASSES) level 3's x1 model, which runs first (None if there is none),
-    and level 3's model."""
+    (sr.jpeg.TWO_PASSES) without a model of that scale, level 3's x1 model, which runs
+    first (None if there is none), and level 3's model."""
     from sr.jpeg import TWO_PASSES
-    two = level == TWO_PASSES
     available = list_models(models_dir) if available is None else available
+    two = level == TWO_PASSES and not any(w.level == level and w.scale == model_scale_for(scale)
+                                          for w in available)
     weights = nearest_model(models_dir, scale, level=level - 1 if two else level,
                             available=available)
     # available is newest first (list_models): the newest x1 model of level 3

@@ -120,7 +120,7 @@ def upscale_picture(runner, picture: Picture, scale: float, tile: int = DEFAULT_
     the x3 model): the colour is then enlarged and refined at that scale and the result
     shrunk to size, Lanczos below x2 and bicubic above, as measured best
     (docs/real-pictures.md).  first: a runner of an x1 model that cleans the picture
-    at its own size before (JPEG level 4, sr.jpeg.TWO_PASSES), or None.  Colour under
+    at its own size before (JPEG level 4's two passes, sr.jpeg.TWO_PASSES), or None.  Colour under
     transparent pixels is kept as it is: alpha is a separate plane, never multiplied in."""
     if first is not None:
         picture = upscale_picture(first, picture, 1, tile)

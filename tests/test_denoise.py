@@ -122,6 +122,21 @@ def test_the_worst_jpegs_get_level_3s_x1_model_first(pictures, models, scale, sa
         assert np.abs(written(out / "one", "q12") - one_pass).max() <= 1
 
 
+def test_a_level_4_model_of_the_scale_runs_alone(pictures, models):
+    """An x1 model of level 4's own serves x1 in one pass; x2, without one, still gets
+    two passes of level 3's models."""
+    jpeg_model(models, 1, 4, seed=7)
+    picture(40, 24).save(pictures / "q12.jpg", quality=12)
+    out = pictures / "out"
+    result = upscale("-i", pictures / "q12.jpg", "--scale", 1, "--models", models, "-o", out,
+                     "--precision", "float32")
+    assert "JPEG quality ≈ 12 -> x1 model for JPEG level 4" in result.stdout
+    want = expected(models / "srcnn_x1_l4.safetensors", pictures / "q12.jpg", 1)
+    assert np.abs(written(out, "q12") - want).max() <= 1
+    result = upscale("-i", pictures / "q12.jpg", "--models", models, "-o", out / "x2")
+    assert "-> JPEG level 4: the x1 model for level 3, then the x2 one" in result.stdout
+
+
 def test_scale_1_removes_artifacts_of_a_jpeg_at_its_size(pictures, models):
     out = pictures / "out"
     result = upscale("-i", pictures / "q40.jpg", "--scale", 1, "--models", models, "-o", out,
@@ -180,7 +195,7 @@ def test_a_model_claiming_impossible_jpeg_qualities_is_refused(tmp_path, jpeg):
 
 def test_models_say_their_level(tmp_path):
     assert [read_weights(jpeg_model(tmp_path, 2, level, 0)).level
-            for level in (0, 1, 2, 3, 4)] == [0, 1, 2, 3, 3]   # level 4 runs level 3's
+            for level in (0, 1, 2, 3, 4)] == [0, 1, 2, 3, 4]
 
 
 def test_eval_scores_the_worst_jpegs_with_both_passes(tmp_path):

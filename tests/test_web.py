@@ -917,31 +917,35 @@ def test_the_jpeg_level_can_be_overridden_and_a_missing_level_falls_back(page, u
 
 @pytest.fixture(scope="module")
 def worst_url(tmp_path_factory):
-    """A page with level 3 models for x1 and x2 only: what JPEG level 4 runs."""
+    """A page with level 3 models for x1 and x2 and a level 4 one for x1: JPEG level 4
+    runs the x1 one alone, and two passes of level 3's at x2."""
     site = make_site(tmp_path_factory.mktemp("worst"), [(1, 3, "9-1-5", (32, 16)),
-                                                         (2, 3, "9-5-5", (32, 16))])
+                                                         (2, 3, "9-5-5", (32, 16)),
+                                                         (1, 4, "9-1-5", (32, 16))])
     for address in serving(site["root"], isolation=True):
         yield address, site["models"]
 
 
-@pytest.mark.parametrize("scale, then", [(2, "then the x2 one"), (1, "twice")])
-def test_the_worst_jpegs_run_level_3s_x1_model_first_as_python_upscale(
-        page, worst_url, tmp_path, capsys, scale, then):
-    """Level 4 (quality 20 and below): level 3's x1 model cleans the picture at its own
-    size, then level 3's model of the scale runs, on the page as in main.py upscale."""
+@pytest.mark.parametrize("scale, chosen", [
+    (2, "JPEG level 4: the x1 model for level 3, then the x2 one"),
+    (1, "x1 model for JPEG level 4")])
+def test_the_worst_jpegs_get_level_4_as_from_python_upscale(page, worst_url, tmp_path,
+                                                            capsys, scale, chosen):
+    """Level 4 (quality 20 and below): its own model of the scale (x1 here), else level
+    3's x1 model at the picture's size, then level 3's of the scale: on the page as in
+    main.py upscale."""
     address, models = worst_url
     picture = jpeg_file(tmp_path / "photo.jpg", fixture_picture(45, 31).convert("RGB"),
                         quality=12)
     want, said = cli_upscale_by_level(picture, models, scale, tmp_path / "python", capsys)
-    assert f"JPEG quality ≈ 12 -> JPEG level 4: the x1 model for level 3, {then}" in said
+    assert f"JPEG quality ≈ 12 -> {chosen}" in said
     open_page(page, address)
     assert upscale_on_page(page, picture, scale) == "done", page.inner_text("#status")
-    assert (page.inner_text("#choice")
-            == f"JPEG quality ≈ 12 → JPEG level 4: the x1 model for level 3, {then}")
+    assert page.inner_text("#choice") == f"JPEG quality ≈ 12 → {chosen}"
     got = np.asarray(downloaded_result(page).convert("RGB"))
     assert got.shape == want.shape
     share = fraction_within_one_level(got, want)
     assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
     one_pass, _ = cli_upscale_by_level(picture, models, scale, tmp_path / "one", capsys,
                                        "--denoise", "3")
-    assert fraction_within_one_level(got, one_pass) < 0.9   # the first pass made a difference
+    assert fraction_within_one_level(got, one_pass) < 0.9   # not level 3's model alone

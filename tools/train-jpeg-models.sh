@@ -5,8 +5,9 @@
 #
 # Each model fine-tunes a clean shipped model (x1 ones: the x2 model, then each other)
 # on T91 whose small pictures are saved as JPEG at a quality drawn from its level's
-# range (sr/jpeg.py LEVELS: 1: 84-98, 2: 60-90, 3: 10-70; level 4 has no models of its
-# own, it runs level 3's x1 model and then level 3's), in the stages below: the
+# range (sr/jpeg.py LEVELS: 1: 84-98, 2: 60-90, 3: 10-70, 4: 5-25; level 4 has an x1
+# model only, other scales run level 3's x1 model and then their own level 3 model),
+# in the stages below: the
 # recipe the shipped files were made with, on the project's 2-core CPU (about 90 min
 # there in all, then 65 min for the --seed 2 stages of a later session and about 40 min
 # for those of the one after; the stage lengths were what each session's CPU time allowed).
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 t91=${1:?usage: tools/train-jpeg-models.sh T91_DIR}
 out=${RUNS:-runs/jpeg-models}; mkdir -p "$out"
-declare -A range=([1]=84-98 [2]=60-90 [3]=10-70)
+declare -A range=([1]=84-98 [2]=60-90 [3]=10-70 [4]=5-25)
 
 stage() {  # NAME START SCALE LEVEL EPOCHS [FLAGS]: $out/NAME.safetensors from START;
   local name=$1 start=$2 scale=$3 level=$4 epochs=$5; shift 5  # JPEG=QMIN-QMAX: not the level's
@@ -45,6 +46,7 @@ stage x1_l3 "$out/x1_l3b.safetensors" 1 3 30
 # then weighted to the worst JPEGs (q10/q20 gained 0.1 dB, q60 lost 0.05), fresh crops
 JPEG=10-45 stage x1_l3n "$out/x1_l3.safetensors" 1 3 60 --seed 2
 JPEG=10-60 stage x1_l3m "$out/x1_l3n.safetensors" 1 3 40 --seed 2 && ship x1_l3m 1 3
+stage x1_l4 "$out/x1_l3m.safetensors" 1 4 60 --seed 3 && ship x1_l4 1 4   # the worst JPEGs
 stage x1_l2 "$out/x1_l3a.safetensors" 1 2 20 && ship x1_l2 1 2
 stage x1_l1a "$out/x1_l2.safetensors" 1 1 20
 stage x1_l1 "$out/x1_l1a.safetensors" 1 1 15 --lr 1e-4 --batch 64 && ship x1_l1 1 1

@@ -81,7 +81,8 @@ function describeRuntime({backend, threads, note, isolated}) {
 // The model for a picture, as `main.py upscale` picks it: the chosen scale's model for
 // the JPEG level of the artifacts menu, or under auto the level of the file's
 // estimated quality, falling back to the clean model where that level has none.
-// Level 4 (sr/jpeg.py TWO_PASSES) runs level 3's x1 model first, then level 3's.
+// Level 4 (sr/jpeg.py TWO_PASSES) without a model of the scale runs level 3's x1
+// model first, then level 3's.
 // -> {model, first: the x1 model or null, note: what was chosen and why}; UserError
 // where no model fits.
 async function chooseModel(file, name) {
@@ -100,7 +101,8 @@ async function chooseModel(file, name) {
                         `pick a larger scale (or JPEG artifacts 1-4 if it once was a JPEG)`);
   }
   const find = (s, l) => models.find((m) => m.scale === s && m.level === l);
-  const pair = level === 4 ? [find(1, 3), find(scale, 3)] : [null, find(scale, level)];
+  const pair = level === 4 && !find(scale, 4) ? [find(1, 3), find(scale, 3)]
+    : [null, find(scale, level)];
   const [first, model] = pair[1] ? pair   // level 4 without an x1 model: level 3's alone
     : [null, denoise === 'auto' && scale > 1 && find(scale, 0)];
   if (!model) {
