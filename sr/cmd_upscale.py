@@ -81,9 +81,10 @@ def add_arguments(p) -> None:
     p.add_argument("--denoise", choices=("auto", "off", "1", "2", "3", "4"), default="auto",
                    help="JPEG artifact level whose model runs: auto = from each JPEG's "
                         "quantisation tables (its estimated quality: >= 97 or not a JPEG "
-                        "-> off, 86-96 -> 1, 66-85 -> 2, 21-65 -> 3, <= 20 -> 4: level 3's "
-                        "x1 model, then its model of the scale); off = the clean models; "
-                        "1-4 for every picture, e.g. a PNG that was once a JPEG")
+                        "-> off, 86-96 -> 1, 66-85 -> 2, 21-65 -> 3, <= 20 -> 4: a scale "
+                        "without a level-4 model gets level 3's x1 model, then its level-3 "
+                        "one); off = the clean models; 1-4 for every picture, e.g. a PNG "
+                        "that was once a JPEG")
     cli.add_model_options(p)
     cli.add_device_options(p)
 
