@@ -1,7 +1,6 @@
 """`main.py eval`: the evaluation protocol on a folder of high-resolution pictures."""
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 
@@ -49,24 +48,18 @@ def run(args) -> int:
     if args.json:
         cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
     device = cli.pick_device(args)
-    from sr.checkpoint import latest_model, load_model
-    from sr.jpeg import TWO_PASSES, level_for_quality
-    from sr.model_files import model_scale_for   # x2.5: the x3 model, result shrunk
-    model_scale = model_scale_for(scale)
-    level = level_for_quality(args.jpeg)   # the model upscale picks for such a JPEG
-    first = None   # (model, weights) that runs first at level 4, as upscale runs them
-    try:   # --model, else the newest in --models for the scale and level
+    from sr.checkpoint import load_model, model_from_weights
+    from sr.jpeg import level_for_quality
+    from sr.model_files import list_models, model_scale_for, models_for_level
+    model_scale = model_scale_for(scale)   # x2.5: the x3 model, result shrunk
+    first = None   # level 4's x1 model that runs first, as upscale runs it
+    try:   # --model, else the models upscale picks in --models for such a JPEG
         if args.model:
             model, weights = load_model(args.model, model_scale)
         else:
-            try:
-                model, weights = latest_model(args.models, model_scale, cli.warn, level)
-            except UserError:
-                if level != TWO_PASSES:   # level 4 without its own model: two of level 3's
-                    raise
-                with contextlib.suppress(UserError):   # the x1 one first, if any (sr/jpeg.py)
-                    first = latest_model(args.models, 1, cli.warn, level - 1)
-                model, weights = latest_model(args.models, model_scale, cli.warn, level - 1)
+            first, weights = models_for_level(args.models, scale, level_for_quality(args.jpeg),
+                                              list_models(args.models, cli.warn))
+            model = model_from_weights(weights)
     except UserError as e:
         if model_scale == scale:
             raise
@@ -75,7 +68,8 @@ def run(args) -> int:
     from sr.inference import scoring_runner
     from sr.pictures import load_rgb
     runner = scoring_runner(model.to(device), device, args.precision)
-    first_runner = first and scoring_runner(first[0].to(device), device, args.precision)
+    first_runner = first and scoring_runner(model_from_weights(first).to(device), device,
+                                            args.precision)
     rows = []
     for path, name in zip(files, row_names(files)):
         img = load_rgb(path)   # its errors name the file already
@@ -87,13 +81,13 @@ def run(args) -> int:
         rows.append(dict(row, image=name))
     mean = mean_row(rows)
     jpeg = f", JPEG q{args.jpeg}" if args.jpeg else ""
-    then = f"{first[1].path} then " if first else ""
+    then = f"{first.path} then " if first else ""
     print(f"x{scale}{jpeg}, model {then}{weights.path}, {cli.count_of(len(rows), 'picture')} "
           f"in {args.input}; {runner.describe()}")
     print(format_table(rows, mean))
     if args.json:
         record = {"scale": scale, "jpeg": args.jpeg, "model": str(weights.path),
-                  "first_model": str(first[1].path) if first else None,
+                  "first_model": str(first.path) if first else None,
                   "ensemble": args.ensemble, "images": rows, "mean": mean}
         with cli.naming(args.json):   # a full disk's error names no file
             write_text_atomic(args.json, json.dumps(json_safe(record), indent=1, allow_nan=False),

@@ -324,8 +324,8 @@ def models_for_level(models_dir, scale: float, level: int, available=None) -> tu
     weights = nearest_model(models_dir, scale, level=level - 1 if two else level,
                             available=available)
     # available is newest first (list_models): the newest x1 model of level 3
-    first = next((w for w in available if two and w.scale == 1 and w.level == level - 1), None)
-    return first, weights
+    first = next((w for w in available if w.scale == 1 and w.level == level - 1), None)
+    return (first if two else None), weights
 
 
 def describe_level(weights: Weights, wanted: int, first: Weights | None = None) -> str:
