@@ -145,17 +145,19 @@ async function upscale({id, image, model, first, tile, ensemble}) {
   const side = tile || DEFAULT_TILES[runtime.backend];
   // the bicubic enlargement, RGBA (height, width, 4); the source pixels are dropped as
   // soon as they are used (a large photo is ~50 MB)
-  let pixels = resizeBicubic(image.pixels, image.width, image.height, width, height);
-  const before = width * height <= MAX_BEFORE_PIXELS ? pixels.slice() : null;
-  const t1 = performance.now();
-  let firstMs = 0;
+  const enlarge = () => resizeBicubic(image.pixels, image.width, image.height, width, height);
+  const before = width * height <= MAX_BEFORE_PIXELS ? enlarge() : null;   // as given
+  let [firstMs, firstNetworkMs] = [0, 0];   // wall and network time of level 4's first pass
   if (first) {   // JPEG level 4: an x1 model first cleans the picture at its own size
-    ({networkMs: firstMs} = await refineLuma(id, await sessionFor(first.file), image.pixels,
-                                             image.width, image.height, first.radius, side,
-                                             ensemble));
-    pixels = resizeBicubic(image.pixels, image.width, image.height, width, height);
+    const start = performance.now();
+    ({networkMs: firstNetworkMs} = await refineLuma(id, await sessionFor(first.file),
+                                                    image.pixels, image.width, image.height,
+                                                    first.radius, side, ensemble));
+    firstMs = performance.now() - start;
   }
+  const pixels = before && !first ? before.slice() : enlarge();   // enlarged once either way
   image.pixels = null;
+  const t1 = performance.now();
   const {networkMs, tiles} = await refineLuma(id, session, pixels, width, height, model.radius,
                                               side, ensemble);
   const t2 = performance.now();
@@ -163,6 +165,7 @@ async function upscale({id, image, model, first, tile, ensemble}) {
   self.postMessage({
     type: 'result', id, width, height, pixels, before, tiles,
     backend: runtime.backend, threads: runtime.threads,
-    timings: {interpolateMs: t1 - t0, refineMs: t2 - t1, networkMs: networkMs + firstMs},
+    timings: {interpolateMs: t1 - t0 - firstMs, refineMs: t2 - t1 + firstMs,
+              networkMs: networkMs + firstNetworkMs},
   }, transfer);
 }
