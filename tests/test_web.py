@@ -90,7 +90,7 @@ def fixture_picture(width=97, height=61, seed=5) -> Image.Image:
 def make_site(root: Path, specs) -> dict:
     """A copy of web/ in root with test models exported by `main.py export-onnx`, one
     per (scale, JPEG level, architecture, filters) of specs; their model files in the
-    folder "models", and the clean ones' by scale."""
+    site's own models folder, and the clean ones' by scale."""
     missing = serve.check_runtime_installed(WEB)
     if missing:
         pytest.fail(f"{missing} (tools/install-test-deps.sh does)")
@@ -99,7 +99,7 @@ def make_site(root: Path, specs) -> dict:
             shutil.copy(path, root / path.name)
     shutil.copytree(WEB / "samples", root / "samples")
     (root / "node_modules").symlink_to(WEB / "node_modules", target_is_directory=True)
-    models, checkpoints = root.parent / "models", {}
+    models, checkpoints = root.parent / f"{root.name}-models", {}   # one folder per site
     for scale, level, architecture, filters in specs:
         model = perturbed_model(architecture, filters, seed=scale + 10 * level)
         jpeg = {"resize": "bicubic", "jpeg": list(training_qualities(level))} if level else None
