@@ -112,10 +112,10 @@ def make_site(root: Path, specs) -> dict:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """Clean x2 (9-1-5) and x3 (9-5-5), JPEG level 2 models for x2 and x1 (none for
-    levels 1 and 3)."""
+    """Clean x2 (9-1-5), x3 (9-5-5) and x4 (9-1-5), JPEG level 2 models for x2 and x1
+    (none for levels 1 and 3; at x3 and x4 level 2 routes through its x2 model twice)."""
     return make_site(tmp_path_factory.mktemp("site"), [
-        (2, 0, "9-1-5", (64, 32)), (3, 0, "9-5-5", (32, 16)),
+        (2, 0, "9-1-5", (64, 32)), (3, 0, "9-5-5", (32, 16)), (4, 0, "9-1-5", (16, 8)),
         (2, 2, "9-1-5", (32, 16)), (1, 2, "9-1-5", (32, 16))])
 
 
@@ -279,6 +279,29 @@ def test_a_translucent_webp_matches_python_upscale_under_transparency(page, url,
     assert upscale_on_page(page, picture, 2) == "done", page.inner_text("#status")
     got = np.asarray(downloaded_result(page))
     share = fraction_within_one_level(got, want)         # every pixel, not only opaque ones
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+
+
+def test_a_translucent_png_routed_through_two_passes_gets_python_upscales_alpha(page, url,
+                                                                                site,
+                                                                                tmp_path):
+    """JPEG level 2 chosen for a translucent PNG at x3: its x2 model twice, shrunk to x3.
+    Alpha is enlarged once, straight to the result's size, as main.py upscale does (not
+    pass by pass with the colour)."""
+    picture = tmp_path / "fixture.png"
+    fixture_picture().save(picture)
+    main.main(["upscale", "-i", str(picture), "-o", str(tmp_path / "python"), "--models",
+               str(site["models"]), "--scale", "3", "--denoise", "2", "--cpu"])
+    (result,) = (tmp_path / "python").glob("fixture.*.png")
+    want = np.asarray(Image.open(result))
+    open_page(page, url)
+    page.select_option("#denoise", "2")
+    assert upscale_on_page(page, picture, 3) == "done", page.inner_text("#status")
+    assert (page.inner_text("#choice")
+            == "JPEG level 2 chosen → x2 model for JPEG level 2, twice, shrunk to x3")
+    got = np.asarray(downloaded_result(page))
+    np.testing.assert_array_equal(got[..., 3], want[..., 3])
+    share = fraction_within_one_level(got, want)
     assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
 
 
@@ -497,6 +520,13 @@ def test_a_picture_too_large_is_refused_from_its_png_header(page, url, tmp_path)
     page.set_input_files("#file", str(bomb))
     page.wait_for_selector("#status[data-state=error]", timeout=TIMEOUT_MS)
     assert "bomb.png: 50000x50000 at x2 would be 100000x100000" in page.inner_text("#status")
+    # x3 of JPEG level 2 runs its x2 model twice: refused by the x4 intermediate's size
+    header = struct.pack(">IIBBBBB", 4500, 100, 8, 2, 0, 0, 0)
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    page.select_option("#denoise", "2")
+    assert upscale_on_page(page, bomb, 3) == "error"
+    assert "bomb.png: 4500x100 at x4 would be 18000x400" in page.inner_text("#status")
 
 
 # ---- the page's own decoder and resampler against Pillow ----
@@ -853,6 +883,31 @@ def test_a_jpeg_gets_its_level_model_as_from_python_upscale(page, url, site, tmp
     assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
 
 
+@pytest.mark.parametrize("scale, chosen", [(3, "x2 model for JPEG level 2, twice, shrunk to x3"),
+                                           (4, "x2 model for JPEG level 2, twice")])
+def test_a_jpeg_above_x2_routes_through_its_x2_model_as_python_upscale(page, url, site,
+                                                                      tmp_path, capsys,
+                                                                      scale, chosen):
+    """No level-2 model of x3 or x4: its x2 model runs twice (x4), and x3 is that result
+    shrunk with Pillow's bicubic; on the page as in main.py upscale."""
+    picture = jpeg_file(tmp_path / "photo.jpg", fixture_picture(45, 31).convert("RGB"),
+                        quality=75)
+    want, said = cli_upscale_by_level(picture, site["models"], scale, tmp_path / "python",
+                                      capsys)
+    assert f"photo.jpg: JPEG quality ≈ 75 -> {chosen}" in said
+    open_page(page, url)
+    assert upscale_on_page(page, picture, scale) == "done", page.inner_text("#status")
+    assert page.inner_text("#choice") == f"JPEG quality ≈ 75 → {chosen}"
+    assert "srcnn_x2_jpeg2.onnx" in page.inner_text("#details")
+    got = np.asarray(downloaded_result(page).convert("RGB"))
+    assert got.shape == want.shape == (31 * scale, 45 * scale, 3)
+    share = fraction_within_one_level(got, want)
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+    clean, _ = cli_upscale_by_level(picture, site["models"], scale, tmp_path / "clean", capsys,
+                                    "--denoise", "off")
+    assert fraction_within_one_level(got, clean) < 0.9   # not the clean model of the scale
+
+
 def test_x1_removes_jpeg_artifacts_and_refuses_a_png(page, url, site, tmp_path, capsys):
     picture = jpeg_file(tmp_path / "photo.jpg", fixture_picture(45, 31).convert("RGB"),
                         quality=75)
@@ -907,17 +962,20 @@ def test_the_jpeg_level_can_be_overridden_and_a_missing_level_falls_back(page, u
 
 @pytest.fixture(scope="module")
 def worst_url(tmp_path_factory):
-    """A page with level 3 models for x1 and x2 and a level 4 one for x1: JPEG level 4
-    runs the x1 one alone, and two passes of level 3's at x2."""
+    """A page with level 3 models for x1 and x2, a level 4 one for x1 and a clean x3 one
+    (for the scale menu): JPEG level 4 runs the x1 one alone, and level 3's x1 model then
+    level 3's route at x2 and x3."""
     site = make_site(tmp_path_factory.mktemp("worst"), [(1, 3, "9-1-5", (32, 16)),
                                                          (2, 3, "9-5-5", (32, 16)),
-                                                         (1, 4, "9-1-5", (32, 16))])
+                                                         (1, 4, "9-1-5", (32, 16)),
+                                                         (3, 0, "9-1-5", (16, 8))])
     for address in serving(site["root"], isolation=True):
         yield address, site["models"]
 
 
 @pytest.mark.parametrize("scale, chosen", [
     (2, "JPEG level 4: the x1 model for level 3, then the x2 one"),
+    (3, "JPEG level 4: the x1 model for level 3, then the x2 one twice, shrunk to x3"),
     (1, "x1 model for JPEG level 4")])
 def test_the_worst_jpegs_get_level_4_as_from_python_upscale(page, worst_url, tmp_path,
                                                             capsys, scale, chosen):

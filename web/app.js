@@ -27,7 +27,7 @@ const worker = new Worker(new URL('./worker.js', import.meta.url), {type: 'modul
 let models = [];          // [{file, scale, level, radius, architecture}] by scale, level
 let levels = [[0, 0]];    // models.json's [[JPEG level, lowest quality], ...]
 let x1Highest = 100;      // models.json's x1_highest_quality: x1 leaves better JPEGs alone
-let current = null;       // the job in progress: {id, file, name, model, sent...}
+let current = null;       // the job in progress: {id, file, name, scale, passes, sent...}
 let lastPicture = null;   // {file, name}: re-run it when the scale or ensemble changes
 let lastResult = null;    // the result shown: its pixels and what the download needs
 let nextId = 1;
@@ -78,15 +78,48 @@ function describeRuntime({backend, threads, note, isolated}) {
   return parts.join(' · ');
 }
 
-// The model for a picture, as `main.py upscale` picks it: the chosen scale's model for
-// the JPEG level of the artifacts menu, or under auto the level of the file's
-// estimated quality, falling back to the clean model where that level has none.
-// Level 4 (sr/jpeg.py TWO_PASSES) without a model of the scale runs level 3's x1
-// model first, then level 3's.
-// -> {model, first: the x1 model or null, note: what was chosen and why}; UserError
-// where no model fits.
-async function chooseModel(file, name) {
-  const scale = Number($('scale').value);
+// The models a JPEG level (0: clean) runs for scale, in order, as `main.py upscale`
+// routes them: the level's smallest model of at least ceil(scale) alone (at x1 an x1
+// model); else its largest from x2, then the route of the rest of the scale. Level 4
+// (sr/jpeg.py TWO_PASSES) without one: level 3's x1 model, then level 3's route. Or null.
+function route(scale, level) {
+  const own = models.filter((m) => m.level === level && (scale > 1 || m.scale === 1));
+  const fits = own.find((m) => m.scale >= Math.ceil(scale));   // models are by scale
+  const largest = own.findLast((m) => m.scale >= 2);
+  const rest = fits || !largest ? null : route(scale / largest.scale, level);   // never null
+  const passes = fits ? [fits] : rest && [largest, ...rest];
+  if (passes || level !== 4) return passes;
+  const [first, then] = [models.find((m) => m.scale === 1 && m.level === 3), route(scale, 3)];
+  return then && (first ? [first, ...then] : then);
+}
+
+const reach = (passes) => passes.reduce((s, m) => s * m.scale, 1);   // the last pass's scale
+
+// What the passes run, as `main.py upscale` says it: 'x2 model for JPEG level 2, twice',
+// 'JPEG level 4: the x1 model for level 3, then the x2 one twice', '..., shrunk to x3'.
+function describeRoute(passes, level, scale) {
+  const runs = [];   // [model, passes in a row]
+  for (const model of passes) {
+    if (runs.at(-1)?.[0] === model) runs.at(-1)[1]++;
+    else runs.push([model, 1]);
+  }
+  const often = (times) => (times === 2 ? 'twice' : `${times} times`);
+  const [[head, times], ...later] = runs;
+  const parts = [head.scale === 1 && head.level !== level   // level 4's first pass
+    ? `JPEG level ${level}: the x1 model for level ${head.level}`
+    : head.level ? `x${head.scale} model for JPEG level ${head.level}`
+      : `x${head.scale} clean model${level ? ` (none for JPEG level ${level})` : ''}`];
+  if (times > 1) parts.push(often(times));
+  for (const [m, n] of later) parts.push(`then the x${m.scale} one${n > 1 ? ` ${often(n)}` : ''}`);
+  if (reach(passes) > scale) parts.push(`shrunk to x${scale}`);
+  return parts.join(', ');
+}
+
+// The passes for a picture, as `main.py upscale` chooses them: the route of the JPEG
+// level of the artifacts menu, or under auto the level of the file's estimated
+// quality, falling back to the clean route where that level has none.
+// -> {passes: [model, ...], note: what was chosen and why}; UserError where no route.
+async function chooseModel(file, name, scale) {
   const denoise = $('denoise').value;
   let level = denoise === 'off' ? 0 : Number(denoise);
   let said = denoise === 'off' ? 'JPEG artifacts off' : `JPEG level ${level} chosen`;
@@ -100,20 +133,12 @@ async function chooseModel(file, name) {
                         `JPEG artifacts to remove at x1; ` +
                         `pick a larger scale (or JPEG artifacts 1-4 if it once was a JPEG)`);
   }
-  const find = (s, l) => models.find((m) => m.scale === s && m.level === l);
-  const pair = level === 4 && !find(scale, 4) ? [find(1, 3), find(scale, 3)]
-    : [null, find(scale, level)];
-  const [first, model] = pair[1] ? pair   // level 4 without an x1 model: level 3's alone
-    : [null, denoise === 'auto' && scale > 1 && find(scale, 0)];
-  if (!model) {
+  const passes = route(scale, level) || (denoise === 'auto' && scale > 1 && route(scale, 0));
+  if (!passes) {
     const wanted = level ? `model for JPEG level ${level}` : 'clean model';
     throw new UserError(`no x${scale} ${wanted} on this page (web/models.json)`);
   }
-  const then = scale === 1 ? 'twice' : `then the x${scale} one`;
-  const what = first ? `JPEG level ${level}: the x1 model for level 3, ${then}`
-    : model.level ? `x${scale} model for JPEG level ${model.level}`
-      : `x${scale} clean model${level ? ` (none for JPEG level ${level})` : ''}`;
-  return {model, first, note: `${said} → ${what}`};
+  return {passes, note: `${said} → ${describeRoute(passes, level, scale)}`};
 }
 
 function onReady(message) {
@@ -150,8 +175,8 @@ async function start({file, name}) {
     return;
   }
   if (current?.sent) worker.postMessage({type: 'cancel', id: current.id});
-  const job = {id: nextId++, file, name, model: null, ensemble: $('ensemble').checked,
-               sent: false, started: performance.now()};
+  const job = {id: nextId++, file, name, scale: Number($('scale').value), passes: null,
+               ensemble: $('ensemble').checked, sent: false, started: performance.now()};
   current = job;
   // the last result is not this job's: never shown or downloaded under its name
   lastResult = null;
@@ -160,17 +185,17 @@ async function start({file, name}) {
   $('progress').removeAttribute('value');   // indeterminate while decoding
   setStatus('running', `Decoding ${name}…`);
   try {
-    const {model, first, note} = await chooseModel(file, name);
+    const {passes, note} = await chooseModel(file, name, job.scale);
     if (current !== job) return;
-    job.model = model;
+    job.passes = passes;
     $('choice').textContent = note;
-    const image = await decodeImage(file, name, (w, h) => checkSize(w, h, model.scale));
+    const image = await decodeImage(file, name, (w, h) => checkSize(w, h, reach(passes)));
     if (current !== job) return;
     job.image = {...image, pixels: null};   // what the download needs, without the pixels
     job.decodeMs = performance.now() - job.started;
     // ?tile=N: a whole number of pixels; anything else means the worker's default
     const tile = Math.max(0, Math.floor(Number(params.get('tile')) || 0));
-    worker.postMessage({type: 'upscale', id: job.id, image, model, first, tile,
+    worker.postMessage({type: 'upscale', id: job.id, image, passes, scale: job.scale, tile,
                         ensemble: job.ensemble}, [image.pixels.buffer]);   // moved, not copied
     job.sent = true;
   } catch (e) {
@@ -214,10 +239,10 @@ function seconds(ms) {
 // picture picked, the scale changed) replaces or clears lastResult: then this result
 // is dropped rather than shown over the new job.
 async function showResult(message, job) {
-  const {model, image} = job;
+  const {passes, image, scale} = job;
   const {width, height, pixels, backend, threads, tiles} = message;
   // what the download needs: the decoded picture's hasAlpha, grey and iccProfile, ...
-  const result = {...image, pixels, width, height, name: job.name, scale: model.scale,
+  const result = {...image, pixels, width, height, name: job.name, scale,
                   ensemble: job.ensemble};
   lastResult = result;
   // totalMs: from the pick to the worker's result (decoding, interpolation, network)
@@ -229,8 +254,9 @@ async function showResult(message, job) {
   const how = backend === 'webgpu' ? 'WebGPU'
     : `wasm, ${threads} thread${threads === 1 ? '' : 's'}`;
   $('details').textContent =
-    `${image.width}×${image.height} → ${width}×${height} (x${model.scale}, ` +
-    `${model.architecture} model ${model.file}) in ${seconds(timings.totalMs)}: network ` +
+    `${image.width}×${image.height} → ${width}×${height} (x${scale}, ` +
+    `${[...new Set(passes.map((m) => `${m.architecture} model ${m.file}`))].join(' and ')}) ` +
+    `in ${seconds(timings.totalMs)}: network ` +
     `${seconds(timings.networkMs)} over ${tiles} tile${tiles === 1 ? '' : 's'} ` +
     `${job.ensemble ? '(x8 self-ensemble) ' : ''}on ${how}.`;
   // Machine-readable timings (milliseconds) for benchmarks: data-total-ms (the job),

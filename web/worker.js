@@ -4,8 +4,8 @@
 // decodes the picture: its PNG decoder needs the page's import map.)
 //
 // Messages in:  {type: 'init', model: file, backend, threads}
-//               {type: 'upscale', id, image: {width, height, pixels},
-//                model: {file, scale, radius}, first: an x1 model or null, tile, ensemble}
+//               {type: 'upscale', id, image: {width, height, pixels}, scale,
+//                passes: [{file, scale, radius}, ...] (app.js's route), tile, ensemble}
 //               {type: 'cancel', id}
 // Messages out: {type: 'ready', backend, threads, note, isolated}
 //               {type: 'progress', id, phase, done, total}
@@ -136,36 +136,44 @@ async function refineLuma(id, session, pixels, width, height, r, tile, ensemble)
   return {networkMs, tiles: boxes.length};
 }
 
-async function upscale({id, image, model, first, tile, ensemble}) {
+// Passes in order, each on the last one's result: bicubic enlargement by its model's
+// scale (none at x1), refined by the model; a last result larger than scale shrunk to it.
+async function upscale({id, image, passes, scale, tile, ensemble}) {
   await checkpoint(id);
-  const session = await sessionFor(model.file);   // created once per model, then reused
+  const sessions = await Promise.all(passes.map((m) => sessionFor(m.file)));   // each reused
   const t0 = performance.now();
   progress(id, 'interpolating');
-  const {width, height} = outputSize(image.width, image.height, model.scale);
+  const {width, height} = outputSize(image.width, image.height, scale);
   const side = tile || DEFAULT_TILES[runtime.backend];
-  // the bicubic enlargement, RGBA (height, width, 4); the source pixels are dropped as
-  // soon as they are used (a large photo is ~50 MB)
-  const enlarge = () => resizeBicubic(image.pixels, image.width, image.height, width, height);
-  const before = width * height <= MAX_BEFORE_PIXELS ? enlarge() : null;   // as given
-  let [firstMs, firstNetworkMs] = [0, 0];   // wall and network time of level 4's first pass
-  if (first) {   // JPEG level 4: an x1 model first cleans the picture at its own size
+  // the comparison copy: the picture enlarged straight to the result's size
+  const before = width * height <= MAX_BEFORE_PIXELS
+    ? resizeBicubic(image.pixels, image.width, image.height, width, height) : null;
+  let {pixels, width: w, height: h} = image;   // RGBA (h, w, 4), from pass to pass
+  if (!image.hasAlpha) image.pixels = null;   // gone with the first enlargement (~50 MB)
+  let [refineMs, networkMs, tiles] = [0, 0, 0];
+  for (const [i, model] of passes.entries()) {
+    const size = outputSize(w, h, model.scale);
+    if (model.scale > 1) {   // enlarged once: the first pass's may be the comparison copy
+      pixels = !i && before && size.width === width && size.height === height ? before.slice()
+        : resizeBicubic(pixels, w, h, size.width, size.height);
+    }
+    ({width: w, height: h} = size);
     const start = performance.now();
-    ({networkMs: firstNetworkMs} = await refineLuma(id, await sessionFor(first.file),
-                                                    image.pixels, image.width, image.height,
-                                                    first.radius, side, ensemble));
-    firstMs = performance.now() - start;
+    const pass = await refineLuma(id, sessions[i], pixels, w, h, model.radius, side, ensemble);
+    refineMs += performance.now() - start;
+    networkMs += pass.networkMs;
+    tiles += pass.tiles;
   }
-  const pixels = before && !first ? before.slice() : enlarge();   // enlarged once either way
-  image.pixels = null;
-  const t1 = performance.now();
-  const {networkMs, tiles} = await refineLuma(id, session, pixels, width, height, model.radius,
-                                              side, ensemble);
-  const t2 = performance.now();
+  const shrunk = w !== width || h !== height;
+  if (shrunk) pixels = resizeBicubic(pixels, w, h, width, height);
+  if (image.hasAlpha && (shrunk || passes.length > 1)) {   // alpha enlarged once, as in Python
+    const alpha = before || resizeBicubic(image.pixels, image.width, image.height, width, height);
+    for (let i = 3; i < pixels.length; i += 4) pixels[i] = alpha[i];
+  }
   const transfer = before ? [pixels.buffer, before.buffer] : [pixels.buffer];
   self.postMessage({
     type: 'result', id, width, height, pixels, before, tiles,
     backend: runtime.backend, threads: runtime.threads,
-    timings: {interpolateMs: t1 - t0 - firstMs, refineMs: t2 - t1 + firstMs,
-              networkMs: networkMs + firstNetworkMs},
+    timings: {interpolateMs: performance.now() - t0 - refineMs, refineMs, networkMs},
   }, transfer);
 }
