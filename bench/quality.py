@@ -30,7 +30,7 @@ PUBLISHED = {  # (Set5, Set14) PSNR in dB
 
 def mean_psnr(model, folder: Path, scale: int, ensemble: bool = False) -> dict:
     runner = TorchRunner(model, half=False)   # PyTorch float32: the reference numbers
-    rows = [evaluate_image(runner, load_image(f), scale, ensemble=ensemble)
+    rows = [evaluate_image([(runner, scale)], load_image(f), scale, ensemble=ensemble)
             for f in cli.image_files(folder)]
     return mean_row(rows)
 

@@ -86,7 +86,8 @@ def throughput(args) -> None:
 def set5_psnr(model, folder: Path, scale: int) -> float:
     model.eval()
     device = next(model.parameters()).device
-    rows = [evaluate_image(TorchRunner(model, device, half=False), load_image(f), scale)
+    rows = [evaluate_image([(TorchRunner(model, device, half=False), scale)], load_image(f),
+                           scale)
             for f in cli.image_files(folder)]
     model.train()
     return mean_row(rows)["psnr"]

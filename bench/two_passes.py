@@ -5,9 +5,10 @@
 
 For each picture of each set, at each scale and quality: the protocol's JPEG input
 (GUIDE §1; at x1 the picture itself saved as JPEG), then
-- one pass: level 3's model of the scale, as `upscale --denoise 3` runs it;
-- two passes: level 3's x1 model at the input's size first, then the same model, as
-  level 4 (`upscale --denoise 4`) runs them.
+- one pass: level 3's route (its model of the scale; above x2 its x2 model twice), as
+  `upscale --denoise 3` runs it;
+- two passes: level 3's x1 model at the input's size first, then the same route, as
+  level 4 (`upscale --denoise 4`) runs them where it has no model of its own.
 Prints the mean PSNR-Y gain of each over the baseline (bicubic of the decoded JPEG;
 at x1 the decoded JPEG) and the difference, computed in this process with the CLI's
 own pieces (sr.upscaling.upscale_picture, the ONNX Runtime / OpenVINO CPU runner).
@@ -29,21 +30,21 @@ sys.path.insert(0, str(ROOT))
 from sr.cli import image_files  # noqa: E402
 from sr.imaging import resize, shrunk_pair  # noqa: E402
 from sr.inference import cpu_runner  # noqa: E402
-from sr.model_files import list_models, nearest_model  # noqa: E402
+from sr.model_files import list_models, models_for_level  # noqa: E402
 from sr.pictures import Picture, load_rgb  # noqa: E402
 from sr.metrics import psnr_y  # noqa: E402
 from sr.upscaling import upscale_picture  # noqa: E402
 
 
-def gains(pictures, scale: int, quality: int, runner, first) -> tuple[float, float]:
-    """Mean gain (dB) over the baseline of one pass and of two passes."""
+def gains(pictures, scale: int, quality: int, passes, first) -> tuple[float, float]:
+    """Mean gain (dB) over the baseline of level 3's passes, and of them after first."""
     one, two = [], []
     for img in pictures:
         hr, small = shrunk_pair(img, scale, quality)
         hr, small_pixels = np.asarray(hr), np.asarray(small)
         base = psnr_y(hr, np.asarray(resize(small, hr.shape[1::-1])), scale)
-        for out, kw in ((one, {}), (two, {"first": first})):
-            result = upscale_picture(runner, Picture(small_pixels), scale, 0, **kw).colour
+        for out, route in ((one, passes), (two, [first] + passes)):
+            result = upscale_picture(route, Picture(small_pixels), scale, 0).colour
             out.append(psnr_y(hr, result, scale) - base)
     return float(np.mean(one)), float(np.mean(two))
 
@@ -57,8 +58,9 @@ def main() -> None:
     p.add_argument("--models", default=str(ROOT / "models"))
     args = p.parse_args()
     available = list_models(args.models)
-    runners = {s: cpu_runner(nearest_model(args.models, s, level=3, available=available))
-               for s in sorted({1, *args.scales})}
+    runners = {w.path: cpu_runner(w) for w in available if w.level == 3}
+    routes = {s: [(runners[w.path], w.scale) for w in
+                  models_for_level(args.models, s, 3, available)] for s in {1, *args.scales}}
     print("| set | scale | " + " | ".join(f"q{q}" for q in args.qualities) + " |")
     print("|---" * (2 + len(args.qualities)) + "|")
     for name in args.sets:
@@ -67,7 +69,7 @@ def main() -> None:
         for scale in args.scales:
             cells = []
             for q in args.qualities:
-                one, two = gains(pictures, scale, q, runners[scale], runners[1])
+                one, two = gains(pictures, scale, q, routes[scale], routes[1][0])
                 cells.append(f"{one:+.2f} → {two:+.2f} ({two - one:+.2f})")
             print(f"| {name} | x{scale} | " + " | ".join(cells) + " |", flush=True)
         print(f"({name}: {time.perf_counter() - start:.0f} s)", file=sys.stderr)

@@ -210,8 +210,9 @@ def add_model_options(p) -> None:
     p.add_argument("--scale", type=scale_factor, default=2.0,
                    help="scale factor, from 1 up to 64 (e.g. 1.5, 2, 2.5). Between "
                         "trained scales the next larger model runs at its own scale and "
-                        "its result is shrunk to size: 1.5 uses x2, 2.5 uses x3, 3.5 "
-                        "uses x4; above the largest model, that model")
+                        "its result is shrunk to size: 1.5 uses x2, 2.5 uses x3; above the "
+                        "largest model, that model runs first and the rest on its result "
+                        "(JPEG levels have x1 and x2 models: x3 is x2 twice, shrunk)")
     p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), for the "
                                     "scale that serves --scale as above (default: see --scale)")
     p.add_argument("--models", default=MODELS_DIR, help="folder of .safetensors models")

@@ -48,46 +48,42 @@ def run(args) -> int:
     if args.json:
         cli.check_file_target("--json", args.json, args.overwrite, inputs=files)
     device = cli.pick_device(args)
-    from sr.checkpoint import load_model, model_from_weights
+    from sr.checkpoint import model_from_weights
     from sr.jpeg import level_for_quality
-    from sr.model_files import list_models, model_scale_for, models_for_level
-    model_scale = model_scale_for(scale)   # x2.5: the x3 model, result shrunk
-    first = None   # level 4's x1 model that runs first, as upscale runs it
-    try:   # --model, else the models upscale picks in --models for such a JPEG
+    from sr.model_files import list_models, model_for_scale, model_scale_for, models_for_level
+    model_scale = model_scale_for(scale)   # x2.5 by --model: the x3 model, result shrunk
+    try:   # --model, else the models upscale picks in --models for such a JPEG, in order
         if args.model:
-            model, weights = load_model(args.model, model_scale)
+            route = [model_for_scale(args.model, scale)]
         else:
-            first, weights = models_for_level(args.models, scale, level_for_quality(args.jpeg),
-                                              list_models(args.models, cli.warn))
-            model = model_from_weights(weights)
+            route = models_for_level(args.models, scale, level_for_quality(args.jpeg),
+                                     list_models(args.models, cli.warn))
     except UserError as e:
-        if model_scale == scale:
+        if model_scale == scale or not args.model:
             raise
         raise UserError(f"{e} (x{scale} is scored on the x{model_scale} model's result, "
                         f"shrunk, as upscale makes it)") from None
     from sr.inference import scoring_runner
     from sr.pictures import load_rgb
-    runner = scoring_runner(model.to(device), device, args.precision)
-    first_runner = first and scoring_runner(model_from_weights(first).to(device), device,
-                                            args.precision)
+    runners = {path: scoring_runner(model_from_weights(w).to(device), device, args.precision)
+               for path, w in {w.path: w for w in route}.items()}   # one a model
+    passes = [(runners[w.path], w.scale) for w in route]
     rows = []
     for path, name in zip(files, row_names(files)):
         img = load_rgb(path)   # its errors name the file already
         try:
-            row = evaluate_image(runner, img, scale, args.ensemble, args.jpeg, weights.scale,
-                                 first_runner)
+            row = evaluate_image(passes, img, scale, args.ensemble, args.jpeg)
         except UserError as e:   # too small, or of a kind that is refused
             raise UserError(f"{path}: {e}") from None
         rows.append(dict(row, image=name))
     mean = mean_row(rows)
     jpeg = f", JPEG q{args.jpeg}" if args.jpeg else ""
-    then = f"{first.path} then " if first else ""
-    print(f"x{scale}{jpeg}, model {then}{weights.path}, {cli.count_of(len(rows), 'picture')} "
-          f"in {args.input}; {runner.describe()}")
+    models = " then ".join(str(w.path) for w in route)
+    print(f"x{scale}{jpeg}, model {models}, {cli.count_of(len(rows), 'picture')} "
+          f"in {args.input}; {passes[-1][0].describe()}")
     print(format_table(rows, mean))
     if args.json:
-        record = {"scale": scale, "jpeg": args.jpeg, "model": str(weights.path),
-                  "first_model": str(first.path) if first else None,
+        record = {"scale": scale, "jpeg": args.jpeg, "models": [str(w.path) for w in route],
                   "ensemble": args.ensemble, "images": rows, "mean": mean}
         with cli.naming(args.json):   # a full disk's error names no file
             write_text_atomic(args.json, json.dumps(json_safe(record), indent=1, allow_nan=False),

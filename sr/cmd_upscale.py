@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import itertools
+import math
 import os
 import re
 import sys
@@ -276,45 +277,44 @@ class ModelPicker:
         quality = file_quality(source)
         return level_for_quality(quality, self.args.scale), quality
 
-    def pick(self, source: Path):
-        """(runner, Weights, runner of the x1 model that runs first or None) for one
-        picture; UserError if none fits."""
+    def pick(self, source: Path) -> list:
+        """The passes for one picture, [(runner, Weights), ...] in the order they run
+        (a route, sr.model_files.models_for_level); UserError if none fits."""
         from tqdm import tqdm
         if self.args.model:
-            return self.runner(self.available[0]), self.available[0], None
+            return [(self.runner(self.available[0]), self.available[0])]
         level, quality = self.level_of(source)
         if self.args.scale == 1 and not level:
             why = f"JPEG quality ≈ {quality}, so too few" if quality else "not a JPEG, so no"
             raise UserError(f"{source}: {why} JPEG artifacts to remove at --scale 1; "
                             f"nothing was written (--denoise 1-4 to run an x1 model anyway)")
-        first, weights = self.weights_for(level)
+        route = self.route_for(level)
+        said = model_files.describe_route(route, level, self.args.scale)
         if quality:
-            tqdm.write(f"{source.name}: JPEG quality ≈ {quality} -> "
-                       f"{model_files.describe_level(weights, level, first)}")
-        return self.runner(weights), weights, first and self.runner(first)
+            tqdm.write(f"{source.name}: JPEG quality ≈ {quality} -> {said}")
+        elif len(route) > 1 or route[0].scale != self.args.scale:   # not one plain pass
+            tqdm.write(f"{source.name}: {said}")
+        return [(self.runner(weights), weights) for weights in route]
 
     def runner(self, weights):
         """The runner of a model, made (and described) once."""
         from tqdm import tqdm
         if weights.path not in self.runners:
-            scale, model_scale = self.args.scale, weights.scale
             self.runners[weights.path] = runner = make_runner(self.args, weights, self.device)
-            shrunk = f", its x{model_scale} result shrunk to size" if model_scale > scale else ""
             tqdm.write(f"model {weights.path} ({weights.architecture}, trained for "
-                       f"x{model_scale}) for x{scale:g}{shrunk}; "
-                       f"{runner.describe()}; tiles of {self.tile} px")
+                       f"x{weights.scale}); {runner.describe()}; tiles of {self.tile} px")
         return self.runners[weights.path]
 
-    def weights_for(self, level: int):
-        """(first, weights): the level's model (model_files.models_for_level); under
-        auto, the clean one where the level has none."""
+    def route_for(self, level: int) -> list:
+        """The level's route (model_files.models_for_level); under auto, the clean one
+        where the level has none."""
         args = self.args
         try:
             return model_files.models_for_level(args.models, args.scale, level, self.available)
         except UserError:
             if not level or args.denoise != "auto" or args.scale == 1:
                 raise
-            return self.weights_for(0)
+            return self.route_for(0)
 
 
 def pick_tile(args, device: str) -> int:
@@ -336,11 +336,11 @@ def upscale_file(picker: ModelPicker, job: Job, args, tile: int, protected: set)
     from sr.picture_files import EXTENSIONS, settle_format, write_picture
     from sr.pictures import read_picture
     from sr.tiling import count_tiles
-    from sr.upscaling import output_size, upscale_picture
-    runner, weights, first = picker.pick(job.source)
-    model_scale = weights.scale   # the network's own, at which it runs before a shrink
+    from sr.upscaling import output_size, pass_sizes, upscale_picture
+    passes = [(runner, weights.scale) for runner, weights in picker.pick(job.source)]
+    reach = math.prod(model_scale for _, model_scale in passes)   # before a shrink
     picture = read_picture(job.source, args.max_pixels, check_size=lambda size:
-                           check_output_size(size, max(args.scale, model_scale),
+                           check_output_size(size, max(args.scale, reach),
                                              args.max_output_pixels))
     fmt, format_notes = settle_format(picture, args.format)
     # the name again: another run may have taken it
@@ -349,15 +349,14 @@ def upscale_file(picker: ModelPicker, job: Job, args, tile: int, protected: set)
     kind = picture.describe()
     w, h = output_size(picture.size, args.scale)
     check_format_side(job.source, (w, h), fmt)
-    wn, hn = output_size(picture.size, max(args.scale, model_scale))   # the network's size
-    if not args.tile:                    # automatic: enough tiles to keep every worker busy
-        while tile > 64 and count_tiles(hn, wn, tile) < 2 * runner.workers:
+    sizes = pass_sizes(picture.size, [model_scale for _, model_scale in passes], args.scale)
+    if not args.tile:   # automatic: enough tiles in the largest pass to keep workers busy
+        while tile > 64 and count_tiles(*sizes[-1][::-1], tile) < 2 * passes[-1][0].workers:
             tile //= 2
-    tiles = count_tiles(hn, wn, tile)
+    tiles = sum(count_tiles(height, width, tile) for width, height in sizes)
     with tqdm(total=tiles, unit="tile", leave=False, desc=job.source.name,
               disable=None if tiles >= 8 else True) as bar:
-        result = upscale_picture(runner, picture, args.scale, tile, bar.update, model_scale,
-                                 first)
+        result = upscale_picture(passes, picture, args.scale, tile, bar.update)
     del picture
     while True:
         try:
@@ -439,7 +438,7 @@ def run(args) -> int:
     tile = pick_tile(args, device)
     picker = ModelPicker(args, device, tile)   # a wrong --model: one error, before the work
     if not args.model and args.scale != 1:     # no model at all: one error, too
-        picker.weights_for(0)
+        picker.route_for(0)
     started = time.perf_counter()
 
     failed, skipped, done = upscale_all(picker, jobs, args, tile, default_suffix)

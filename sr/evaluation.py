@@ -15,16 +15,13 @@ from sr.pictures import Picture
 from sr.upscaling import upscale_picture
 
 
-def evaluate_image(runner, img, scale: float, ensemble: bool = False,
-                   quality: int | None = None, model_scale: int | None = None,
-                   first=None) -> dict:
+def evaluate_image(passes, img, scale: float, ensemble: bool = False,
+                   quality: int | None = None) -> dict:
     """PSNR/SSIM of bicubic and of the network for one high-resolution picture.
-    runner: what runs the network (sr/inference.py: scoring_runner, or TorchRunner for
-    PyTorch's float32 exactly); ensemble: the x8 self-ensemble of `upscale --ensemble`;
-    quality: score JPEG inputs, the small picture saved at this quality (GUIDE §1);
-    model_scale: the network's own scale where it is larger than scale (x2.5 by the x3
-    model): the network's result is what `upscale --scale` writes, shrunk to size;
-    first: the x1 runner of JPEG level 4's first pass, or None (upscale_picture)."""
+    passes: [(runner, its model's scale), ...] as upscale_picture takes them, the runners
+    what runs the network (sr/inference.py: scoring_runner, or TorchRunner for PyTorch's
+    float32 exactly); ensemble: the x8 self-ensemble of `upscale --ensemble`;
+    quality: score JPEG inputs, the small picture saved at this quality (GUIDE §1)."""
     shave = math.floor(scale)
     width, height = scale_crop(img.size, scale)
     smallest = 2 * shave + SSIM_WINDOW   # both shaved borders plus SSIM's window
@@ -34,9 +31,8 @@ def evaluate_image(runner, img, scale: float, ensemble: bool = False,
     hr, small = shrunk_pair(img, scale, quality)
     bicubic = np.asarray(resize(small, hr.size))   # (H, W, 3): the baseline
     from sr.inference import SelfEnsemble
-    runner, first = (SelfEnsemble(r) if ensemble and r else r for r in (runner, first))
-    ours = upscale_picture(runner, Picture(np.asarray(small)), scale, 0,
-                           model_scale=model_scale, first=first).colour
+    passes = [(SelfEnsemble(r) if ensemble else r, s) for r, s in passes]
+    ours = upscale_picture(passes, Picture(np.asarray(small)), scale, 0).colour
     hr = np.asarray(hr)
     return {"psnr_bicubic": psnr_y(hr, bicubic, shave), "psnr": psnr_y(hr, ours, shave),
             "ssim_bicubic": ssim_y(hr, bicubic, shave), "ssim": ssim_y(hr, ours, shave)}

@@ -279,66 +279,87 @@ def list_models(models_dir, warn=None) -> list[Weights]:
     return found
 
 
-def model_scale_for(scale: float, available=None) -> int:
-    """The model scale that serves a wanted scale: that scale, or else the smallest
-    larger one, whose result is then shrunk to size (x2.5 is the x3 model's result
-    shrunk: +2.01 dB over bicubic on Set14 where the x3 model on a x2.5 enlargement it
-    was not trained for gives +0.36, docs/real-pictures.md); above every model, the
-    largest.  available: the model scales there are (default: every integer from 1)."""
+def model_scale_for(scale: float, available=None) -> int | None:
+    """The model scale that serves a wanted scale alone: that scale, or else the
+    smallest larger one, whose result is then shrunk to size (x2.5 is the x3 model's
+    result shrunk: +2.01 dB over bicubic on Set14 where the x3 model on a x2.5
+    enlargement it was not trained for gives +0.36, docs/real-pictures.md); None above
+    every model.  available: the model scales there are (default: every integer)."""
     wanted = max(1, math.ceil(scale - 1e-9))
     if available is None:
         return wanted
     larger = [s for s in available if s >= wanted]
-    return min(larger) if larger else max(available)
+    return min(larger) if larger else None
 
 
-def nearest_model(models_dir, scale: float, warn=None, level: int = 0,
-                  available=None) -> Weights:
-    """The newest model of this JPEG level (0: clean) and of the scale that serves
-    the wanted one (model_scale_for).  available: list_models(models_dir), if read."""
-    if available is None:
-        available = list_models(models_dir, warn)
-    candidates = [w for w in available if w.level == level]
-    if scale == 1:   # only an x1 model keeps the size; a larger one's shrunk result blurs
-        candidates = [w for w in candidates if w.scale == 1]
-    if not candidates:
-        from sr.jpeg import training_qualities
+def route(scale: float, models: list) -> list:
+    """The models of one level (newest first) that upscale by scale, in the order they
+    run (sr.upscaling.upscale_picture): the one of model_scale_for alone; above the
+    largest, that one at its own scale, then the route of what remains.  So x3 of a
+    JPEG is the level's x2 model twice, its x4 result shrunk, which beats x3 models of
+    the levels at every level (docs/real-pictures.md).  [] where none fits: scale 1
+    takes an x1 model (which keeps the size), and an x1 model cannot grow."""
+    if scale == 1:
+        models = [w for w in models if w.scale == 1]
+    scales = {w.scale for w in models}
+    best = model_scale_for(scale, scales)
+    if best is None and max(scales, default=1) < 2:
+        return []
+    newest = next(w for w in models if w.scale == (best or max(scales)))
+    return [newest] if best else [newest] + route(scale / newest.scale, models)
+
+
+def models_for_level(models_dir, scale: float, level: int, available=None) -> list:
+    """The route (above) of a JPEG level's models (0: clean) for scale; at JPEG level 4
+    (sr.jpeg.TWO_PASSES) where that is empty, level 3's x1 model first (where there is
+    one), then level 3's route.  available: list_models(models_dir), if read."""
+    from sr.jpeg import TWO_PASSES, training_qualities
+    available = list_models(models_dir) if available is None else available
+    models = route(scale, [w for w in available if w.level == level])
+    if not models and level == TWO_PASSES:
+        below = [w for w in available if w.level == level - 1]
+        rest = route(scale, below)
+        models = [w for w in below if w.scale == 1][:1] + rest if rest else []
+    if not models:
         what = f" for JPEG level {level}" if level else ""
         other = "" if scale == 1 else " (nor one of another scale)"
         jpeg = " --from-images --jpeg %d-%d" % training_qualities(level) if level else ""
         raise UserError(f"no x{scale:g} model{what}{other} in {models_dir}/: train one "
                         f"with 'python main.py train --scale {max(1, round(scale))}{jpeg}' "
                         f"or pass --model")
-    best = model_scale_for(scale, {w.scale for w in candidates})
-    return next(w for w in candidates if w.scale == best)
+    return models
 
 
-def models_for_level(models_dir, scale: float, level: int, available=None) -> tuple:
-    """(first, weights): nearest_model of the level and None, or at JPEG level 4
-    (sr.jpeg.TWO_PASSES) without a model of that scale, level 3's x1 model, which runs
-    first (None if there is none), and level 3's model."""
-    from sr.jpeg import TWO_PASSES
-    available = list_models(models_dir) if available is None else available
-    two = level == TWO_PASSES and not any(w.level == level and w.scale == model_scale_for(scale)
-                                          for w in available)
-    weights = nearest_model(models_dir, scale, level=level - 1 if two else level,
-                            available=available)
-    # available is newest first (list_models): the newest x1 model of level 3
-    first = next((w for w in available if w.scale == 1 and w.level == level - 1), None)
-    return (first if two else None), weights
-
-
-def describe_level(weights: Weights, wanted: int, first: Weights | None = None) -> str:
-    """'x2 model for JPEG level 2', 'x2 clean model', for a level without a model
-    of its own, 'x2 clean model (none for JPEG level 3)', or with a first pass,
-    'JPEG level 4: the x1 model for level 3, then the x2 one'."""
-    if first is not None:
-        then = "twice" if weights.scale == 1 else f"then the x{weights.scale} one"
-        return f"JPEG level {wanted}: the x1 model for level {first.level}, {then}"
+def describe_level(weights: Weights, wanted: int) -> str:
+    """'x2 model for JPEG level 2', 'x2 clean model', or for a level without a model
+    of its own, 'x2 clean model (none for JPEG level 3)'."""
     if weights.level:
         return f"x{weights.scale} model for JPEG level {weights.level}"
     missing = f" (none for JPEG level {wanted})" if wanted else ""
     return f"x{weights.scale} clean model{missing}"
+
+
+def describe_route(models: list, wanted: int, scale: float) -> str:
+    """A route (models_for_level) in words: 'x2 model for JPEG level 2, twice, shrunk
+    to x3', 'JPEG level 4: the x1 model for level 3, then the x2 one'."""
+    runs = []   # [model, how many times in a row]
+    for weights in models:
+        if runs and runs[-1][0] is weights:
+            runs[-1][1] += 1
+        else:
+            runs.append([weights, 1])
+    times = {1: "", 2: " twice"}
+    (head, count), *later = runs
+    if head.scale == 1 and len(models) > 1 and head.level != wanted:   # level 4's first pass
+        text = f"JPEG level {wanted}: the x1 model for level {head.level}"
+    else:
+        text = describe_level(head, wanted)
+    text += "," + times.get(count, f" {count} times") if count > 1 else ""
+    for weights, count in later:
+        text += f", then the x{weights.scale} one" + times.get(count, f" {count} times")
+    if math.prod(w.scale for w in models) > scale + 1e-9:
+        text += f", shrunk to x{scale:g}"
+    return text
 
 
 def model_for_scale(path, scale: float) -> Weights:

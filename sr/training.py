@@ -381,7 +381,8 @@ def validation_psnr(model, val: HeldOutPictures | PatchSet) -> tuple[float, floa
     if isinstance(val, HeldOutPictures):
         from sr.inference import scoring_runner   # what eval and upscale run here
         runner = scoring_runner(model, device)
-        mean = mean_row([evaluate_image(runner, img, val.scale, quality=val.quality)
+        mean = mean_row([evaluate_image([(runner, val.scale)], img, val.scale,
+                                        quality=val.quality)
                          for img in val.pictures])
         ours, bicubic = [mean["psnr"]], [mean["psnr_bicubic"]]
     else:

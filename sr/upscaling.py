@@ -7,6 +7,8 @@ command on the CPU, PyTorch elsewhere.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -112,25 +114,34 @@ def resize_plane(plane: np.ndarray, size, resample=Image.BICUBIC) -> np.ndarray:
     return to_uint16(np.asarray(resized))
 
 
-def upscale_picture(runner, picture: Picture, scale: float, tile: int = DEFAULT_TILE,
-                    on_tile=None, model_scale: int | None = None, first=None) -> Picture:
+def pass_sizes(size, model_scales, scale: float) -> list:
+    """(width, height) that each pass of a route (model_scales, in order) works at, for
+    a picture of size upscaled by scale: each enlarges by its model's scale; the last
+    makes the asked size unless the route reaches beyond it (then shrunk to size)."""
+    sizes = []
+    for model_scale in model_scales:
+        sizes.append(output_size(sizes[-1] if sizes else size, model_scale))
+    if math.prod(model_scales) <= scale + 1e-9:
+        sizes[-1] = output_size(size, scale)
+    return sizes
+
+
+def upscale_picture(passes, picture: Picture, scale: float, tile: int = DEFAULT_TILE,
+                    on_tile=None) -> Picture:
     """Upscale a Picture by scale: colour through bicubic + network, alpha bicubic only.
 
-    model_scale: the scale the network was trained for, if larger than scale (x2.5 by
-    the x3 model): the colour is then enlarged and refined at that scale and the result
-    shrunk to size, Lanczos below x2 and bicubic above, as measured best
-    (docs/real-pictures.md).  first: a runner of an x1 model that cleans the picture
-    at its own size before (JPEG level 4's two passes, sr.jpeg.TWO_PASSES), or None.  Colour under
-    transparent pixels is kept as it is: alpha is a separate plane, never multiplied in."""
-    if first is not None:
-        picture = upscale_picture(first, picture, 1, tile)
+    passes: [(runner, its model's scale), ...], a route (sr.model_files.route) in the
+    order it runs: each pass enlarges the colour with bicubic to its pass_sizes size
+    and refines it there (an x1 pass cleans the picture at its size), giving 8-bit
+    (or 16-bit) colour as a file would hold.  A result larger than asked (x2.5 by the x3
+    model, x3 by the x2 model twice) is shrunk to size, Lanczos below x2 and bicubic
+    above, as measured best (docs/real-pictures.md).  Colour under transparent pixels is
+    kept as it is: alpha is a separate plane, never multiplied in."""
     size = output_size(picture.size, scale)
-    work = output_size(picture.size, model_scale) if (model_scale or 0) > scale else size
-    bicubic = resize_plane(picture.colour, work)
-    refined = refine_with(runner, bicubic, tile, on_tile)
-    del bicubic
-    if work != size:
-        refined = resize_plane(refined, size, Image.LANCZOS if scale < 2 else Image.BICUBIC)
+    colour = picture.colour
+    for (runner, _), work in zip(passes, pass_sizes(picture.size, [s for _, s in passes], scale)):
+        colour = refine_with(runner, resize_plane(colour, work), tile, on_tile)
+    if colour.shape[1::-1] != size:
+        colour = resize_plane(colour, size, Image.LANCZOS if scale < 2 else Image.BICUBIC)
     alpha = resize_plane(picture.alpha, size) if picture.alpha is not None else None
-    return Picture(refined, alpha, picture.icc, list(picture.notes))
-
+    return Picture(colour, alpha, picture.icc, list(picture.notes))

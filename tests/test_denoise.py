@@ -122,6 +122,27 @@ def test_the_worst_jpegs_get_level_3s_x1_model_first(pictures, models, scale, sa
         assert np.abs(written(out / "one", "q12") - one_pass).max() <= 1
 
 
+@pytest.mark.parametrize("scale", [3, 4])
+def test_above_x2_a_levels_x2_model_runs_twice(pictures, models, scale):
+    """JPEG levels ship x1 and x2 models: x3 and x4 are the x2 model on its own 8-bit
+    result, the x4 result shrunk to x3 with bicubic."""
+    out = pictures / "out"
+    result = upscale("-i", pictures / "q75.jpg", "--scale", scale, "--models", models,
+                     "-o", out, "--precision", "float32")
+    assert result.returncode == 0, result.stderr
+    shrunk = ", shrunk to x3" if scale == 3 else ""
+    assert f"quality ≈ 75 -> x2 model for JPEG level 2, twice{shrunk}\n" in result.stdout
+    model = models / "srcnn_x2_l2.safetensors"
+    once = expected(model, pictures / "q75.jpg", 2)
+    Image.fromarray(once.astype(np.uint8)).save(pictures / "once.png")
+    want = Image.fromarray(expected(model, pictures / "once.png", 2).astype(np.uint8))
+    want = np.asarray(want.resize((40 * scale, 24 * scale), Image.BICUBIC)).astype(int)
+    assert np.abs(written(out, "q75") - want).max() <= 2   # ORT vs PyTorch, twice
+    bicubic = np.asarray(Image.open(pictures / "q75.jpg").convert("RGB").resize(
+        (40 * scale, 24 * scale), Image.BICUBIC)).astype(int)
+    assert np.abs(want - bicubic).max() > 2
+
+
 def test_a_level_4_model_of_the_scale_runs_alone(pictures, models):
     """An x1 model of level 4's own serves x1 in one pass; x2, without one, still gets
     two passes of level 3's models."""
@@ -251,6 +272,6 @@ def test_jpeg_levels_and_fractional_scales_combine(pictures, models):
     result = upscale("-i", pictures / "q75.jpg", "--scale", 1.5, "--models", models,
                      "-o", out, "--precision", "float32")
     assert result.returncode == 0, result.stderr
-    assert "q75.jpg: JPEG quality ≈ 75 -> x2 model for JPEG level 2" in result.stdout
-    assert "trained for x2) for x1.5, its x2 result shrunk to size" in result.stdout
+    assert "q75.jpg: JPEG quality ≈ 75 -> x2 model for JPEG level 2, shrunk to x1.5\n" \
+        in result.stdout
     assert written(out, "q75").shape == (36, 60, 3)

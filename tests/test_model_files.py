@@ -15,7 +15,7 @@ from safetensors.numpy import load_file, save_file
 
 from sr.checkpoint import latest_model, load_model, publish_model, save_checkpoint
 from sr.errors import UserError
-from sr.model_files import list_models, nearest_model, read_weights
+from sr.model_files import list_models, models_for_level, read_weights
 from tests.helpers import ROOT, assert_clean_error, model_file, perturbed_model, picture, run_script
 
 # SHA-256 of each shipped model's tensors (sorted by name, raw float32 bytes), taken
@@ -191,15 +191,28 @@ def test_newest_by_creation_time_wins(tmp_path):
     assert latest_model(tmp_path, 2)[1].path == newer
 
 
-def test_a_scale_is_served_by_its_model_or_the_next_larger_one(tmp_path):
+def test_a_scale_is_served_by_its_model_the_next_larger_or_the_largest_repeated(tmp_path):
     for scale in (2, 3, 4):
         model_file(tmp_path, scale=scale)
-    picks = {s: nearest_model(tmp_path, s).scale
-             for s in (1.2, 1.5, 2.0, 2.1, 2.5, 3.0, 3.4, 4.0, 8.0)}
-    assert picks == {1.2: 2, 1.5: 2, 2.0: 2, 2.1: 3, 2.5: 3, 3.0: 3, 3.4: 4, 4.0: 4, 8.0: 4}
+    routes = {s: [w.scale for w in models_for_level(tmp_path, s, 0)]
+              for s in (1.2, 1.5, 2.0, 2.1, 2.5, 3.0, 3.4, 4.0, 8.0, 10.0, 64.0)}
+    assert routes == {1.2: [2], 1.5: [2], 2.0: [2], 2.1: [3], 2.5: [3], 3.0: [3], 3.4: [4],
+                      4.0: [4], 8.0: [4, 2], 10.0: [4, 3], 64.0: [4, 4, 4]}
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no x2 model"):
-        nearest_model(tmp_path / "empty", 2.0)
+        models_for_level(tmp_path / "empty", 2.0, 0)
+
+
+def test_without_larger_models_the_x2_model_runs_again(tmp_path):
+    """A JPEG level ships x1 and x2 models: x3 and x4 are its x2 model twice."""
+    for scale in (1, 2):
+        model_file(tmp_path, scale=scale)
+    routes = {s: [w.scale for w in models_for_level(tmp_path, s, 0)] for s in (1, 2, 3, 4)}
+    assert routes == {1: [1], 2: [2], 3: [2, 2], 4: [2, 2]}
+    (tmp_path / "x1").mkdir()
+    model_file(tmp_path / "x1", scale=1)
+    with pytest.raises(UserError, match="no x3 model"):   # an x1 model cannot grow
+        models_for_level(tmp_path / "x1", 3.0, 0)
 
 
 def test_cli_refuses_a_model_of_another_scale(tmp_path):

@@ -187,7 +187,7 @@ def test_a_fractional_scale_is_the_next_larger_models_result_shrunk(tmp_path, ca
                                       ("2.5", (50, 28), 3, Image.BICUBIC)]:
         assert upscale("-i", tmp_path / "a.png", "--models", models, "--scale", scale,
                        "-o", tmp_path / scale, "--suffix", "", "--precision", "float32") == 0
-        assert f"trained for x{used}) for x{scale}, its x{used} result shrunk" in \
+        assert f"a.png: x{used} clean model, shrunk to x{scale}\n" in \
             capsys.readouterr().out
         model = load_model(next(models.glob(f"srcnn_x{used}.*")))[0]
         bicubic = small.resize((20 * used, 11 * used), Image.BICUBIC)

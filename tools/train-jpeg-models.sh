@@ -6,11 +6,11 @@
 # Each model fine-tunes a clean shipped model (x1 ones: the x2 model, then each other)
 # on T91 whose small pictures are saved as JPEG at a quality drawn from its level's
 # range (sr/jpeg.py LEVELS: 1: 84-98, 2: 60-90, 3: 10-70, 4: 5-25; level 4 has an x1
-# model only, other scales run level 3's x1 model and then their own level 3 model),
-# in the stages below: the
-# recipe the shipped files were made with, on the project's 2-core CPU (about 90 min
-# there in all, then 65 min for the --seed 2 stages of a later session and about 40 min
-# for those of the one after; the stage lengths were what each session's CPU time allowed).
+# model only, other scales run level 3's x1 model and then level 3's models), in the
+# stages below.  Levels have x1 and x2 models: x3 and x4 run the x2 model twice, which
+# beat x3 and x4 models fine-tuned here at every level (docs/real-pictures.md).  The
+# recipe the shipped files were made with, on the project's 2-core CPU over three
+# sessions (3 to 20 min a stage; stage lengths were what each session's CPU allowed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t91=${1:?usage: tools/train-jpeg-models.sh T91_DIR}
@@ -50,12 +50,4 @@ stage x1_l4 "$out/x1_l3m.safetensors" 1 4 60 --seed 3 && ship x1_l4 1 4   # the 
 stage x1_l2 "$out/x1_l3a.safetensors" 1 2 20 && ship x1_l2 1 2
 stage x1_l1a "$out/x1_l2.safetensors" 1 1 20
 stage x1_l1 "$out/x1_l1a.safetensors" 1 1 15 --lr 1e-4 --batch 64 && ship x1_l1 1 1
-for s in 3 4; do
-  stage "x${s}_l2" "$m/srcnn_x$s.shipped.safetensors" "$s" 2 12
-  stage "x${s}_l2b" "$out/x${s}_l2.safetensors" "$s" 2 40 --seed 2 && ship "x${s}_l2b" "$s" 2
-  for level in 1 3; do
-    stage "x${s}_l$level" "$m/srcnn_x$s.shipped.safetensors" "$s" "$level" 10
-    ship "x${s}_l$level" "$s" "$level"
-  done
-done
 echo "done: models/srcnn_x*_jpeg*.shipped.safetensors; page: python main.py export-onnx"
