@@ -291,7 +291,8 @@ def test_a_translucent_png_routed_through_two_passes_gets_python_upscales_alpha(
     picture = tmp_path / "fixture.png"
     fixture_picture().save(picture)
     main.main(["upscale", "-i", str(picture), "-o", str(tmp_path / "python"), "--models",
-               str(site["models"]), "--scale", "3", "--denoise", "2", "--cpu"])
+               str(site["models"]), "--scale", "3", "--denoise", "2", "--cpu", "--precision",
+               "float32"])
     (result,) = (tmp_path / "python").glob("fixture.*.png")
     want = np.asarray(Image.open(result))
     open_page(page, url)
