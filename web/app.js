@@ -79,15 +79,14 @@ function describeRuntime({backend, threads, note, isolated}) {
 }
 
 // The models a JPEG level (0: clean) runs for scale, in order, as `main.py upscale`
-// routes them: the level's smallest model of at least ceil(scale) alone (at x1 an x1
-// model); else its largest from x2, then the route of the rest of the scale. Level 4
-// (sr/jpeg.py TWO_PASSES) without one: level 3's x1 model, then level 3's route. Or null.
+// routes them (undefined if none): the level's smallest model of at least ceil(scale)
+// alone (x1: an x1 model); else its largest from x2, then the route of the rest. Level 4
+// (sr/jpeg.py TWO_PASSES) without a route: level 3's x1 model, then level 3's route.
 function route(scale, level) {
   const own = models.filter((m) => m.level === level && (scale > 1 || m.scale === 1));
   const fits = own.find((m) => m.scale >= Math.ceil(scale));   // models are by scale
-  const largest = own.findLast((m) => m.scale >= 2);
-  const rest = fits || !largest ? null : route(scale / largest.scale, level);   // never null
-  const passes = fits ? [fits] : rest && [largest, ...rest];
+  const largest = own.findLast((m) => m.scale >= 2);   // then the rest: never undefined
+  const passes = fits ? [fits] : largest && [largest, ...route(scale / largest.scale, level)];
   if (passes || level !== 4) return passes;
   const [first, then] = [models.find((m) => m.scale === 1 && m.level === 3), route(scale, 3)];
   return then && (first ? [first, ...then] : then);
