@@ -85,9 +85,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def os_error_text(e: OSError) -> str:
     """'path: reason' for an OSError (Python's own text when it names no file)."""
-    if e.filename is None or not e.strerror:
-        return str(e)
-    return f"{e.filename}: {e.strerror}"
+    return str(e) if e.filename is None or not e.strerror else f"{e.filename}: {e.strerror}"
 
 
 @contextmanager

@@ -55,8 +55,7 @@ def write_picture(picture: Picture, path, fmt: str = "png", overwrite: bool = Fa
         params["quality"] = quality
     elif fmt == "tiff":
         params["compression"] = "tiff_adobe_deflate"
-    return write_file_atomic(path, lambda f: img.save(f, format=FORMATS[fmt], **params),
-                             overwrite)
+    return write_file_atomic(path, lambda f: img.save(f, format=FORMATS[fmt], **params), overwrite)
 
 
 def interleaved(picture: Picture) -> np.ndarray:

@@ -79,8 +79,7 @@ def load_rgb(path) -> Image.Image:
     return Image.fromarray(colour).convert("RGB")   # grey (L) expanded to R = G = B
 
 
-def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 check_size=None) -> Picture:
+def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, check_size=None) -> Picture:
     """Decode a file into an upright Picture; UserError (one line) for any bad file.
 
     check_size: called with the upright (width, height) from the header, before

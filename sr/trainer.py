@@ -151,8 +151,7 @@ class Trainer:
         """Train the rest of the current epoch; False if stopped part-way."""
         epoch_start = time.perf_counter()
         x_all, t_all = self.source.epoch(self.epoch, self.device)  # (N, 1, P, P) each
-        order, turns, flips = epoch_plan(len(x_all), self.batch, self.config["seed"],
-                                         self.epoch)
+        order, turns, flips = epoch_plan(len(x_all), self.batch, self.config["seed"], self.epoch)
         order = order.to(self.device)
         losses, start = [], time.perf_counter()
         with tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, leave=False,
