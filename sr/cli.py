@@ -1,5 +1,4 @@
 """What every command-line script shares: one-line errors, devices, models, files."""
-from __future__ import annotations
 
 import argparse
 import os

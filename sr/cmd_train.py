@@ -4,7 +4,6 @@ models/srcnn_x<scale>.<time>.safetensors, which `upscale` uses.  The checks of t
 options and of --resume are in sr/train_checks.py; here the run: run() ->
 start_trainer() -> prepare(), then sr/trainer.py's loop.
 """
-from __future__ import annotations
 
 import itertools
 import json

@@ -5,7 +5,6 @@ scale, JPEG artifact level, receptive radius and colour space, copied from the f
 metadata_props, and the quality bounds of the levels (sr.jpeg.LEVELS), so that the page
 picks a JPEG's model as `main.py upscale` does.
 """
-from __future__ import annotations
 
 import contextlib
 import io

@@ -11,7 +11,6 @@ knows; libpng (imagecodecs) decodes 16-bit PNG, of which Pillow keeps only the
 high byte for RGB and grey+alpha; tifffile decodes 16-bit TIFF and the TIFFs
 Pillow cannot open.  Writing is in sr/picture_files.py.
 """
-from __future__ import annotations
 
 import errno
 import io

@@ -12,7 +12,6 @@ untiled output, byte for byte (tests/test_upscale_tiling.py).
 Tiles keep memory bounded: only one window per worker is ever converted to float
 and run through the network, whatever the picture's size.
 """
-from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 

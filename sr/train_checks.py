@@ -1,7 +1,6 @@
 """`main.py train`'s checks: option values, contradictions, outputs, and what
 --resume may change, each a one-line UserError before anything is read or written
 (sr/cmd_train.py runs them; the run itself is there)."""
-from __future__ import annotations
 
 import math
 import os

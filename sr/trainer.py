@@ -11,7 +11,6 @@ Exact resume: an epoch's patches, order and augmentations come from generators
 seeded by (seed, epoch) and the learning rate is a function of the step, so the
 state to save is the weights, Adam's moments and the position (epoch, step).
 """
-from __future__ import annotations
 
 import json
 import math
