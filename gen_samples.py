@@ -8,7 +8,6 @@ after bicubic downscaling by --scale, with --jpeg a JPEG round trip at a quality
 per picture, and bicubic upscaling back), plus manifest.json with the settings.  The
 same seed gives the same files.
 """
-from __future__ import annotations
 
 import argparse
 import json

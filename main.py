@@ -7,7 +7,6 @@
 
 Each subcommand lives in sr/cmd_<name>.py; run it with --help for its options.
 """
-from __future__ import annotations
 
 import argparse
 

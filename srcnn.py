@@ -12,7 +12,6 @@ receptive radius (mirror image about the edge, "reflect"), so the output has the
 input's size and any tile cut with a halo of `radius` pixels gives exactly the
 pixels of the whole image.
 """
-from __future__ import annotations
 
 import torch
 import torch.nn.functional as F

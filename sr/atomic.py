@@ -1,6 +1,5 @@
 """Files written whole or not at all: a temporary file in the target's folder, then a
 rename.  Without overwrite an existing file is never replaced."""
-from __future__ import annotations
 
 import os
 import tempfile

@@ -11,7 +11,6 @@ with torch.load(..., weights_only=True) and no code from the file is ever run:
 A finished model is published as .safetensors (sr/model_files.py: the format,
 and the checks every reader applies).
 """
-from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path

@@ -1,5 +1,4 @@
 """What every command-line script shares: one-line errors, devices, models, files."""
-from __future__ import annotations
 
 import argparse
 import os
@@ -85,9 +84,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def os_error_text(e: OSError) -> str:
     """'path: reason' for an OSError (Python's own text when it names no file)."""
-    if e.filename is None or not e.strerror:
-        return str(e)
-    return f"{e.filename}: {e.strerror}"
+    return str(e) if e.filename is None or not e.strerror else f"{e.filename}: {e.strerror}"
 
 
 @contextmanager

@@ -1,5 +1,4 @@
 """`main.py export-onnx`: self-contained ONNX files for the browser page (web/)."""
-from __future__ import annotations
 
 from pathlib import Path
 

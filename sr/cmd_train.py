@@ -1,13 +1,9 @@
-"""`main.py train`: fit SRCNN on patch pairs, resumably.
-
-Data: the pairs of gen_samples.py (-i samples_gen_64), or fresh random crops
-from pictures every epoch (--from-images images_raw).  A run keeps last.pt,
-best.pt and metrics.jsonl in runs/x<scale>-<time>/; when it finishes, the best
-weights are published as models/srcnn_x<scale>.<time>.safetensors, which `upscale`
-uses.  The checks of the options and of --resume are in sr/train_checks.py; here the
-run: run() -> start_trainer() -> prepare(), then sr/trainer.py's loop.
+"""`main.py train`: fit SRCNN on patch pairs (sr/training.py), resumably (the run's
+folder: sr/trainer.py); when it finishes, the best weights are published as
+models/srcnn_x<scale>.<time>.safetensors, which `upscale` uses.  The checks of the
+options and of --resume are in sr/train_checks.py; here the run: run() ->
+start_trainer() -> prepare(), then sr/trainer.py's loop.
 """
-from __future__ import annotations
 
 import itertools
 import json

@@ -3,7 +3,6 @@
 torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; without them everything here is
 a no-op and training runs in one process.  Backend: NCCL on CUDA, gloo on CPU.
 """
-from __future__ import annotations
 
 import os
 from dataclasses import dataclass

@@ -5,7 +5,6 @@ scale, JPEG artifact level, receptive radius and colour space, copied from the f
 metadata_props, and the quality bounds of the levels (sr.jpeg.LEVELS), so that the page
 picks a JPEG's model as `main.py upscale` does.
 """
-from __future__ import annotations
 
 import contextlib
 import io
@@ -141,12 +140,10 @@ def checkpoints_to_export(models_dir, scales=None, warn=None) -> dict:
 
 
 def web_models(web_dir, skip=()) -> list[dict]:
-    """The page's model files in web_dir, by scale and level: [{"file", "scale",
-    "level", "architecture", "radius", "colour_space"}] (files exported before levels
-    existed have no level: 0, clean).
-
-    Reads each file's metadata_props (not those named in skip); a file without a
-    scale, or not ONNX, is an error."""
+    """The page's model files in web_dir (not those named in skip), by scale and level:
+    [{"file", "scale", "level", "architecture", "radius", "colour_space"}] from each
+    file's metadata_props (level 0, clean, for files exported before levels existed);
+    a file without a scale, or not ONNX, is an error."""
     entries = []
     for path in sorted(Path(web_dir).glob("srcnn*.onnx")):
         if not re.fullmatch(r"srcnn(_x\d+(_jpeg\d)?)?\.onnx", path.name) or path.name in skip:
@@ -163,16 +160,13 @@ def web_models(web_dir, skip=()) -> list[dict]:
 
 
 def write_model_index(web_dir, files: dict | None = None) -> Path:
-    """Write the page's new model files ({file name: ONNX bytes}) and models.json, the
-    list of the model files the page offers, as one set: all into a hidden folder in
-    web_dir first, then renamed into place, models.json last, so that a failure (a
-    full disk) leaves the page's old set whole.  Returns models.json's path.
-
-    The page takes each model's scale, level, radius and colour space from models.json,
-    since onnxruntime-web does not expose a file's metadata_props; the files keep
-    them too. "levels": [[level, lowest quality], ...] of sr.jpeg.LEVELS, the one
-    definition of the bounds, for the page's choice of a JPEG's level, and the highest
-    quality x1 still works on (sr.jpeg.X1_HIGHEST_QUALITY)."""
+    """Write the page's new model files ({file name: ONNX bytes}) and models.json as one
+    set: all into a hidden folder in web_dir first, then renamed into place, models.json
+    last, so that a failure (a full disk) leaves the page's old set whole.  Returns
+    models.json's path.  models.json carries what the module docstring says, since
+    onnxruntime-web does not expose a file's metadata_props; its "levels" come from
+    sr.jpeg.LEVELS, the one definition of the bounds, and "x1_highest_quality" is
+    sr.jpeg.X1_HIGHEST_QUALITY."""
     from sr.jpeg import LEVELS, X1_HIGHEST_QUALITY
     web, files = Path(web_dir), files or {}
     web.mkdir(parents=True, exist_ok=True)

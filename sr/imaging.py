@@ -10,7 +10,6 @@ export and the browser page) follows these definitions, so they agree exactly:
 - Resizing: Pillow's bicubic (antialiased, a = -0.5, like MATLAB's imresize).
 - Degradation: downscale by the scale factor and back up, both bicubic.
 """
-from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path

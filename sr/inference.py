@@ -24,7 +24,6 @@ the pad it is the same network (tests/test_upscale_backends.py checks the
 outputs against that file).  The graph computes the correction alone: a residual
 network's input centre is added to it in float32 here, for both CPU engines.
 """
-from __future__ import annotations
 
 import copy
 import io

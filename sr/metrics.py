@@ -3,7 +3,6 @@
 Both take 8-bit RGB arrays (H, W, 3), compute Y (BT.601 studio swing) in float64,
 shave `shave` pixels from every border and use peak 255.
 """
-from __future__ import annotations
 
 import numpy as np
 

@@ -1,5 +1,4 @@
 """Cropping training patch pairs (sharp HR patch, degraded twin) from pictures."""
-from __future__ import annotations
 
 import numpy as np
 

@@ -6,7 +6,6 @@ PNG of every depth goes through libpng (imagecodecs): Pillow cannot hold 16-bit
 RGB, and for 8-bit its encoder was measured slower (bench/png_writers.py).  16-bit
 TIFF goes through tifffile; Pillow writes the rest (8-bit JPEG, WebP, TIFF).
 """
-from __future__ import annotations
 
 import io
 import struct
@@ -55,8 +54,7 @@ def write_picture(picture: Picture, path, fmt: str = "png", overwrite: bool = Fa
         params["quality"] = quality
     elif fmt == "tiff":
         params["compression"] = "tiff_adobe_deflate"
-    return write_file_atomic(path, lambda f: img.save(f, format=FORMATS[fmt], **params),
-                             overwrite)
+    return write_file_atomic(path, lambda f: img.save(f, format=FORMATS[fmt], **params), overwrite)
 
 
 def interleaved(picture: Picture) -> np.ndarray:

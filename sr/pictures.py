@@ -11,7 +11,6 @@ knows; libpng (imagecodecs) decodes 16-bit PNG, of which Pillow keeps only the
 high byte for RGB and grey+alpha; tifffile decodes 16-bit TIFF and the TIFFs
 Pillow cannot open.  Writing is in sr/picture_files.py.
 """
-from __future__ import annotations
 
 import errno
 import io
@@ -79,8 +78,7 @@ def load_rgb(path) -> Image.Image:
     return Image.fromarray(colour).convert("RGB")   # grey (L) expanded to R = G = B
 
 
-def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 check_size=None) -> Picture:
+def read_picture(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, check_size=None) -> Picture:
     """Decode a file into an upright Picture; UserError (one line) for any bad file.
 
     check_size: called with the upright (width, height) from the header, before

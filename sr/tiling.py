@@ -1,18 +1,17 @@
 """Running the network over a large picture in tiles, exactly.
 
-Every output tile is computed from its input window plus a halo of r pixels
-(r = the network's receptive radius), with valid convolutions; pixels beyond the
-picture's edge are its mirror image about the edge pixel (like padding the whole
-picture once by r in numpy's or PyTorch's "reflect" mode; it measured better than
-repeating the edge pixel: bench/padding.py).  So each output pixel sees exactly the pixels it would
-see in one whole-picture pass, and every step of the per-tile work (colour
-conversion, network, rounding) is a per-pixel computation: tiled output ==
-untiled output, byte for byte (tests/test_upscale_tiling.py).
+Every output tile is computed from its input window plus a halo of r pixels (r = the
+network's receptive radius), with valid convolutions; pixels beyond the picture's edge
+are its mirror image about the edge pixel (like padding the whole picture once by r in
+numpy's or PyTorch's "reflect" mode; it measured better than repeating the edge pixel:
+bench/padding.py).  So each output pixel sees exactly the pixels it would see in one
+whole-picture pass, and every step of the per-tile work (colour conversion, network,
+rounding) is a per-pixel computation: tiled output == untiled output, byte for byte
+(tests/test_upscale_tiling.py).
 
 Tiles keep memory bounded: only one window per worker is ever converted to float
 and run through the network, whatever the picture's size.
 """
-from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 

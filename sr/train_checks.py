@@ -1,7 +1,6 @@
 """`main.py train`'s checks: option values, contradictions, outputs, and what
 --resume may change, each a one-line UserError before anything is read or written
 (sr/cmd_train.py runs them; the run itself is there)."""
-from __future__ import annotations
 
 import math
 import os
@@ -102,10 +101,8 @@ def check_epoch_fits(source, device) -> None:
         return
     need = source.count * 2 * source.patch ** 2 * 4
     device = torch.device(device)
-    if device.type == "cuda":
-        have = torch.cuda.get_device_properties(device).total_memory
-    else:
-        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    have = (torch.cuda.get_device_properties(device).total_memory if device.type == "cuda"
+            else os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     if need > 0.8 * have:
         raise UserError(f"--patches {source.count} of {source.patch} px need "
                         f"{need / 2 ** 30:.1f} GiB an epoch, more than this {device.type} has "

@@ -11,7 +11,6 @@ Exact resume: an epoch's patches, order and augmentations come from generators
 seeded by (seed, epoch) and the learning rate is a function of the step, so the
 state to save is the weights, Adam's moments and the position (epoch, step).
 """
-from __future__ import annotations
 
 import json
 import math
@@ -151,8 +150,7 @@ class Trainer:
         """Train the rest of the current epoch; False if stopped part-way."""
         epoch_start = time.perf_counter()
         x_all, t_all = self.source.epoch(self.epoch, self.device)  # (N, 1, P, P) each
-        order, turns, flips = epoch_plan(len(x_all), self.batch, self.config["seed"],
-                                         self.epoch)
+        order, turns, flips = epoch_plan(len(x_all), self.batch, self.config["seed"], self.epoch)
         order = order.to(self.device)
         losses, start = [], time.perf_counter()
         with tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, leave=False,

@@ -12,7 +12,6 @@ Validation scores the pictures held out of --from-images whole, as `main.py
 eval` does (HeldOutPictures); a gen_samples.py folder has only patches to score.
 Randomness comes from generators seeded by (seed, epoch): see sr/trainer.py.
 """
-from __future__ import annotations
 
 import hashlib
 import json

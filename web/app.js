@@ -21,6 +21,7 @@ const MAX_OUTPUT_PIXELS = 64e6;
 const MAX_OUTPUT_SIDE = 16384;     // canvas limit of common browsers
 
 const $ = (id) => document.getElementById(id);
+const countOf = (n, noun) => `${n} ${noun}${n === 1 ? '' : 's'}`;   // '1 tile', '2 tiles'
 const params = new URLSearchParams(location.search);
 const worker = new Worker(new URL('./worker.js', import.meta.url), {type: 'module'});
 
@@ -69,7 +70,7 @@ async function loadModels() {
 // note: why WebGPU was not used (null on WebGPU)
 function describeRuntime({backend, threads, note, isolated}) {
   if (backend === 'webgpu') return 'Backend: WebGPU';
-  const parts = ['Backend: wasm (CPU)', `${threads} thread${threads === 1 ? '' : 's'}`];
+  const parts = ['Backend: wasm (CPU)', countOf(threads, 'thread')];
   if (!isolated) {
     parts.push('one thread because the page is not cross-origin isolated ' +
                '(serve it with web/serve.py for threads)');
@@ -155,8 +156,7 @@ function checkSize(width, height, scale) {
   const size = outputSize(width, height, scale);
   const pixels = size.width * size.height;
   if (pixels > MAX_OUTPUT_PIXELS || Math.max(size.width, size.height) > MAX_OUTPUT_SIDE) {
-    throw new UserError(
-      `${width}x${height} at x${scale} would be ${size.width}x${size.height} ` +
+    throw new UserError(`${width}x${height} at x${scale} would be ${size.width}x${size.height} ` +
       `(${(pixels / 1e6).toFixed(0)} Mpix); this page handles at most ` +
       `${MAX_OUTPUT_PIXELS / 1e6} Mpix and ${MAX_OUTPUT_SIDE} px a side: ` +
       `pick a smaller scale or picture, or use 'python main.py upscale'`);
@@ -223,16 +223,14 @@ function onProgress({phase, done, total, passesPerTile}) {
     $('status').textContent = passesPerTile === 1
       ? `Refining ${current.name}: tile ${done} of ${tiles}`
       : `Refining ${current.name}: pass ${done} of ${total} (x8 self-ensemble, ` +
-        `${tiles} tile${tiles === 1 ? '' : 's'})`;
+        `${countOf(tiles, 'tile')})`;
   } else {
     bar.removeAttribute('value');   // indeterminate while interpolating
     $('status').textContent = `${phase[0].toUpperCase()}${phase.slice(1)} ${current.name}…`;
   }
 }
 
-function seconds(ms) {
-  return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
-}
+const seconds = (ms) => `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
 
 // message: the worker's result for job. A new job started while this one awaits (a
 // picture picked, the scale changed) replaces or clears lastResult: then this result
@@ -241,8 +239,7 @@ async function showResult(message, job) {
   const {passes, image, scale} = job;
   const {width, height, pixels, backend, threads, tiles} = message;
   // what the download needs: the decoded picture's hasAlpha, grey and iccProfile, ...
-  const result = {...image, pixels, width, height, name: job.name, scale,
-                  ensemble: job.ensemble};
+  const result = {...image, pixels, width, height, name: job.name, scale, ensemble: job.ensemble};
   lastResult = result;
   // totalMs: from the pick to the worker's result (decoding, interpolation, network)
   const timings = {...message.timings, decodeMs: job.decodeMs,
@@ -250,13 +247,12 @@ async function showResult(message, job) {
   drawPixels($('result'), pixels, width, height);
   if (!await showBefore(result, message.before, job.file)) return;
   $('output').hidden = false;
-  const how = backend === 'webgpu' ? 'WebGPU'
-    : `wasm, ${threads} thread${threads === 1 ? '' : 's'}`;
+  const how = backend === 'webgpu' ? 'WebGPU' : `wasm, ${countOf(threads, 'thread')}`;
   $('details').textContent =
     `${image.width}×${image.height} → ${width}×${height} (x${scale}, ` +
     `${[...new Set(passes.map((m) => `${m.architecture} model ${m.file}`))].join(' and ')}) ` +
     `in ${seconds(timings.totalMs)}: network ` +
-    `${seconds(timings.networkMs)} over ${tiles} tile${tiles === 1 ? '' : 's'} ` +
+    `${seconds(timings.networkMs)} over ${countOf(tiles, 'tile')} ` +
     `${job.ensemble ? '(x8 self-ensemble) ' : ''}on ${how}.`;
   // Machine-readable timings (milliseconds) for benchmarks: data-total-ms (the job),
   // data-network-ms, ..., data-shown-ms (from the pick to the result on screen).
