@@ -1,6 +1,4 @@
 """`main.py eval`: the evaluation protocol on a folder of high-resolution pictures."""
-from __future__ import annotations
-
 import json
 import math
 

@@ -1,6 +1,4 @@
 """`main.py upscale`: bicubic interpolation refined by the network, for files and folders."""
-from __future__ import annotations
-
 import glob
 import itertools
 import math
@@ -258,8 +256,8 @@ def make_runner(args, weights, device: str):
 
 
 class ModelPicker:
-    """Which model upscales each picture, and its runner (built once per model):
-    --model if given, else the newest in --models for the scale and the JPEG level
+    """Which models upscale each picture, and their runners (built once per model):
+    --model if given, else the route in --models for the scale and the JPEG level
     (--denoise, or auto: the level of the file's estimated JPEG quality, sr/jpeg.py)."""
 
     def __init__(self, args, device: str, tile: int):
@@ -281,14 +279,12 @@ class ModelPicker:
         """The passes for one picture, [(runner, Weights), ...] in the order they run
         (a route, sr.model_files.models_for_level); UserError if none fits."""
         from tqdm import tqdm
-        if self.args.model:
-            return [(self.runner(self.available[0]), self.available[0])]
-        level, quality = self.level_of(source)
-        if self.args.scale == 1 and not level:
+        level, quality = (0, None) if self.args.model else self.level_of(source)
+        if self.args.scale == 1 and not level and not self.args.model:
             why = f"JPEG quality ≈ {quality}, so too few" if quality else "not a JPEG, so no"
             raise UserError(f"{source}: {why} JPEG artifacts to remove at --scale 1; "
                             f"nothing was written (--denoise 1-4 to run an x1 model anyway)")
-        route = self.route_for(level)
+        route = self.available if self.args.model else self.route_for(level)
         said = model_files.describe_route(route, level, self.args.scale)
         if quality:
             tqdm.write(f"{source.name}: JPEG quality ≈ {quality} -> {said}")
@@ -306,8 +302,7 @@ class ModelPicker:
         return self.runners[weights.path]
 
     def route_for(self, level: int) -> list:
-        """The level's route (model_files.models_for_level); under auto, the clean one
-        where the level has none."""
+        """The level's route (model_files.models_for_level); under auto, if none, clean."""
         args = self.args
         try:
             return model_files.models_for_level(args.models, args.scale, level, self.available)

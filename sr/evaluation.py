@@ -2,8 +2,6 @@
 PSNR/SSIM with the border shaved by the scale, on the saved 8-bit result; at a
 fractional scale s the picture is cropped so that it is its shrink times s exactly,
 and the border shaved is floor(s) (GUIDE §1)."""
-from __future__ import annotations
-
 import math
 
 import numpy as np
@@ -18,10 +16,9 @@ from sr.upscaling import upscale_picture
 def evaluate_image(passes, img, scale: float, ensemble: bool = False,
                    quality: int | None = None) -> dict:
     """PSNR/SSIM of bicubic and of the network for one high-resolution picture.
-    passes: [(runner, its model's scale), ...] as upscale_picture takes them, the runners
-    what runs the network (sr/inference.py: scoring_runner, or TorchRunner for PyTorch's
-    float32 exactly); ensemble: the x8 self-ensemble of `upscale --ensemble`;
-    quality: score JPEG inputs, the small picture saved at this quality (GUIDE §1)."""
+    passes: [(runner, its model's scale), ...] as upscale_picture takes them (runners:
+    sr/inference.py's scoring_runner, or TorchRunner for PyTorch's float32 exactly);
+    ensemble: the x8 self-ensemble; quality: JPEG inputs at this quality (GUIDE §1)."""
     shave = math.floor(scale)
     width, height = scale_crop(img.size, scale)
     smallest = 2 * shave + SSIM_WINDOW   # both shaved borders plus SSIM's window

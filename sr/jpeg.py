@@ -12,8 +12,6 @@
 
 NumPy and Pillow only (the upscale command's CPU path does not import PyTorch).
 """
-from __future__ import annotations
-
 import io
 
 import numpy as np
@@ -94,10 +92,9 @@ def file_quality(path) -> int | None:
 # shipped models weight part of the range (tools/train-jpeg-models.sh, JPEG=).
 LEVELS = ((0, 97, None), (1, 86, (84, 98)), (2, 66, (60, 90)), (3, 21, (10, 70)),
           (4, 0, (5, 25)))
-# Level 4, the worst JPEGs: a scale without a level-4 model of its own (only x1 has
-# one) gets two passes of level 3's models: the x1 one cleans the picture at its own
-# size, then the scale's runs. On T91 two passes gain from q30 down at x2 and from q22
-# down at x1, hence quality 20 and below (docs/real-pictures.md).
+# Level 4, the worst JPEGs: without level-4 models for the scale (only x1 has one),
+# level 3's x1 model cleans the picture at its size, then level 3's route runs. On T91
+# that gains from q30 down at x2, from q22 at x1: so q20 and below (docs/real-pictures.md).
 TWO_PASSES = 4
 
 

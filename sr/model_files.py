@@ -16,8 +16,7 @@ too, through torch.load(weights_only=True), for --model and --init.  Every
 reader goes through weights_from_parts, the one place that checks what a file
 claims.
 """
-from __future__ import annotations
-
+import itertools
 import json
 import math
 import stat
@@ -281,9 +280,7 @@ def list_models(models_dir, warn=None) -> list[Weights]:
 
 def model_scale_for(scale: float, available=None) -> int | None:
     """The model scale that serves a wanted scale alone: that scale, or else the
-    smallest larger one, whose result is then shrunk to size (x2.5 is the x3 model's
-    result shrunk: +2.01 dB over bicubic on Set14 where the x3 model on a x2.5
-    enlargement it was not trained for gives +0.36, docs/real-pictures.md); None above
+    smallest larger one, its result shrunk to size (docs/real-pictures.md); None above
     every model.  available: the model scales there are (default: every integer)."""
     wanted = max(1, math.ceil(scale - 1e-9))
     if available is None:
@@ -342,29 +339,23 @@ def describe_level(weights: Weights, wanted: int) -> str:
 def describe_route(models: list, wanted: int, scale: float) -> str:
     """A route (models_for_level) in words: 'x2 model for JPEG level 2, twice, shrunk
     to x3', 'JPEG level 4: the x1 model for level 3, then the x2 one'."""
-    runs = []   # [model, how many times in a row]
-    for weights in models:
-        if runs and runs[-1][0] is weights:
-            runs[-1][1] += 1
-        else:
-            runs.append([weights, 1])
-    times = {1: "", 2: " twice"}
-    (head, count), *later = runs
+    def often(run):
+        return {1: "", 2: " twice"}.get(len(run), f" {len(run)} times")
+    runs = [list(run) for _, run in itertools.groupby(models, key=id)]   # repeats together
+    head = runs[0][0]
     if head.scale == 1 and len(models) > 1 and head.level != wanted:   # level 4's first pass
         text = f"JPEG level {wanted}: the x1 model for level {head.level}"
     else:
         text = describe_level(head, wanted)
-    text += "," + times.get(count, f" {count} times") if count > 1 else ""
-    for weights, count in later:
-        text += f", then the x{weights.scale} one" + times.get(count, f" {count} times")
+    text += "," + often(runs[0]) if len(runs[0]) > 1 else ""
+    text += "".join(f", then the x{run[0].scale} one{often(run)}" for run in runs[1:])
     if math.prod(w.scale for w in models) > scale + 1e-9:
         text += f", shrunk to x{scale:g}"
     return text
 
 
 def model_for_scale(path, scale: float) -> Weights:
-    """--model: read it, and refuse it if it was trained for another scale than the
-    one that serves the wanted one (model_scale_for)."""
+    """--model: read it; refused unless of the scale that serves scale (model_scale_for)."""
     weights = read_weights(path)
     if weights.scale != model_scale_for(scale):
         raise UserError(f"{path}: model is for x{weights.scale}, not x{scale:g}")

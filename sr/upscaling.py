@@ -5,8 +5,6 @@ validation PSNR during training, so their numbers always agree.  What runs the
 network underneath is a runner (sr/inference.py): ONNX Runtime for the upscale
 command on the CPU, PyTorch elsewhere.
 """
-from __future__ import annotations
-
 import math
 
 import numpy as np
@@ -115,9 +113,9 @@ def resize_plane(plane: np.ndarray, size, resample=Image.BICUBIC) -> np.ndarray:
 
 
 def pass_sizes(size, model_scales, scale: float) -> list:
-    """(width, height) that each pass of a route (model_scales, in order) works at, for
-    a picture of size upscaled by scale: each enlarges by its model's scale; the last
-    makes the asked size unless the route reaches beyond it (then shrunk to size)."""
+    """(width, height) each pass of a route (model_scales, in order) works at, for size
+    upscaled by scale: each enlarges by its model's scale, the last to the asked size
+    unless the route reaches beyond it (then shrunk)."""
     sizes = []
     for model_scale in model_scales:
         sizes.append(output_size(sizes[-1] if sizes else size, model_scale))
@@ -130,13 +128,11 @@ def upscale_picture(passes, picture: Picture, scale: float, tile: int = DEFAULT_
                     on_tile=None) -> Picture:
     """Upscale a Picture by scale: colour through bicubic + network, alpha bicubic only.
 
-    passes: [(runner, its model's scale), ...], a route (sr.model_files.route) in the
-    order it runs: each pass enlarges the colour with bicubic to its pass_sizes size
-    and refines it there (an x1 pass cleans the picture at its size), giving 8-bit
-    (or 16-bit) colour as a file would hold.  A result larger than asked (x2.5 by the x3
-    model, x3 by the x2 model twice) is shrunk to size, Lanczos below x2 and bicubic
-    above, as measured best (docs/real-pictures.md).  Colour under transparent pixels is
-    kept as it is: alpha is a separate plane, never multiplied in."""
+    passes: [(runner, its model's scale), ...], a route (sr.model_files.route) in order:
+    each enlarges the colour with bicubic to its pass_sizes size and refines it there,
+    8-bit (or 16-bit) like a file.  A result larger than asked (x2.5 by the x3 model) is
+    shrunk to size, Lanczos below x2 and bicubic above, as measured best
+    (docs/real-pictures.md).  Alpha is a separate plane, never multiplied in."""
     size = output_size(picture.size, scale)
     colour = picture.colour
     for (runner, _), work in zip(passes, pass_sizes(picture.size, [s for _, s in passes], scale)):
