@@ -333,9 +333,9 @@ def upscale_file(picker: ModelPicker, job: Job, args, tile: int, protected: set)
     from sr.tiling import count_tiles
     from sr.upscaling import output_size, pass_sizes, upscale_picture
     passes = [(runner, weights.scale) for runner, weights in picker.pick(job.source)]
-    reach = math.prod(model_scale for _, model_scale in passes)   # before a shrink
+    scales = [model_scale for _, model_scale in passes]   # their product: before a shrink
     picture = read_picture(job.source, args.max_pixels, check_size=lambda size:
-                           check_output_size(size, max(args.scale, reach),
+                           check_output_size(size, max(args.scale, math.prod(scales)),
                                              args.max_output_pixels))
     fmt, format_notes = settle_format(picture, args.format)
     # the name again: another run may have taken it
@@ -344,7 +344,7 @@ def upscale_file(picker: ModelPicker, job: Job, args, tile: int, protected: set)
     kind = picture.describe()
     w, h = output_size(picture.size, args.scale)
     check_format_side(job.source, (w, h), fmt)
-    sizes = pass_sizes(picture.size, [model_scale for _, model_scale in passes], args.scale)
+    sizes = pass_sizes(picture.size, scales, args.scale)
     if not args.tile:   # automatic: enough tiles in the largest pass to keep workers busy
         while tile > 64 and count_tiles(*sizes[-1][::-1], tile) < 2 * passes[-1][0].workers:
             tile //= 2
