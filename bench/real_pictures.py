@@ -218,8 +218,8 @@ def main() -> None:
                 s = Fraction(text)
                 columns, options = choices(args, float(s), None)
                 rows.append((name, s, None, *row(sets[name], s, None, options[-1:])))
-        table("Fractional scales, clean PNG, `upscale --scale S` (the next larger model at "
-              "its scale, shrunk to size)", rows, columns[-1:])
+        table("Fractional scales, clean PNG, `upscale --scale S` (the x2 model, or "
+              "twice, the result shrunk to size)", rows, columns[-1:])
     if args.strategies:
         print("\nFractional-scale strategies: gain over bicubic (dB)\n")
         runners = {}

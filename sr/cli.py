@@ -202,16 +202,17 @@ def add_device_options(p) -> None:
 
 
 def add_model_options(p) -> None:
-    """--scale (any factor from 1, served by the model of that scale or the next larger
-    one: sr.model_files.model_scale_for), --model, --models."""
+    """--scale (any factor from 1: the route of sr.model_files.route), --model (one model
+    of the scale, or of the next whole one: model_scale_for), --models."""
     p.add_argument("--scale", type=scale_factor, default=2.0,
-                   help="scale factor, from 1 up to 64 (e.g. 1.5, 2, 2.5). Between "
-                        "trained scales the next larger model runs at its own scale and "
-                        "its result is shrunk to size: 1.5 uses x2, 2.5 uses x3; above the "
-                        "largest model, that model runs first and the rest on its result "
-                        "(JPEG levels have x1 and x2 models: x3 is x2 twice, shrunk)")
-    p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), for the "
-                                    "scale that serves --scale as above (default: see --scale)")
+                   help="scale factor, from 1 up to 64 (e.g. 1.5, 2, 2.5). A scale with a "
+                        "model uses it; any other runs the x2 model, again on its result "
+                        "while that is smaller, and shrinks the last result to size: 1.5 is "
+                        "x2 shrunk, 2.5 and 3.5 are x2 twice, shrunk (JPEG levels have x1 and "
+                        "x2 models: their x3 and x4 are x2 twice too)")
+    p.add_argument("--model", help="model file (.safetensors, or a training run's .pt), run "
+                                    "once: of --scale, or of the next whole scale, its result "
+                                    "shrunk (default: see --scale)")
     p.add_argument("--models", default=MODELS_DIR, help="folder of .safetensors models")
 
 

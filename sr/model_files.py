@@ -291,19 +291,18 @@ def model_scale_for(scale: float, available=None) -> int | None:
 
 def route(scale: float, models: list) -> list:
     """The models of one level (newest first) that upscale by scale, in the order they
-    run (sr.upscaling.upscale_picture): the one of model_scale_for alone; above the
-    largest, that one at its own scale, then the route of what remains.  So x3 of a
-    JPEG is the level's x2 model twice, its x4 result shrunk, which beats x3 models of
-    the levels at every level (docs/real-pictures.md).  [] where none fits: scale 1
-    takes an x1 model (which keeps the size), and an x1 model cannot grow."""
+    run (sr.upscaling.upscale_picture): the model of the scale; else the smallest that
+    grows (x2), then the route of what remains, the last result shrunk to size.  x2.5
+    is the x2 model twice, its x4 result shrunk, which beats one x3 model at every
+    level (docs/real-pictures.md).  [] where none fits: scale 1 takes an x1 model."""
     if scale == 1:
         models = [w for w in models if w.scale == 1]
-    scales = {w.scale for w in models}
-    best = model_scale_for(scale, scales)
-    if best is None and max(scales, default=1) < 2:
-        return []
-    newest = next(w for w in models if w.scale == (best or max(scales)))
-    return [newest] if best else [newest] + route(scale / newest.scale, models)
+    exact = [w for w in models if w.scale == scale]
+    growing = [w for w in models if w.scale > 1]
+    if exact or not growing:
+        return exact[:1]
+    first = min(growing, key=lambda w: w.scale)   # the first of the smallest: the newest
+    return [first] + (route(scale / first.scale, models) if scale > first.scale else [])
 
 
 def models_for_level(models_dir, scale: float, level: int, available=None) -> list:

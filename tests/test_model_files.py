@@ -191,13 +191,17 @@ def test_newest_by_creation_time_wins(tmp_path):
     assert latest_model(tmp_path, 2)[1].path == newer
 
 
-def test_a_scale_is_served_by_its_model_the_next_larger_or_the_largest_repeated(tmp_path):
+def test_a_scale_is_served_by_its_model_or_else_the_x2_model_repeated(tmp_path):
     for scale in (2, 3, 4):
         model_file(tmp_path, scale=scale)
     routes = {s: [w.scale for w in models_for_level(tmp_path, s, 0)]
               for s in (1.2, 1.5, 2.0, 2.1, 2.5, 3.0, 3.4, 4.0, 8.0, 10.0, 64.0)}
-    assert routes == {1.2: [2], 1.5: [2], 2.0: [2], 2.1: [3], 2.5: [3], 3.0: [3], 3.4: [4],
-                      4.0: [4], 8.0: [4, 2], 10.0: [4, 3], 64.0: [4, 4, 4]}
+    assert routes == {1.2: [2], 1.5: [2], 2.0: [2], 2.1: [2, 2], 2.5: [2, 2], 3.0: [3],
+                      3.4: [2, 2], 4.0: [4], 8.0: [2, 4], 10.0: [2, 2, 2, 2],
+                      64.0: [2, 2, 2, 2, 4]}
+    (tmp_path / "x3").mkdir()   # without an x2 model, the smallest that grows
+    model_file(tmp_path / "x3", scale=3)
+    assert [w.scale for w in models_for_level(tmp_path / "x3", 4.0, 0)] == [3, 3]
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no x2 model"):
         models_for_level(tmp_path / "empty", 2.0, 0)

@@ -80,14 +80,14 @@ function describeRuntime({backend, threads, note, isolated}) {
 }
 
 // The models a JPEG level (0: clean) runs for scale, in order, as `main.py upscale`
-// routes them (undefined if none): the level's smallest model of at least ceil(scale)
-// alone (x1: an x1 model); else its largest from x2, then the route of the rest. Level 4
-// (sr/jpeg.py TWO_PASSES) without a route: level 3's x1 model, then level 3's route.
+// routes them (undefined if none): the level's model of the scale (x1: an x1 model); else
+// its smallest from x2, then the route of the rest. Level 4 (sr/jpeg.py TWO_PASSES)
+// without a route: level 3's x1 model, then level 3's route.
 function route(scale, level) {
   const own = models.filter((m) => m.level === level && (scale > 1 || m.scale === 1));
-  const fits = own.find((m) => m.scale >= Math.ceil(scale));   // models are by scale
-  const largest = own.findLast((m) => m.scale >= 2);   // then the rest: never undefined
-  const passes = fits ? [fits] : largest && [largest, ...route(scale / largest.scale, level)];
+  const [exact, grow] = [own.find((m) => m.scale === scale), own.find((m) => m.scale >= 2)];
+  const rest = () => (scale > grow.scale ? route(scale / grow.scale, level) : []);
+  const passes = exact ? [exact] : grow && [grow, ...rest()];   // models are by scale
   if (passes || level !== 4) return passes;
   const [first, then] = [models.find((m) => m.scale === 1 && m.level === 3), route(scale, 3)];
   return then && (first ? [first, ...then] : then);
