@@ -306,6 +306,30 @@ def test_a_translucent_png_routed_through_two_passes_gets_python_upscales_alpha(
     assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
 
 
+@pytest.mark.parametrize("scale, chosen", [(1.5, "x2 clean model, shrunk to x1.5"),
+                                           (2.5, "x2 clean model, twice, shrunk to x2.5")])
+def test_a_fractional_scale_shrinks_the_x2_models_result_as_python_upscale(page, url, site,
+                                                                           tmp_path, scale,
+                                                                           chosen):
+    """x1.5: the x2 model's result shrunk with Lanczos; x2.5: the x2 model twice (not
+    the x3 one the site also has), its x4 result shrunk with bicubic; sides rounded half
+    to even (97x61 -> 146x92, 242x152); alpha enlarged once. As main.py upscale."""
+    picture = tmp_path / "fixture.png"
+    fixture_picture().save(picture)
+    main.main(["upscale", "-i", str(picture), "-o", str(tmp_path / "python"), "--models",
+               str(site["models"]), "--scale", str(scale), "--cpu", "--precision", "float32"])
+    (result,) = (tmp_path / "python").glob("fixture.*.png")
+    want = np.asarray(Image.open(result))
+    open_page(page, url)
+    assert upscale_on_page(page, picture, scale) == "done", page.inner_text("#status")
+    assert page.inner_text("#choice") == f"not a JPEG → {chosen}"
+    got = np.asarray(downloaded_result(page))
+    assert got.shape == want.shape == {1.5: (92, 146, 4), 2.5: (152, 242, 4)}[scale]
+    np.testing.assert_array_equal(got[..., 3], want[..., 3])
+    share = fraction_within_one_level(got, want)
+    assert share >= 0.999, f"only {share:.4%} of pixels within 1 level of main.py upscale"
+
+
 @pytest.mark.parametrize("mode", ["L", "LA"])
 def test_a_grey_png_comes_back_grey_as_from_python(page, url, site, tmp_path, mode):
     picture = tmp_path / "grey.png"
@@ -764,27 +788,32 @@ def test_png_encoder_keeps_pixels_and_colour_profile(page, url):
     np.testing.assert_array_equal(np.asarray(result), np.asarray(Image.open(io.BytesIO(source))))
 
 
-@pytest.mark.parametrize("size, new_size", [
-    ((37, 29), (74, 58)), ((37, 29), (111, 87)), ((13, 40), (52, 160)), ((37, 29), (37, 87)),
-    ((50, 31), (23, 17)), ((148, 116), (111, 87)),   # shrinking: x4 -> x3 (the route's)
-    ((20, 84), (15, 63)), ((20, 84), (26, 41))])     # Pillow 13's vertical pass first
-def test_bicubic_matches_pillow_exactly(page, url, size, new_size):
-    """resample.js against Pillow (pinned in requirements.txt), enlarging and shrinking,
-    pixel for pixel."""
+@pytest.mark.parametrize("size, new_size, name", [
+    ((37, 29), (74, 58), "BICUBIC"), ((37, 29), (111, 87), "BICUBIC"),
+    ((13, 40), (52, 160), "BICUBIC"), ((37, 29), (37, 87), "BICUBIC"),
+    ((50, 31), (23, 17), "BICUBIC"),
+    ((148, 116), (111, 87), "BICUBIC"),   # shrinking: x4 -> x3 (the route's)
+    ((20, 84), (15, 63), "BICUBIC"), ((20, 84), (26, 41), "BICUBIC"),   # vertical pass first
+    ((74, 58), (56, 44), "LANCZOS"),   # x2 -> x1.5: upscale's shrink below x2
+    ((37, 29), (74, 58), "LANCZOS"), ((50, 31), (23, 17), "LANCZOS"),
+    ((20, 84), (15, 63), "LANCZOS")])
+def test_resizing_matches_pillow_exactly(page, url, size, new_size, name):
+    """resample.js against Pillow (pinned in requirements.txt), bicubic and Lanczos,
+    enlarging and shrinking, pixel for pixel."""
     open_page(page, url)
     rgba = np.asarray(fixture_picture(*size))
-    got = page.evaluate("""async ([b64, w, h, nw, nh]) => {
-        const {resizeBicubic} = await import('./resample.js');
+    got = page.evaluate("""async ([b64, w, h, nw, nh, name]) => {
+        const resample = await import('./resample.js');
         const src = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const out = resizeBicubic(src, w, h, nw, nh);
+        const out = resample.resize(src, w, h, nw, nh, resample[name]);
         let s = ''; for (const v of out) s += String.fromCharCode(v);
         return btoa(s);
-    }""", [base64.b64encode(rgba.tobytes()).decode(), *size, *new_size])
+    }""", [base64.b64encode(rgba.tobytes()).decode(), *size, *new_size, name])
     got = np.frombuffer(base64.b64decode(got), np.uint8).reshape(new_size[1], new_size[0], 4)
     # Python resizes RGB and alpha separately (no premultiplication): so does the page.
-    image = Image.fromarray(rgba, "RGBA")
-    want_rgb = np.asarray(image.convert("RGB").resize(new_size, Image.BICUBIC))
-    want_alpha = np.asarray(image.getchannel("A").resize(new_size, Image.BICUBIC))
+    image, resample = Image.fromarray(rgba, "RGBA"), getattr(Image, name)
+    want_rgb = np.asarray(image.convert("RGB").resize(new_size, resample))
+    want_alpha = np.asarray(image.getchannel("A").resize(new_size, resample))
     np.testing.assert_array_equal(got[..., :3], want_rgb)
     np.testing.assert_array_equal(got[..., 3], want_alpha)
 

@@ -386,10 +386,9 @@ async function main() {
   moveDivider();
   try {
     const first = await loadModels();
-    // one entry per scale; x1 only removes JPEG artifacts
-    const scales = [...new Set(models.map((m) => m.scale))];
-    $('scale').replaceChildren(...scales.map((scale) =>
-      new Option(scale === 1 ? 'x1 (JPEG artifacts only)' : `x${scale}`, scale)));
+    // x1 (JPEG artifacts only), x1.5, x2, ... up to the largest model's scale
+    $('scale').replaceChildren(...Array.from({length: 2 * models.at(-1).scale - 1}, (_, i) =>
+      new Option(i ? `x${1 + i / 2}` : 'x1 (JPEG artifacts only)', 1 + i / 2)));
     $('scale').value = first.scale;
     worker.postMessage({type: 'init', model: first.file, backend: params.get('backend') || 'auto',
                         threads: Number(params.get('threads')) || 0});

@@ -1,19 +1,16 @@
-// Bicubic resizing exactly as Pillow's Image.resize(size, Image.BICUBIC) does it for
-// 8-bit images (libImaging/Resample.c), so the page interpolates like sr/imaging.py.
-//
-// Separable: a horizontal and a vertical pass (in Pillow's order, see resizeBicubic),
-// each rounded to 8 bits. Kernel: cubic convolution with a = -0.5, pixel centres
-// aligned, support 2 input pixels, times the reduction factor when shrinking. Taps
-// that fall outside the image are dropped and the remaining weights renormalised.
-// Weights are fixed point with 22 fractional bits, as in Pillow, so the result is
-// bit-identical (JS numbers hold these integer sums exactly).
-// No maintained JS library reproduces Pillow's filter (canvas scaling differs); tests/test_web.py
-// checks this one against Pillow pixel for pixel.
+// Bicubic and Lanczos resizing exactly as Pillow's Image.resize for 8-bit images
+// (libImaging/Resample.c), so the page interpolates like sr/imaging.py. Separable: a
+// horizontal and a vertical pass (in Pillow's order, see resize), each rounded to 8 bits.
+// Kernels: cubic convolution with a = -0.5 (support 2 input pixels) and Lanczos-3 (3),
+// pixel centres aligned, the support times the reduction factor when shrinking; taps
+// outside the image dropped and the rest renormalised. Weights are fixed point with 22
+// fractional bits, as in Pillow, so the result is bit-identical (JS numbers hold these
+// integer sums exactly). No maintained JS library reproduces Pillow's filters (canvas
+// scaling differs); tests/test_web.py checks this one against Pillow pixel for pixel.
 
 const PRECISION_BITS = 32 - 8 - 2;
 const ONE = 2 ** PRECISION_BITS;
 const HALF = 2 ** (PRECISION_BITS - 1);
-const SUPPORT = 2;
 
 function bicubic(x) {
   const a = -0.5;
@@ -23,13 +20,17 @@ function bicubic(x) {
   return 0;
 }
 
+const sinc = (x) => (x === 0 ? 1 : Math.sin(x * Math.PI) / (x * Math.PI));
+export const BICUBIC = {support: 2, kernel: bicubic};
+export const LANCZOS = {support: 3, kernel: (x) => (x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0)};
+
 // Per output position: the first input index, the tap count and the fixed-point
 // weights. Returns {first: Int32Array(outSize), count: Int32Array(outSize), ksize: taps
 // at most (5 when enlarging), weights: Int32Array(outSize * ksize), 0 past each count}.
-export function coefficients(inSize, outSize) {
+export function coefficients(inSize, outSize, filter) {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
-  const support = SUPPORT * filterScale;
+  const support = filter.support * filterScale;
   const ksize = Math.ceil(support) * 2 + 1;
   const first = new Int32Array(outSize);
   const count = new Int32Array(outSize);
@@ -41,7 +42,7 @@ export function coefficients(inSize, outSize) {
     const n = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
     let sum = 0;
     for (let x = 0; x < n; x++) {
-      raw[x] = bicubic((x + xmin - center + 0.5) * (1 / filterScale));   // as Pillow's ss
+      raw[x] = filter.kernel((x + xmin - center + 0.5) * (1 / filterScale));   // Pillow's ss
       sum += raw[x];
     }
     for (let x = 0; x < n; x++) {
@@ -137,11 +138,11 @@ function resampleColumns5(src, width, dstHeight, coeffs) {
 // like Pillow 13 (requirements.txt): a pass is skipped when its size is unchanged, and
 // the horizontal one comes first unless the height shrinks by more than twice as many
 // pixels as the width.
-export function resizeBicubic(pixels, width, height, newWidth, newHeight) {
+export function resize(pixels, width, height, newWidth, newHeight, filter = BICUBIC) {
   const rows = (src, h) => newWidth === width ? src
-    : resampleRows(src, width, h, newWidth, coefficients(width, newWidth));
+    : resampleRows(src, width, h, newWidth, coefficients(width, newWidth, filter));
   const columns = (src, w) => newHeight === height ? src
-    : resampleColumns(src, w, newHeight, coefficients(height, newHeight));
+    : resampleColumns(src, w, newHeight, coefficients(height, newHeight, filter));
   const out = height - newHeight > Math.max(0, 2 * (width - newWidth))
     ? rows(columns(pixels, width), newHeight) : columns(rows(pixels, height), newWidth);
   return out === pixels ? pixels.slice() : out;

@@ -15,7 +15,7 @@
 import {Cancelled, UserError} from './errors.js';
 import {composeTile, outputSize, paddedLuma, selfEnsemble, tileBoxes, tileInput}
   from './pipeline.js';
-import {resizeBicubic} from './resample.js';
+import {BICUBIC, LANCZOS, resize} from './resample.js';
 import {createSession, openRuntime} from './runtime.js';
 
 const MAX_BEFORE_PIXELS = 16e6;    // a bicubic copy for the comparison slider up to this size
@@ -136,8 +136,8 @@ async function refineLuma(id, session, pixels, width, height, r, tile, ensemble)
   return {networkMs, tiles: boxes.length};
 }
 
-// Passes in order, each on the last one's result: bicubic enlargement by its model's
-// scale (none at x1), refined by the model; a last result larger than scale shrunk to it.
+// Passes in order, each on the last one's result: bicubic enlargement by its model's scale
+// (none at x1), refined by the model; a larger last result shrunk (Lanczos below x2).
 async function upscale({id, image, passes, scale, tile, ensemble}) {
   await checkpoint(id);
   const sessions = await Promise.all(passes.map((m) => sessionFor(m.file)));   // each reused
@@ -147,7 +147,7 @@ async function upscale({id, image, passes, scale, tile, ensemble}) {
   const side = tile || DEFAULT_TILES[runtime.backend];
   // the comparison copy: the picture enlarged straight to the result's size
   const before = width * height <= MAX_BEFORE_PIXELS
-    ? resizeBicubic(image.pixels, image.width, image.height, width, height) : null;
+    ? resize(image.pixels, image.width, image.height, width, height) : null;
   let {pixels, width: w, height: h} = image;   // RGBA (h, w, 4), from pass to pass
   if (!image.hasAlpha) image.pixels = null;   // gone with the first enlargement (~50 MB)
   let [refineMs, networkMs, tiles] = [0, 0, 0];
@@ -155,7 +155,7 @@ async function upscale({id, image, passes, scale, tile, ensemble}) {
     const size = outputSize(w, h, model.scale);
     if (model.scale > 1) {   // enlarged once: the first pass's may be the comparison copy
       pixels = !i && before && size.width === width && size.height === height ? before.slice()
-        : resizeBicubic(pixels, w, h, size.width, size.height);
+        : resize(pixels, w, h, size.width, size.height);
     }
     ({width: w, height: h} = size);
     const start = performance.now();
@@ -165,9 +165,9 @@ async function upscale({id, image, passes, scale, tile, ensemble}) {
     tiles += pass.tiles;
   }
   const shrunk = w !== width || h !== height;
-  if (shrunk) pixels = resizeBicubic(pixels, w, h, width, height);
+  if (shrunk) pixels = resize(pixels, w, h, width, height, scale < 2 ? LANCZOS : BICUBIC);
   if (image.hasAlpha && (shrunk || passes.length > 1)) {   // alpha enlarged once, as in Python
-    const alpha = before || resizeBicubic(image.pixels, image.width, image.height, width, height);
+    const alpha = before || resize(image.pixels, image.width, image.height, width, height);
     for (let i = 3; i < pixels.length; i += 4) pixels[i] = alpha[i];
   }
   const transfer = before ? [pixels.buffer, before.buffer] : [pixels.buffer];
