@@ -278,15 +278,10 @@ def list_models(models_dir, warn=None) -> list[Weights]:
     return found
 
 
-def model_scale_for(scale: float, available=None) -> int | None:
-    """The model scale that serves a wanted scale alone: that scale, or else the
-    smallest larger one, its result shrunk to size (docs/real-pictures.md); None above
-    every model.  available: the model scales there are (default: every integer)."""
-    wanted = max(1, math.ceil(scale - 1e-9))
-    if available is None:
-        return wanted
-    larger = [s for s in available if s >= wanted]
-    return min(larger) if larger else None
+def model_scale_for(scale: float) -> int:
+    """The scale of the one model that serves a wanted scale alone (--model): that
+    scale, or else the next whole one, its result shrunk to size."""
+    return max(1, math.ceil(scale - 1e-9))
 
 
 def route(scale: float, models: list) -> list:

@@ -130,7 +130,7 @@ def upscale_picture(passes, picture: Picture, scale: float, tile: int = DEFAULT_
 
     passes: [(runner, its model's scale), ...], a route (sr.model_files.route) in order:
     each enlarges the colour with bicubic to its pass_sizes size and refines it there,
-    8-bit (or 16-bit) like a file.  A result larger than asked (x2.5 by the x3 model) is
+    8-bit (or 16-bit) like a file.  A result larger than asked (x2.5: the x2 model twice) is
     shrunk to size, Lanczos below x2 and bicubic above, as measured best
     (docs/real-pictures.md).  Alpha is a separate plane, never multiplied in."""
     size = output_size(picture.size, scale)

@@ -284,17 +284,15 @@ def test_a_translucent_webp_matches_python_upscale_under_transparency(page, url,
 
 def test_a_translucent_png_routed_through_two_passes_gets_python_upscales_alpha(page, url,
                                                                                 site,
-                                                                                tmp_path):
+                                                                                tmp_path,
+                                                                                capsys):
     """JPEG level 2 chosen for a translucent PNG at x3: its x2 model twice, shrunk to x3.
     Alpha is enlarged once, straight to the result's size, as main.py upscale does (not
     pass by pass with the colour)."""
     picture = tmp_path / "fixture.png"
     fixture_picture().save(picture)
-    main.main(["upscale", "-i", str(picture), "-o", str(tmp_path / "python"), "--models",
-               str(site["models"]), "--scale", "3", "--denoise", "2", "--cpu", "--precision",
-               "float32"])
-    (result,) = (tmp_path / "python").glob("fixture.*.png")
-    want = np.asarray(Image.open(result))
+    want, _ = cli_upscale_by_level(picture, site["models"], 3, tmp_path / "python", capsys,
+                                   "--denoise", "2")
     open_page(page, url)
     page.select_option("#denoise", "2")
     assert upscale_on_page(page, picture, 3) == "done", page.inner_text("#status")
@@ -309,17 +307,14 @@ def test_a_translucent_png_routed_through_two_passes_gets_python_upscales_alpha(
 @pytest.mark.parametrize("scale, chosen", [(1.5, "x2 clean model, shrunk to x1.5"),
                                            (2.5, "x2 clean model, twice, shrunk to x2.5")])
 def test_a_fractional_scale_shrinks_the_x2_models_result_as_python_upscale(page, url, site,
-                                                                           tmp_path, scale,
-                                                                           chosen):
+                                                                           tmp_path, capsys,
+                                                                           scale, chosen):
     """x1.5: the x2 model's result shrunk with Lanczos; x2.5: the x2 model twice (not
     the x3 one the site also has), its x4 result shrunk with bicubic; sides rounded half
     to even (97x61 -> 146x92, 242x152); alpha enlarged once. As main.py upscale."""
     picture = tmp_path / "fixture.png"
     fixture_picture().save(picture)
-    main.main(["upscale", "-i", str(picture), "-o", str(tmp_path / "python"), "--models",
-               str(site["models"]), "--scale", str(scale), "--cpu", "--precision", "float32"])
-    (result,) = (tmp_path / "python").glob("fixture.*.png")
-    want = np.asarray(Image.open(result))
+    want, _ = cli_upscale_by_level(picture, site["models"], scale, tmp_path / "python", capsys)
     open_page(page, url)
     assert upscale_on_page(page, picture, scale) == "done", page.inner_text("#status")
     assert page.inner_text("#choice") == f"not a JPEG → {chosen}"
@@ -850,12 +845,12 @@ def jpeg_file(path: Path, image: Image.Image, **params) -> Path:
 def cli_upscale_by_level(picture: Path, models: Path, scale: int, out_dir: Path, capsys,
                          *flags: str) -> tuple[np.ndarray, str]:
     """`main.py upscale` choosing the model from --models by the file's JPEG level, as
-    the page does: (its result, what it printed)."""
+    the page does: (its result as written, RGB or RGBA, and what it printed)."""
     main.main(["upscale", "-i", str(picture), "-o", str(out_dir), "--models", str(models),
                "--scale", str(scale), "--cpu", "--precision", "float32", "--format", "png",
                *flags])
     (result,) = out_dir.glob(f"{picture.stem}.*.png")
-    return np.asarray(Image.open(result).convert("RGB")), capsys.readouterr().out
+    return np.asarray(Image.open(result)), capsys.readouterr().out
 
 
 def test_page_estimates_jpeg_quality_and_level_as_sr_jpeg(page, url):
