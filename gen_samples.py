@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import stat
 import sys
@@ -23,7 +24,6 @@ import numpy as np
 from tqdm import tqdm
 
 from sr import cli
-from sr.atomic import current_umask
 from sr.errors import UserError
 from sr.imaging import cropped_size, modcrop
 from sr.patches import crop_pairs, fits_patch, patches_per_image
@@ -188,13 +188,15 @@ def write_folder(args, sizes, counts, rng) -> int:
     give it that name; an interrupted or failed run leaves nothing behind.  Returns
     the number of pairs."""
     output = args.output
+    # named before it exists, so that a Ctrl-C once it does finds it below (sr/atomic.py)
+    tmp = output.parent / f".{output.name}.tmp.{secrets.token_hex(4)}"
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp.", dir=output.parent))
-    except OSError as e:
-        raise UserError(f"{output}: cannot write there ({e.strerror})") from None
-    os.chmod(tmp, 0o777 & ~current_umask())   # mkdtemp makes 0700: widen it as mkdir would
-    try:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()   # 0777 less the umask, as mkdir makes it
+        except OSError as e:
+            tmp = None    # none of ours to remove
+            raise UserError(f"{output}: cannot write there ({e.strerror})") from None
         with cli.naming(output):   # a full disk's error names no file
             origin, qualities = write_samples(args, sizes, counts, tmp, rng)
             jpeg = list(args.jpeg) if args.jpeg else None
@@ -206,7 +208,7 @@ def write_folder(args, sizes, counts, rng) -> int:
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             publish(tmp, output, args.overwrite)
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp)
     return len(origin)
 

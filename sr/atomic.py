@@ -2,7 +2,7 @@
 rename.  Without overwrite an existing file is never replaced."""
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from sr.errors import UserError
@@ -25,27 +25,31 @@ def write_file_atomic(path, write, overwrite: bool = False) -> Path:
         raise UserError(f"{path}: is a folder, not a file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:   # name the file asked for, not the temporary one
+    except OSError as e:   # name the file asked for
         reason = ("a file stands where its folder should be"
                   if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror)
         raise UserError(f"{path}: cannot write there ({reason})") from None
+    # named before it exists (not mkstemp): a Ctrl-C once it does finds it in the finally
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
+        try:   # O_EXCL: a new file; mode 0666 less the umask, as open() makes it
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as e:
+            tmp = None    # none of ours to remove
+            raise UserError(f"{path}: cannot write there ({e.strerror})") from None
         with os.fdopen(fd, "wb") as f:
-            # mkstemp makes 0600: widen it as open() would have made it
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             write(f)
         if overwrite:
             os.replace(tmp, path)
         else:
             publish_new(tmp, path)
     finally:   # still there after a failure, or as the second name of a hard link
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
 
-def publish_new(tmp: str, path: Path) -> None:
+def publish_new(tmp: Path, path: Path) -> None:
     """Give the finished temporary file tmp the name path, which must not exist: by a
     hard link, or where the file system has none (FAT, exFAT, some network shares)
     an empty placeholder created exclusively, then replaced by the file."""
@@ -63,17 +67,3 @@ def publish_new(tmp: str, path: Path) -> None:
         except BaseException:
             os.unlink(path)   # the empty placeholder
             raise
-
-
-def current_umask() -> int:
-    """The process's umask, read without changing it where Linux tells it."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)   # elsewhere: set and restore (not thread-safe, rarely reached)
-    os.umask(mask)
-    return mask
