@@ -23,6 +23,7 @@ def run(main) -> None:
     try:
         with sigterm_as_ctrl_c():
             status = main()
+            stop_if_interrupted()   # not a success, whatever main made of it
     except UserError as e:
         # torchrun's processes (sr/distributed.py) all find the same mistake: the first says it
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0":
@@ -68,7 +69,18 @@ def ignore_interrupts() -> None:
 
 def _raise_interrupt(signum, frame):
     ignore_interrupts()
+    _interrupted.set()
     raise KeyboardInterrupt
+
+
+_interrupted = threading.Event()
+
+
+def stop_if_interrupted() -> None:
+    """KeyboardInterrupt again after a Ctrl-C that was lost (CPython drops what a __del__
+    or weakref callback raises, e.g. an import's), as later ones are ignored: loops check."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -461,6 +461,7 @@ def upscale_all(picker: ModelPicker, jobs, args, tile: int, default_suffix: bool
     skipped, done = 0, 0
     with tqdm(jobs, unit="file", disable=None if len(jobs) > 1 else True) as bar:
         for job in bar:
+            cli.stop_if_interrupted()
             bar.set_postfix_str(job.source.name, refresh=False)
             if args.skip_existing:
                 found = earlier_output(job.target, default_suffix, job.stem) or (
