@@ -40,16 +40,11 @@ from sr.imaging import (degraded_pair, resize, rgb_to_ycbcr, shrunk_pair,  # noq
 from sr.inference import TorchRunner  # noqa: E402
 from sr.metrics import psnr_y  # noqa: E402
 from sr.pictures import Picture, load_rgb  # noqa: E402
-from sr.training import augment, epoch_plan, lr_factor  # noqa: E402
+from sr.training import augment, epoch_plan, luma_plane as luma, lr_factor  # noqa: E402
 from sr.upscaling import upscale_picture  # noqa: E402
 
 COUNT, PATCH, BATCH = 4096, 48, 32
 LEVEL2 = (60, 90)
-
-
-def luma(rgb) -> np.ndarray:
-    """(H, W) float32 Y / 255 of an RGB picture or array."""
-    return rgb_to_ycbcr(np.asarray(rgb))[..., 0] / np.float32(255)
 
 
 def sawtooth(height: int, width: int, block: int, on: bool) -> np.ndarray:

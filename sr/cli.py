@@ -67,13 +67,13 @@ def ignore_interrupts() -> None:
         signal.signal(s, signal.SIG_IGN)
 
 
+_interrupted = threading.Event()   # set by the first Ctrl-C, which may yet be lost
+
+
 def _raise_interrupt(signum, frame):
     ignore_interrupts()
     _interrupted.set()
     raise KeyboardInterrupt
-
-
-_interrupted = threading.Event()
 
 
 def stop_if_interrupted() -> None:
